@@ -56,6 +56,7 @@ ENRICHMENT = pa.schema(
         pa.field("referer_host", pa.string()),
         pa.field("channel", pa.string()),
         pa.field("language", pa.string()),
+        pa.field("consent", pa.string()),  # null = no signal; "denied" when an opt-out was seen
     ]
 )
 
