@@ -1,0 +1,292 @@
+"""Typed conversions shared by every format, each vectorized or run once per distinct value.
+
+Raw captures arrive as strings; these turn them into the REQUESTS column types and conventions
+(DESIGN §2): UTC timestamps, `-` as null, request lines split, hosts without ports, IPs without
+brackets or ports, escapes decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from urllib.parse import unquote, unquote_plus
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..schema import TS
+
+_MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+
+
+def nullify(arr: pa.Array, *missing: str) -> pa.Array:
+    """Strings equal to one of `missing` (default `-` and empty) become null."""
+    missing = missing or ("-", "")
+    arr = arr.cast(pa.string())
+    return set_null(arr, pc.is_in(arr, pa.array(missing)))
+
+
+def set_null(arr: pa.Array, mask: pa.Array) -> pa.Array:
+    """`arr` with nulls where `mask` is true, sharing the value buffers (no copy of strings)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    mask = pc.fill_null(mask, False)
+    if not pc.any(mask).as_py():
+        return arr
+    valid = pc.and_not(pc.is_valid(arr), mask)
+    if arr.offset != 0 or valid.offset != 0 or not pa.types.is_string(arr.type):
+        return pc.if_else(mask, pa.scalar(None, arr.type), arr)
+    return pa.Array.from_buffers(arr.type, len(arr), [valid.buffers()[1], *arr.buffers()[1:]])
+
+
+def per_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """Apply `fn` to the distinct values of `arr` only, then expand (DESIGN §1)."""
+    if len(arr) == 0:
+        return fn(arr)
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return fn(enc.dictionary).take(enc.indices)
+
+
+def map_python(arr: pa.Array, fn: Callable[[str], object], typ: pa.DataType = pa.string()) -> pa.Array:
+    """Apply a Python function once per distinct non-null value."""
+    return per_distinct(arr, lambda d: pa.array([None if v is None else fn(v) for v in d.to_pylist()], typ))
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+def _strptime_distinct(arr: pa.Array, fmt: str) -> pa.Array:
+    def parse(d: pa.Array) -> pa.Array:
+        return pc.strptime(d, format=fmt, unit="us", error_is_null=True)
+
+    out = per_distinct(arr, parse)
+    return out.cast(TS) if out.type.tz else pc.assume_timezone(out, "UTC").cast(TS)
+
+
+def time_clf(arr: pa.Array) -> pa.Array:
+    """`10/Oct/2000:13:55:36 -0700` (optionally with `.mmm` fractions, or no zone: UTC)."""
+    arr = nullify(arr)
+    out = _strptime_distinct(arr, "%d/%b/%Y:%H:%M:%S %z")
+    if pc.all(pc.or_(pc.is_valid(out), pc.is_null(arr))).as_py():
+        return out
+    return pc.coalesce(out, map_python(arr, _parse_any_time, TS))
+
+
+def time_iso(arr: pa.Array) -> pa.Array:
+    """ISO 8601 / RFC 3339 with optional fraction and zone (`Z`, `+02:00`); no zone means UTC."""
+    return map_python(nullify(arr), _parse_any_time, TS)
+
+
+def time_epoch(arr: pa.Array, unit: str = "s") -> pa.Array:
+    """Epoch numbers (float or int strings) in `unit` s|ms|us|ns to UTC timestamps."""
+    scale = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}[unit]
+    num = pc.cast(nullify(arr.cast(pa.string())), pa.float64(), safe=False) if not pa.types.is_floating(arr.type) and not pa.types.is_integer(arr.type) else arr.cast(pa.float64())
+    micros = pc.round(pc.multiply(num, scale))
+    return pc.cast(micros, pa.int64()).cast(TS)
+
+
+def time_w3c(date: pa.Array, time: pa.Array) -> pa.Array:
+    """W3C `date` + `time` columns (UTC by definition) to timestamps."""
+    joined = pc.binary_join_element_wise(nullify(date), nullify(time), " ")
+    return pc.coalesce(_strptime_distinct(joined, "%Y-%m-%d %H:%M:%S"), time_iso(joined))
+
+
+_ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|[+-]\d\d:?\d\d)?$")
+_CLF = re.compile(rf"^(\d\d)/({_MONTHS})/(\d{{4}}):(\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:\s*([+-]\d{{4}}))?$")
+
+
+def _parse_any_time(text: str) -> datetime | None:
+    text = text.strip().strip("[]")
+    m = _ISO.match(text)
+    if m:
+        y, mo, d, h, mi, s, frac, zone = m.groups()
+        return _mk(int(y), int(mo), int(d), int(h), int(mi), int(s), frac, zone)
+    m = _CLF.match(text)
+    if m:
+        d, mon, y, h, mi, s, frac, zone = m.groups()
+        return _mk(int(y), _MONTHS.split("|").index(mon) + 1, int(d), int(h), int(mi), int(s), frac, zone)
+    return None
+
+
+def _mk(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str | None, zone: str | None) -> datetime | None:
+    from datetime import timedelta, timezone
+
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        tz = timezone.utc
+        if zone and zone != "Z":
+            z = zone.replace(":", "")
+            sign = -1 if z[0] == "-" else 1
+            tz = timezone(sign * timedelta(hours=int(z[1:3]), minutes=int(z[3:5])))
+        return datetime(y, mo, d, h, mi, min(s, 59), micro, tzinfo=tz).astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+# --- numbers and durations ----------------------------------------------------------------
+
+def to_int(arr: pa.Array, typ: pa.DataType = pa.int64()) -> pa.Array:
+    """Integer strings to `typ`; `-`, empty and anything not an integer become null."""
+    arr = nullify(arr.cast(pa.string()))
+    arr = pc.if_else(pc.match_substring_regex(arr, r"^-?\d{1,18}$"), arr, pa.scalar(None, pa.string()))
+    return arr.cast(pa.int64()).cast(typ, safe=False)
+
+
+def status(arr: pa.Array) -> pa.Array:
+    """HTTP status codes to int16 (`-` and nonsense become null)."""
+    arr = nullify(arr.cast(pa.string()))
+    ok = pc.match_substring_regex(arr, r"^\d{1,3}$")
+    return pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(pa.int16())
+
+
+def duration_ms(arr: pa.Array, unit: str) -> pa.Array:
+    """A duration in `unit` (s|ms|us|ns) to float milliseconds; lists like `0.1, 0.2` are summed
+    (nginx writes one value per upstream tried); `-` and negatives (ALB's -1) become null."""
+    factor = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}[unit]
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+        num = arr.cast(pa.float64())
+    else:
+        s = nullify(arr.cast(pa.string()))
+        s = pc.replace_substring_regex(s, r"(ms|s)$", "")
+        simple = pc.match_substring_regex(s, r"^-?\d+(\.\d+)?$")
+        num = pc.if_else(simple, s, pa.scalar(None, pa.string())).cast(pa.float64())
+        if not pc.all(pc.or_(simple, pc.is_null(s))).as_py():
+            num = pc.coalesce(num, map_python(s, _sum_list, pa.float64()))
+    num = pc.multiply(num, factor)
+    return pc.if_else(pc.less(num, 0), pa.scalar(None, pa.float64()), num)
+
+
+def _sum_list(text: str) -> float | None:
+    try:
+        parts = [float(p) for p in re.split(r"[,:]\s*", text) if p.strip() not in ("", "-")]
+    except ValueError:
+        return None
+    return sum(parts) if parts else None
+
+
+# --- request line, hosts, addresses ---------------------------------------------------------
+
+REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
+TARGET_RE = r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*))?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
+
+
+REQUEST_SHAPE = r"^[A-Za-z][A-Za-z0-9_-]* [^ ]+ [A-Za-z]+/[0-9.]+$"
+
+
+def split_request(request: pa.Array) -> dict[str, pa.Array]:
+    """Split `"$request"` into method, scheme, host, path, query, protocol.
+
+    A request that is not `METHOD TARGET [PROTOCOL]` (`""`, `"-"`, TLS bytes) keeps nulls and
+    its raw text in `request_raw` (goes to `fields.request`). The usual three-word shape is
+    split on spaces (several times faster than a capturing regex); the rest takes the regex.
+    """
+    request = request.cast(pa.string())
+    shaped = pc.fill_null(pc.match_substring_regex(request, REQUEST_SHAPE), False)
+    if pc.all(shaped).as_py():
+        words = pc.split_pattern(request, " ", max_splits=2)
+        method, target, protocol = (pc.list_element(words, i) for i in range(3))
+    else:
+        parts = pc.extract_regex(request, REQUEST_RE)
+        method = pc.struct_field(parts, "method")
+        target = pc.struct_field(parts, "target")
+        protocol = nullify(pc.struct_field(parts, "protocol"), "")
+    out = split_target(target)
+    out["method"] = method
+    out["protocol"] = protocol
+    out["request_raw"] = set_null(nullify(request, ""), pc.is_valid(method))
+    return out
+
+
+def split_target(target: pa.Array) -> dict[str, pa.Array]:
+    """Split a request target (origin- or absolute-form) into scheme, host, path, query."""
+    target = target.cast(pa.string())
+    null = pa.scalar(None, pa.string())
+    origin = pc.fill_null(pc.starts_with(target, "/"), False)
+    if pc.all(pc.or_(origin, pc.is_null(target))).as_py():
+        path = pc.list_element(pc.split_pattern(target, "?", max_splits=1), 0)
+        query = pc.struct_field(pc.extract_regex(target, r"\?(?P<q>.*)$"), "q")
+        n = len(target)
+        return {"scheme": pa.nulls(n, pa.string()), "host": pa.nulls(n, pa.string()), "path": path, "query": query}
+    t = pc.extract_regex(target, TARGET_RE)
+    scheme = nullify(pc.struct_field(t, "scheme"), "")
+    host = host_only(nullify(pc.struct_field(t, "authority"), ""))
+    path = pc.struct_field(t, "path")
+    path = pc.if_else(pc.and_(pc.is_valid(scheme), pc.equal(path, "")), "/", path)
+    # Keep a null path where there was no target at all; `""` only where the target was empty.
+    path = set_null(path, pc.is_null(target))
+    query = pc.struct_field(t, "query")
+    has_q = pc.match_substring(target, "?")
+    query = pc.if_else(pc.fill_null(has_q, False), query, null)
+    return {"scheme": scheme, "host": host, "path": path, "query": query}
+
+
+def host_only(arr: pa.Array) -> pa.Array:
+    """A Host header or vhost without its port (and without IPv6 brackets), lower-cased."""
+    arr = nullify(arr.cast(pa.string()))
+    arr = pc.replace_substring_regex(arr, r"^([^@]*@)", "")
+    bracket = pc.extract_regex(arr, r"^\[(?P<h>[^\]]*)\]")
+    no_port = pc.replace_substring_regex(arr, r"^([^:\[]*):\d*$", r"\1")
+    return pc.utf8_lower(pc.coalesce(pc.struct_field(bracket, "h"), no_port))
+
+
+def client_ip(arr: pa.Array) -> pa.Array:
+    """An address as logged: IPv6 without brackets, no port (`1.2.3.4:5678` → `1.2.3.4`)."""
+    arr = nullify(arr.cast(pa.string()))
+    bracket = pc.struct_field(pc.extract_regex(arr, r"^\[(?P<h>[^\]]*)\]"), "h")
+    v4port = pc.replace_substring_regex(arr, r"^([^:]+):\d+$", r"\1")
+    return pc.coalesce(bracket, v4port)
+
+
+# --- escapes ------------------------------------------------------------------------------
+
+_ESC = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _unescape_one(text: str) -> str:
+    raw = bytearray()
+    pos = 0
+    for m in _ESC.finditer(text):
+        raw += text[pos:m.start()].encode("utf-8")
+        tok = m.group(1)
+        if tok[0] == "x" and len(tok) == 3:
+            raw.append(int(tok[1:], 16))
+        else:
+            raw += _SIMPLE.get(tok, "\\" + tok).encode("utf-8")
+        pos = m.end()
+    raw += text[pos:].encode("utf-8")
+    return raw.decode("utf-8", "replace")
+
+
+def unescape(arr: pa.Array) -> pa.Array:
+    """Decode nginx `\\xHH` and Apache `\\"` / `\\\\` escapes, only where a backslash occurs."""
+    arr = arr.cast(pa.string())
+    has = pc.fill_null(pc.match_substring(arr, "\\"), False)
+    if not pc.any(has).as_py():
+        return arr
+    return pc.if_else(has, map_python(arr, _unescape_one), arr)
+
+
+def url_decode(arr: pa.Array, plus: bool = True) -> pa.Array:
+    """Percent-decode (and `+` as space when `plus`), once per distinct value, where needed."""
+    arr = arr.cast(pa.string())
+    pattern = r"[%+]" if plus else "%"
+    has = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    if not pc.any(has).as_py():
+        return arr
+    fn = unquote_plus if plus else unquote
+    return pc.if_else(has, map_python(arr, fn), arr)
+
+
+def first_of(*arrays: pa.Array | None) -> pa.Array | None:
+    """Coalesce the given arrays (skipping Nones)."""
+    present = [a for a in arrays if a is not None]
+    return pc.coalesce(*present) if present else None
+
+
+def as_mask(arr: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as a numpy mask (nulls are false)."""
+    return pc.fill_null(arr, False).to_numpy(zero_copy_only=False)

@@ -1,0 +1,357 @@
+"""Compile nginx `log_format` and Apache `LogFormat` strings into vectorized parsers.
+
+A template becomes two plans (DESIGN §3, §8):
+- a **split plan**: split each line on `"` and run small regexes (≤ 4 groups, RE2's fast
+  one-pass matcher) on the short unquoted parts, taking quoted values as they are;
+- a **full regex** with one named group per variable, for the rare lines the split plan cannot
+  take (escaped quotes inside a field, a last quoted field cut off without its closing quote).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UsageError
+from ..lines import Lines
+from .base import LogFormat, Parsed, assemble
+from .columns import convert_vars
+from .variables import QUOTED, Var, apache_var, nginx_var
+
+Token = str | Var
+MAX_GROUPS = 4  # RE2's one-pass matcher handles at most this many capture groups (DESIGN §8)
+
+_NGINX_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_APACHE_DIRECTIVE = re.compile(r"%(?:[<>!\d,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
+
+
+def tokenize(spec: str) -> list[Token]:
+    """Parse `nginx:…` or `apache:…` (default nginx when it has `$`) into tokens."""
+    dialect, _, body = spec.partition(":")
+    if dialect not in ("nginx", "apache"):
+        dialect, body = ("apache" if "%" in spec and "$" not in spec else "nginx"), spec
+    tokens: list[Token] = []
+    pos = 0
+    if dialect == "nginx":
+        for m in _NGINX_VAR.finditer(body):
+            tokens.append(body[pos:m.start()])
+            tokens.append(nginx_var(m.group(1) or m.group(2)))
+            pos = m.end()
+    else:
+        body = body.replace('\\"', '"')
+        for m in _APACHE_DIRECTIVE.finditer(body):
+            tokens.append(body[pos:m.start()])
+            code = m.group(2)
+            if code == "%":
+                tokens.append("%")
+            else:
+                tokens.append(apache_var(code, m.group(1)))
+            pos = m.end()
+    tokens.append(body[pos:])
+    merged: list[Token] = []
+    for tok in tokens:
+        if isinstance(tok, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += tok
+        elif tok != "":
+            merged.append(tok)
+    if not any(isinstance(t, Var) for t in merged):
+        raise UsageError(f"log format has no variables: {spec!r}")
+    return merged
+
+
+@dataclass
+class _Segment:
+    quoted: bool
+    tokens: list[Token]
+
+
+class Template:
+    """One compiled template: its variables, full regex and split plan."""
+
+    def __init__(self, spec: str, allow_trailing: bool = False, prefix: str = "",
+                 patterns: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self.tokens = [
+            replace(t, pattern=patterns[t.name]) if isinstance(t, Var) and patterns and t.name in patterns else t
+            for t in tokenize(spec)
+        ]
+        self.vars: list[Var] = [t for t in self.tokens if isinstance(t, Var)]
+        self.allow_trailing = allow_trailing
+        self.prefix = prefix  # a regex for text some shippers put before the line (syslog)
+        self.full_regex = self._full_regex()
+        self.segments = self._segments()
+
+    # -- full regex -------------------------------------------------------------------------
+    def _pattern(self, i: int, quoted: bool, nxt: Token | None) -> str:
+        var = self.tokens[i]
+        assert isinstance(var, Var)
+        if quoted:
+            return QUOTED
+        if var.pattern.startswith(r"\[") or var.pattern != r"\S+":
+            return var.pattern
+        if isinstance(nxt, str) and nxt[:1] and not nxt[0].isspace() and nxt[0] not in "\"":
+            return rf"[^\s{re.escape(nxt[0])}]+"  # `$host:$port`: stop at the separator
+        return var.pattern
+
+    def _full_regex(self) -> str:
+        parts = ["^", self.prefix]
+        quoted = False
+        n_quotes = sum(t.count('"') for t in self.tokens if isinstance(t, str))
+        seen_quotes = 0
+        for i, tok in enumerate(self.tokens):
+            if isinstance(tok, str):
+                for ch in tok:
+                    if ch == '"':
+                        seen_quotes += 1
+                        last = seen_quotes == n_quotes and i == len(self.tokens) - 1 and tok.endswith('"')
+                        parts.append('(?:"|$)' if last else '"')
+                        quoted = not quoted
+                    else:
+                        parts.append(" +" if ch == " " else re.escape(ch))
+            else:
+                nxt = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
+                parts.append(f"(?P<v{i}>{self._pattern(i, quoted, nxt)})")
+        if self.allow_trailing:
+            parts.append(r"(?: +(?P<extra>.*))?")
+        parts.append("$")
+        return "".join(parts)
+
+    # -- split plan -------------------------------------------------------------------------
+    def _segments(self) -> list[_Segment] | None:
+        if self.prefix or not any(isinstance(t, str) and '"' in t for t in self.tokens):
+            return None
+        segs = [_Segment(False, [])]
+        for tok in self.tokens:
+            if isinstance(tok, str):
+                pieces = tok.split('"')
+                for j, piece in enumerate(pieces):
+                    if j:
+                        segs.append(_Segment(not segs[-1].quoted, []))
+                    if piece:
+                        segs[-1].tokens.append(piece)
+            else:
+                segs[-1].tokens.append(tok)
+        return segs
+
+    def _segment_regexes(self, seg: _Segment, base: int) -> list[tuple[str, list[tuple[str, int]]]]:
+        """Regexes for one segment, each with ≤ MAX_GROUPS groups: [(regex, [(group, var_idx)])]."""
+        var_positions = [i for i, t in enumerate(seg.tokens) if isinstance(t, Var)]
+        out = []
+        for start in range(0, max(len(var_positions), 1), MAX_GROUPS):
+            chosen = set(var_positions[start:start + MAX_GROUPS])
+            parts, groups = ["^"], []
+            for i, tok in enumerate(seg.tokens):
+                if isinstance(tok, str):
+                    parts.append("".join(" +" if c == " " else re.escape(c) for c in tok))
+                    continue
+                nxt = seg.tokens[i + 1] if i + 1 < len(seg.tokens) else None
+                pat = QUOTED if seg.quoted else self._seg_pattern(tok, nxt)
+                if i in chosen:
+                    parts.append(f"(?P<g{i}>{pat})")
+                    groups.append((f"g{i}", base + i))
+                else:
+                    parts.append(f"(?:{pat})")
+            parts.append("$")
+            out.append(("".join(parts), groups))
+        return out
+
+    @staticmethod
+    def _seg_pattern(var: Var, nxt: Token | None) -> str:
+        if var.pattern != r"\S+":
+            return var.pattern
+        if isinstance(nxt, str) and nxt[:1] and not nxt[0].isspace():
+            return rf"[^\s{re.escape(nxt[0])}]+"
+        return var.pattern
+
+    def parse_raw(self, text: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
+        """Raw captured strings per variable name for every line, and the matched mask."""
+        n = len(text)
+        raw: dict[str, pa.Array] = {}
+        ok = np.zeros(n, dtype=bool)
+        fallback = np.ones(n, dtype=bool)
+        if self.segments is not None and n:
+            fast, fast_ok = self._split_plan(text)
+            ok |= fast_ok
+            fallback = ~fast_ok
+            raw = fast
+        if fallback.any():
+            idx = np.flatnonzero(fallback)
+            sub = text.take(pa.array(idx))
+            m = pc.extract_regex(sub, self.full_regex)
+            matched = pc.is_valid(m).to_numpy(zero_copy_only=False)
+            ok[idx[matched]] = True
+            names = {f"v{i}": t.name for i, t in enumerate(self.tokens) if isinstance(t, Var)}
+            if self.allow_trailing:
+                names["extra"] = "extra"
+            for group, name in names.items():
+                vals = pc.struct_field(m, group)
+                raw[name] = _scatter(raw.get(name), vals, idx, n)
+        return raw, ok
+
+    def _split_plan(self, text: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
+        assert self.segments is not None
+        parts = pc.split_pattern(text, '"')
+        ok = pc.equal(pc.list_value_length(parts), len(self.segments)).to_numpy(zero_copy_only=False)
+        if not ok.any():
+            return {}, ok
+        idx = None if ok.all() else np.flatnonzero(ok)
+        if idx is not None:
+            parts = parts.filter(pa.array(ok))
+        raw: dict[str, pa.Array] = {}
+        sub_ok = np.ones(len(parts), dtype=bool)
+        base = 0
+        for s, seg in enumerate(self.segments):
+            part = pc.list_element(parts, s)
+            if seg.quoted and len(seg.tokens) == 1 and isinstance(seg.tokens[0], Var):
+                raw[seg.tokens[0].name] = part
+            elif not any(isinstance(t, Var) for t in seg.tokens):
+                literal = "".join(t for t in seg.tokens if isinstance(t, str))
+                if literal.strip():
+                    pattern = "^" + re.escape(literal).replace(r"\ ", " +") + "$"
+                    sub_ok &= pc.fill_null(pc.match_substring_regex(part, pattern), False).to_numpy(zero_copy_only=False)
+            elif (words := _split_words(part, seg)) is not None:
+                values, words_ok = words
+                raw.update(values)
+                sub_ok &= words_ok
+            else:
+                for regex, groups in self._segment_regexes(seg, base):
+                    m = pc.extract_regex(part, regex)
+                    sub_ok &= pc.is_valid(m).to_numpy(zero_copy_only=False)
+                    for group, tok_idx in groups:
+                        tok = seg.tokens[tok_idx - base]
+                        assert isinstance(tok, Var)
+                        raw[tok.name] = pc.struct_field(m, group)
+            base += len(seg.tokens)
+        if idx is None:
+            return raw, sub_ok
+        n = len(text)
+        ok[idx] = sub_ok
+        return {k: _scatter(None, v, idx, n) for k, v in raw.items()}, ok
+
+
+_WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
+
+
+def _word_plan(seg: _Segment) -> tuple[list[tuple], int] | None:
+    """Plan an unquoted segment as space-separated words, or None when it cannot be.
+
+    Each step is ("lit", position, text) or ("var", position, span, prefix, suffix, var).
+    """
+    words: list[list[Token]] = [[]]
+    for tok in seg.tokens:
+        if isinstance(tok, str):
+            for j, piece in enumerate(tok.split(" ")):
+                if j:
+                    words.append([])
+                if piece:
+                    words[-1].append(piece)
+        else:
+            words[-1].append(tok)
+    steps: list[tuple] = []
+    pos = 0
+    for word in words:
+        found = [t for t in word if isinstance(t, Var)]
+        if len(found) > 1:
+            return None
+        if not found:
+            steps.append(("lit", pos, "".join(str(t) for t in word)))
+            pos += 1
+            continue
+        var = found[0]
+        if var.kind == "time_clf":
+            span = 1
+        elif var.pattern in _WORD_PATTERNS:
+            span = 0
+        else:
+            return None
+        at = word.index(var)
+        prefix = "".join(str(t) for t in word[:at])
+        suffix = "".join(str(t) for t in word[at + 1:])
+        steps.append(("var", pos, span, prefix, suffix, var))
+        pos += span + 1
+    return steps, pos
+
+
+def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:
+    """Values of an unquoted segment by splitting on single spaces (None: use the regex)."""
+    plan = _word_plan(seg)
+    if plan is None:
+        return None
+    steps, count = plan
+    words = pc.split_pattern(part, " ")
+    if not pc.all(pc.equal(pc.list_value_length(words), count)).as_py():
+        return None  # some lines have other spacing: the segment regex handles them all
+    ok = np.ones(len(part), dtype=bool)
+    values: dict[str, pa.Array] = {}
+    for step in steps:
+        if step[0] == "lit":
+            ok &= pc.equal(pc.list_element(words, step[1]), step[2]).to_numpy(zero_copy_only=False)
+            continue
+        _, pos, span, prefix, suffix, var = step
+        value = pc.list_element(words, pos)
+        for extra in range(1, span + 1):
+            value = pc.binary_join_element_wise(value, pc.list_element(words, pos + extra), " ")
+        if prefix or suffix:
+            fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
+            ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
+            value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
+        values[var.name] = value
+    return values, ok
+
+
+def _scatter(base: pa.Array | None, values: pa.Array, idx: np.ndarray, n: int) -> pa.Array:
+    """Put `values` at positions `idx` (ascending) of a length-`n` array (over `base` or nulls)."""
+    if base is None:
+        base = pa.nulls(n, pa.string())
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    return pc.replace_with_mask(base.cast(pa.string()), pa.array(mask), values.cast(pa.string()))
+
+
+class TemplateFormat(LogFormat):
+    """A format made of one or more templates, tried in order for lines the previous missed."""
+
+    def __init__(self, name: str, description: str, templates: list[Template],
+                 overrides: dict[str, dict[str, Any]] | None = None, detectable: bool = True) -> None:
+        self.name, self.description, self.templates = name, description, templates
+        self.detectable = detectable
+        self.overrides = overrides or {}
+
+    @classmethod
+    def from_spec(cls, name: str, spec: str, description: str = "") -> TemplateFormat:
+        """A user's own `nginx:…` / `apache:…` layout."""
+        return cls(name, description or f"custom layout {spec}", [Template(spec, allow_trailing=False)],
+                   detectable=False)
+
+    def parse(self, lines: Lines, state: dict[str, Any]) -> Parsed:
+        """Parse a block with the first template that fits each line."""
+        n = len(lines)
+        todo = np.ones(n, dtype=bool)
+        raw: dict[str, pa.Array] = {}
+        variables: dict[str, Var] = {}
+        for tpl in self.templates:
+            if not todo.any():
+                break
+            idx = np.flatnonzero(todo)
+            sub_raw, sub_ok = tpl.parse_raw(lines.text.take(pa.array(idx)) if len(idx) < n else lines.text)
+            hit = idx[sub_ok]
+            if len(hit) == n:  # the usual case: the first template took every line
+                raw = dict(sub_raw)
+                variables.update({v.name: v for v in tpl.vars})
+                todo[:] = False
+                break
+            for name, values in sub_raw.items():
+                values = values.filter(pa.array(sub_ok))
+                raw[name] = _scatter(raw.get(name), values, hit, n)
+            for v in tpl.vars:
+                variables.setdefault(v.name, v)
+            todo[hit] = False
+        if "extra" in raw:
+            variables["extra"] = Var("extra", "text", None)
+        columns, fields = convert_vars(raw, variables, n)
+        return assemble(lines, columns, pa.array(~todo), fields)
