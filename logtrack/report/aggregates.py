@@ -1,0 +1,210 @@
+"""Aggregate reports over the whole dataset in DIR (DESIGN §6): `build_reports`.
+
+Reports aggregate every run's parts, so a dataset built by several runs (other files of the same
+days, other days) reports as one. Memory stays bounded: every report is a streaming scan of the
+few columns it needs into an Acero group-by (`scan.py`). Request-level traffic is scanned once,
+grouped by (date, hour, status), and the hourly, status and daily figures are rolled up from that
+small table. Schemas and definitions: `specs.py` (`REPORT_SCHEMAS`, `REPORT_DESCRIPTIONS`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zoneinfo
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import UsageError
+from .dimensions import events_by_day, rejects_by_reason, session_reports, sessions_daily, sessions_totals
+from .scan import (
+    DISTINCT,
+    PathGrouper,
+    aggregate,
+    as_int,
+    count_rows,
+    flag,
+    group_paths,
+    is_pageview,
+    local_date,
+    local_hour,
+    ratio,
+    scan,
+    top,
+    zero_fill,
+)
+from .specs import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, finish
+
+__all__ = ["build_reports", "REPORT_DESCRIPTIONS", "REPORT_SCHEMAS"]
+
+F = pc.field
+COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_errors", "bytes_sent",
+          "client_ips", "sessions", "visitors", "users", "engaged_sessions", "events"]
+
+
+def _traffic(out_dir: Path, timezone: str) -> pa.Table:
+    """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan."""
+    cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
+            "pv": as_int(is_pageview()), "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent")}
+    aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
+            ("bytes_sent", "sum", None, "bytes_sent")]
+    table = aggregate(scan(out_dir, "requests", cols), aggs, keys=["date", "hour", "status"])
+    status = table["status"]
+    is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
+    is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
+    zero = pa.scalar(0, pa.int64())
+    table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
+    return table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
+
+
+def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
+    """Sum `columns` of a finer group-by over `keys` (names kept)."""
+    out = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in columns])
+    return out.rename_columns([n.removesuffix("_sum") for n in out.column_names])
+
+
+def _request_daily(out_dir: Path, traffic: pa.Table, timezone: str) -> pa.Table:
+    """Per date: the traffic roll-up plus request-time percentiles and distinct client IPs."""
+    daily = _rollup(traffic, ["date"], ["requests", "pageviews", "bot_requests", "bytes_sent",
+                                        "client_errors", "server_errors"])
+    cols = {"date": local_date("ts", timezone), "ms": F("request_time_ms"), "client_ip": F("client_ip")}
+    digest = pc.TDigestOptions(q=[0.5, 0.95], skip_nulls=True)
+    extra = aggregate(scan(out_dir, "requests", cols),
+                      [("ms", "tdigest", digest, "q"), ("client_ip", "count_distinct", DISTINCT, "client_ips")],
+                      keys=["date"])
+    q = extra["q"]
+    extra = extra.drop_columns(["q"])
+    for i, name in enumerate(["p50_request_time_ms", "p95_request_time_ms"]):
+        values = pc.list_element(q, i)
+        extra = extra.append_column(name, pc.if_else(pc.is_nan(values), pa.scalar(None, pa.float64()), values))
+    return daily.join(extra, "date", join_type="full outer")
+
+
+def daily_kpis(out_dir: Path, traffic: pa.Table, events: pa.Table, timezone: str) -> pa.Table:
+    """One row per local date joining request, session and event figures."""
+    table = _request_daily(out_dir, traffic, timezone)
+    table = table.join(sessions_daily(out_dir, timezone), "date", join_type="full outer")
+    table = table.join(_rollup(events.select(["date", "events"]), ["date"], ["events"]), "date",
+                       join_type="full outer")
+    table = zero_fill(table, COUNTS)
+    errors = pc.add(table["client_errors"], table["server_errors"])
+    table = table.append_column("bot_share", ratio(table["bot_requests"], table["requests"]))
+    table = table.append_column("error_rate", ratio(errors, table["requests"]))
+    return finish("daily_kpis", table.sort_by("date"))
+
+
+def top_pages(out_dir: Path, grouper: PathGrouper | None, limit: int | None) -> pa.Table:
+    """Pageviews and visitors per page (or per path template), ranked."""
+    reader = scan(out_dir, "requests", {"path": F("path"), "anonymous_id": F("anonymous_id")},
+                  where=is_pageview(), transform=group_paths("path", grouper))
+    table = aggregate(reader, [count_rows("pageviews"), ("anonymous_id", "count_distinct", DISTINCT, "visitors")],
+                      keys=["path"])
+    total = pc.sum(table["pageviews"]).as_py() or 0
+    table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
+    return finish("top_pages", top(table, "pageviews", ["path"], limit))
+
+
+def request_reports(out_dir: Path, limit: int | None) -> dict[str, pa.Table]:
+    """bots_by_name, not_found_paths, server_error_paths, user_agents."""
+    status = F("status")
+    bots = aggregate(
+        scan(out_dir, "requests", {"bot_name": F("bot_name"), "client_ip": F("client_ip"), "ts": F("ts")},
+             where=flag("is_bot")),
+        [count_rows("requests"), ("client_ip", "count_distinct", DISTINCT, "client_ips"),
+         ("ts", "min", None, "first_seen"), ("ts", "max", None, "last_seen")], keys=["bot_name"])
+    not_found = aggregate(
+        scan(out_dir, "requests", {"path": F("path"), "bot": as_int(flag("is_bot")), "ts": F("ts")},
+             where=status == 404),
+        [count_rows("requests"), ("bot", "sum", None, "bot_requests"), ("ts", "max", None, "last_seen")],
+        keys=["path"])
+    server = aggregate(
+        scan(out_dir, "requests", {"path": F("path"), "status": status, "ts": F("ts")},
+             where=(status >= 500) & (status < 600)),
+        [count_rows("requests"), ("ts", "max", None, "last_seen")], keys=["path", "status"])
+    agents = aggregate(
+        scan(out_dir, "requests", {"user_agent": F("user_agent"), "bot": flag("is_bot")}),
+        [count_rows("requests"), ("bot", "any", None, "is_bot")], keys=["user_agent"])
+    return {
+        "bots_by_name": finish("bots_by_name", top(bots, "requests", ["bot_name"], limit)),
+        "not_found_paths": finish("not_found_paths", top(not_found, "requests", ["path"], limit)),
+        "server_error_paths": finish("server_error_paths", top(server, "requests", ["path", "status"], limit)),
+        "user_agents": finish("user_agents", top(agents, "requests", ["user_agent"], limit)),
+    }
+
+
+def _totals(out_dir: Path, traffic: pa.Table, events: pa.Table, rejects: pa.Table) -> pa.Table:
+    """The one-row `totals` report."""
+    sums = {c: pc.sum(traffic[c]).as_py() or 0
+            for c in ("requests", "pageviews", "bot_requests", "client_errors", "server_errors")}
+    overall = aggregate(scan(out_dir, "requests", {"client_ip": F("client_ip"), "ts": F("ts")}),
+                        [("client_ip", "count_distinct", DISTINCT, "client_ips"),
+                         ("ts", "min", None, "first_ts"), ("ts", "max", None, "last_ts")]).to_pylist()[0]
+    row = {
+        **overall,
+        **sums,
+        "days": len(pc.unique(traffic["date"])),
+        "bot_share": sums["bot_requests"] / sums["requests"] if sums["requests"] else None,
+        "error_rate": (sums["client_errors"] + sums["server_errors"]) / sums["requests"] if sums["requests"] else None,
+        **sessions_totals(out_dir),
+        "events": pc.sum(events["events"]).as_py() or 0,
+        "rejects": pc.sum(rejects["rejects"]).as_py() or 0,
+    }
+    return finish("totals", pa.Table.from_pylist([row]))
+
+
+def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezone: str = "UTC", *,
+                  limit: int | None = 1000, write: bool = True) -> dict[str, pa.Table]:
+    """Aggregate every dataset in `out_dir` into the reports of `REPORT_SCHEMAS`.
+
+    `path_grouper` maps an array of concrete paths to path templates (`/products/{product_id}`);
+    it groups top, entry and exit pages. Ranked reports keep their first `limit` rows (None:
+    all). With `write`, each report is also written (atomically) to `out_dir/reports/<name>.parquet`.
+    Returns the reports by name, every name present (empty tables when there is no data).
+    """
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+        raise UsageError(f"unknown time zone {timezone!r}") from e
+    out_dir = Path(out_dir)
+    traffic = _traffic(out_dir, timezone)
+    events = events_by_day(out_dir, timezone)
+    rejects = rejects_by_reason(out_dir)
+    totals = _totals(out_dir, traffic, events, rejects)
+    reports: dict[str, pa.Table] = {
+        "daily_kpis": daily_kpis(out_dir, traffic, events, timezone),
+        "totals": totals,
+        "top_pages": top_pages(out_dir, path_grouper, limit),
+        **session_reports(out_dir, totals["sessions"][0].as_py(), path_grouper, limit),
+        "status_codes_by_day": finish("status_codes_by_day", _rollup(traffic, ["date", "status"], ["requests"])
+                                      .sort_by([("date", "ascending"), ("status", "ascending")])),
+        **request_reports(out_dir, limit),
+        "events_by_day": events,
+        "hourly_traffic": finish("hourly_traffic", _rollup(traffic, ["date", "hour"],
+                                                           ["requests", "pageviews", "bot_requests"])
+                                 .sort_by([("date", "ascending"), ("hour", "ascending")])),
+        "rejects_by_reason": rejects,
+    }
+    reports = {name: reports[name] for name in REPORT_SCHEMAS}
+    if write:
+        write_reports(out_dir, reports)
+    return reports
+
+
+def write_reports(out_dir: Path, reports: dict[str, pa.Table]) -> list[Path]:
+    """Write each report to `out_dir/reports/<name>.parquet`, atomically (aside, then rename)."""
+    folder = Path(out_dir) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in reports.items():
+        path = folder / f"{name}.parquet"
+        tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        paths.append(path)
+    return paths

@@ -1,0 +1,153 @@
+"""Streaming scans and group-bys over the datasets, with bounded memory.
+
+A scan reads only the columns a report needs (computed columns are Arrow expressions evaluated
+by the scanner, in C++), batch by batch, and feeds an Acero aggregate node: memory holds the
+group states (one per distinct key; a distinct count keeps its distinct values, a t-digest a
+few hundred centroids), never the dataset. Python touches each batch only to map paths through
+a `path_grouper`, and then once per distinct path of the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.acero as ac
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from .dataset import KIND_SCHEMAS
+
+Expr = pc.Expression
+PathGrouper = Callable[[pa.Array], pa.Array]
+PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
+BATCH_ROWS = 128 * 1024
+
+
+def open_dataset(out_dir: Path, kind: str) -> ds.Dataset:
+    """The kind's dataset under `out_dir` (every run's parts); an empty one when absent."""
+    schema = pa.schema([pa.field(f.name, f.type) for f in KIND_SCHEMAS[kind]] + [("date", pa.string())])
+    path = Path(out_dir) / kind
+    if not path.is_dir():
+        return ds.dataset(schema.empty_table())
+    # The explicit schema makes parts written before a column existed read it as null.
+    return ds.dataset(path, schema=schema, format="parquet", partitioning=PARTITIONING)
+
+
+def has_rows(out_dir: Path, kind: str) -> bool:
+    """Whether the kind's dataset exists and holds at least one row."""
+    return open_dataset(out_dir, kind).scanner(columns=[]).head(1).num_rows > 0
+
+
+def call(function: str, *args: Expr | pa.Scalar) -> Expr:
+    """An expression calling any Arrow compute function."""
+    return Expr._call(function, [a if isinstance(a, Expr) else pc.scalar(a) for a in args])
+
+
+def flag(column: str) -> Expr:
+    """A boolean column with null read as False."""
+    return call("coalesce", pc.field(column), pa.scalar(False))
+
+
+def as_int(expr: Expr) -> Expr:
+    """A boolean expression as 0/1 int64 (null as 0), for summing."""
+    return call("coalesce", expr, pa.scalar(False)).cast(pa.int64())
+
+
+def local_date(column: str, timezone: str) -> Expr:
+    """The local calendar date of a UTC timestamp column."""
+    local = pc.field(column).cast(pa.timestamp("us", tz=timezone))
+    return call("local_timestamp", local).cast(pa.date32())
+
+
+def local_hour(column: str, timezone: str) -> Expr:
+    """The local hour (0–23) of a UTC timestamp column."""
+    return call("hour", pc.field(column).cast(pa.timestamp("us", tz=timezone))).cast(pa.int8())
+
+
+def is_pageview() -> Expr:
+    """A request that is a pageview: a GET answered 2xx, not static, not a bot, with a path."""
+    status = pc.field("status")
+    pv = ((pc.field("method") == "GET") & (status >= 200) & (status < 300)
+          & ~flag("is_bot") & ~flag("is_static") & pc.field("path").is_valid())
+    return call("coalesce", pv, pa.scalar(False))
+
+
+def group_paths(column: str, grouper: PathGrouper | None) -> Callable[[pa.RecordBatch], pa.RecordBatch] | None:
+    """A batch transform mapping `column` through `grouper`, once per distinct value."""
+    if grouper is None:
+        return None
+
+    def transform(batch: pa.RecordBatch) -> pa.RecordBatch:
+        i = batch.schema.get_field_index(column)
+        encoded = pc.dictionary_encode(batch.column(i))
+        mapped = pa.array(grouper(encoded.dictionary)).cast(pa.string())
+        return batch.set_column(i, column, mapped.take(encoded.indices))
+
+    return transform
+
+
+def scan(out_dir: Path, kind: str, columns: dict[str, Expr], where: Expr | None = None,
+         transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> pa.RecordBatchReader:
+    """Stream `columns` (name → expression) of the rows matching `where`, batch by batch."""
+    dataset = open_dataset(out_dir, kind)
+    reader = dataset.scanner(columns=columns, filter=where, batch_size=BATCH_ROWS).to_reader()
+    if transform is None:
+        return reader
+    schema = transform(pa.RecordBatch.from_pylist([], schema=reader.schema)).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            yield transform(batch)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+Agg = tuple[str | list[str], str, pc.FunctionOptions | None, str]
+
+
+def aggregate(reader: pa.RecordBatchReader, aggs: list[Agg], keys: list[str] | None = None) -> pa.Table:
+    """Run an Acero aggregate over a stream: `aggs` are (column, function, options, name).
+
+    Functions are named without the `hash_` prefix (`sum`, `count_distinct`, `tdigest`, …);
+    with `keys` the grouped variants are used. Without keys the result has one row.
+    """
+    prefix = "hash_" if keys else ""
+    specs = [(col, prefix + fn, opts, name) for col, fn, opts, name in aggs]
+    plan = ac.Declaration.from_sequence([
+        ac.Declaration("record_batch_reader_source", ac.RecordBatchReaderSourceNodeOptions(reader)),
+        ac.Declaration("aggregate", ac.AggregateNodeOptions(specs, keys=keys or None)),
+    ])
+    return plan.to_table(use_threads=True)
+
+
+def count_rows(name: str) -> Agg:
+    """An aggregate counting rows (nulls included) into column `name`."""
+    return ([], "count_all", None, name)
+
+
+DISTINCT = pc.CountOptions(mode="only_valid")
+
+
+def ratio(num: pa.Array | pa.ChunkedArray, den: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """num / den as float64, null where den is 0 or null."""
+    den_f = pc.cast(den, pa.float64())
+    quotient = pc.divide(pc.cast(num, pa.float64()), den_f)
+    return pc.if_else(pc.equal(den_f, 0.0), pa.scalar(None, pa.float64()), quotient)
+
+
+def top(table: pa.Table, metric: str, keys: list[str], limit: int | None) -> pa.Table:
+    """Rows sorted by `metric` descending (ties by key), the first `limit` of them."""
+    order = [(metric, "descending")] + [(k, "ascending") for k in keys]
+    table = table.sort_by(order)
+    return table if limit is None else table.slice(0, limit)
+
+
+def zero_fill(table: pa.Table, columns: list[str]) -> pa.Table:
+    """Replace nulls by 0 in count columns (a day with requests but no session has 0 sessions)."""
+    for name in columns:
+        if name in table.column_names:
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.fill_null(table.column(name), 0))
+    return table
