@@ -1,0 +1,75 @@
+"""Build JSON text column-wise with pyarrow.compute, so payloads cost no Python loop per event.
+
+Each function takes and returns Arrow string arrays holding JSON fragments; a null fragment means
+"leave this member out". Only the rare strings holding control characters are escaped by
+`json.dumps` one by one (RE2 finds them; the common case never leaves Arrow).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# RE2 syntax: JSON requires these code points to be escaped inside strings.
+_CONTROL = r"[\x00-\x1f]"
+
+
+def quote(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """JSON string literals for `values` (nulls stay null)."""
+    arr = _flat(values).cast(pa.string())
+    esc = pc.replace_substring(arr, "\\", "\\\\")
+    esc = pc.replace_substring(esc, '"', '\\"')
+    out = pc.binary_join_element_wise('"', esc, '"', "")
+    ctrl = pc.fill_null(pc.match_substring_regex(arr, _CONTROL), False)
+    if pc.any(ctrl).as_py():
+        # Rare (a tab in a user agent): escape those rows exactly, one by one.
+        rows = np.flatnonzero(ctrl.to_numpy(zero_copy_only=False))
+        texts = out.to_pylist()
+        for i in rows:
+            texts[i] = json.dumps(arr[int(i)].as_py(), ensure_ascii=False)
+        out = pa.array(texts, pa.string())
+    return out
+
+
+def number(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """JSON numbers for integer `values` (nulls stay null)."""
+    return _flat(values).cast(pa.string())
+
+
+def member(key: str, value_json: pa.Array) -> pa.Array:
+    """`"key":value` fragments; null where the value is null."""
+    return pc.binary_join_element_wise(json.dumps(key) + ":", value_json, "")
+
+
+def obj(*members: pa.Array, n: int | None = None) -> pa.Array:
+    """`{...}` objects joining the non-null members of each row (`{}` when all are null)."""
+    if not members:
+        return pa.array(["{}"] * (n or 0), pa.string())
+    inner = pc.binary_join_element_wise(*members, ",", null_handling="skip")
+    return pc.binary_join_element_wise("{", inner, "}", "")
+
+
+def obj_or_null(*members: pa.Array) -> pa.Array:
+    """Like `obj`, but null where every member is null (so the parent leaves it out)."""
+    inner = pc.binary_join_element_wise(*members, ",", null_handling="skip")
+    inner = pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), inner)
+    return pc.binary_join_element_wise("{", inner, "}", "")
+
+
+def inner_members(object_json: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The members of JSON objects without their braces (null for null or empty objects)."""
+    arr = pc.utf8_trim_whitespace(_flat(object_json).cast(pa.string()))
+    inner = pc.utf8_trim_whitespace(pc.utf8_slice_codeunits(arr, 1, -1))
+    return pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), inner)
+
+
+def nbytes(values: pa.Array) -> np.ndarray:
+    """UTF-8 byte length of each string, as int64 (null counts 0)."""
+    return pc.fill_null(pc.binary_length(values), 0).to_numpy().astype(np.int64)
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
