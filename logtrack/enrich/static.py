@@ -1,0 +1,68 @@
+"""Static assets and page-like paths, from the path's extension and the response content type.
+
+`is_static` flags what a browser fetches to render a page (styles, scripts, images, fonts, media,
+downloads: GoAccess's static-file list plus modern formats). When the log has the response
+content type (`fields['sent_http_content_type']`, nginx naming), the content type decides:
+HTML/JSON responses are never static even at `/page.js`, and an image served from `/avatar/42` is.
+
+`is_page_path` is the "text/page-like path" of a pageview (DESIGN §5 builtins): anything but a
+static or data extension (`.json`, `.xml`, feeds…), so `/about`, `/index.php` and
+`/users/jane.doe` are pages and `/api/cart.json` is not.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+STATIC_EXTENSIONS = (
+    "css", "js", "mjs", "map", "jpg", "jpeg", "png", "gif", "ico", "svg", "webp", "avif", "bmp",
+    "tif", "tiff", "woff", "woff2", "ttf", "otf", "eot", "mp3", "mp4", "m4a", "m4v", "ogg", "ogv",
+    "webm", "wav", "flac", "avi", "mov", "mpg", "mpeg", "flv", "swf", "pdf", "csv", "txt", "xls",
+    "xlsx", "doc", "docx", "ppt", "pptx", "zip", "gz", "tgz", "tar", "rar", "7z", "exe", "dmg",
+    "iso", "apk", "wasm", "webmanifest",
+)
+DATA_EXTENSIONS = (
+    "json", "xml", "rss", "atom", "rdf", "yaml", "yml", "ics", "vcf", "gpx", "kml", "bin", "dat",
+    "sig", "asc", "sha256", "md5", "jsonld", "geojson", "ndjson", "proto", "pb",
+)
+# Response content type keys, in order of preference (nginx `$sent_http_content_type`, Apache
+# `%{Content-Type}o`, JSON formats' own names).
+CONTENT_TYPE_FIELDS = ("sent_http_content_type", "content_type", "resp_content_type")
+_STATIC_TYPES = r"^\s*(?:image|font|audio|video)/|^\s*(?:text/css|(?:text|application)/(?:x-)?javascript|application/(?:font|wasm|pdf|zip|octet-stream))"
+_PAGE_TYPES = r"^\s*(?:text/html|application/xhtml|application/json|text/plain|application/xml|text/xml)"
+# The last segment's extension (a `;jsessionid=…` matrix parameter after it is ignored).
+_EXTENSION = r"\.(?P<ext>[A-Za-z0-9]{1,12})(?:;[^/]*)?$"
+
+
+def extension(path: pa.Array) -> pa.Array:
+    """Lower-case extension of the path's last segment (`/a/b.min.JS` → `js`), null when none."""
+    return pc.utf8_lower(pc.struct_field(pc.extract_regex(path, _EXTENSION), [0]))
+
+
+def content_type(fields: pa.Array) -> pa.Array:
+    """The response content type from `fields`, when the format logged one."""
+    found = pa.nulls(len(fields), pa.string())
+    if len(fields) == 0 or fields.null_count == len(fields):
+        return found
+    for key in reversed(CONTENT_TYPE_FIELDS):  # the first key wins
+        value = pc.map_lookup(fields, key, "first")
+        found = pc.if_else(pc.is_valid(value), value, found)
+    return found
+
+
+def is_static(path: pa.Array, fields: pa.Array, extensions: tuple[str, ...] = STATIC_EXTENSIONS) -> pa.Array:
+    """True for static assets: by content type when logged, else by extension. Never null."""
+    by_ext = pc.fill_null(pc.is_in(extension(path), pa.array(list(extensions), pa.string())), False)
+    ctype = content_type(fields)
+    static_type = pc.fill_null(pc.match_substring_regex(ctype, _STATIC_TYPES, ignore_case=True), False)
+    page_type = pc.fill_null(pc.match_substring_regex(ctype, _PAGE_TYPES, ignore_case=True), False)
+    decided = pc.or_(static_type, page_type)
+    return pc.if_else(decided, static_type, by_ext)
+
+
+def is_page_path(path: pa.Array) -> pa.Array:
+    """True when a path looks like a page (not a static or data extension). Null path → False."""
+    not_pages = pa.array(list(STATIC_EXTENSIONS + DATA_EXTENSIONS), pa.string())
+    data = pc.fill_null(pc.is_in(extension(path), not_pages), False)
+    return pc.and_(pc.is_valid(path), pc.invert(data))

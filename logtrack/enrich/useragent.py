@@ -1,0 +1,151 @@
+"""User agent → browser, browser version, OS, device class; each distinct string parsed once.
+
+Why not `user_agents.parse`: it calls ua-parser's legacy API, which scans plain `re` patterns at
+about 420 µs per string and keeps a 200-entry cache that is cleared when full (DESIGN §8). We keep
+`user-agents`' device-class rules (`is_tablet`, `is_mobile`, `is_pc`: the knowledge worth
+keeping) but feed its `UserAgent` class from ua-parser 1.x's best resolver (ua-parser-rs when
+installed, else re2, else the pure-Python matcher), called directly without ua-parser's own cache:
+we already parse each distinct string once per batch (dictionary-encode, parse the dictionary,
+`take`) and keep a bounded cache across batches.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ua_parser
+from ua_parser import Domain
+from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
+
+# Strings servers log for "no user agent".
+EMPTY_UA = ("", "-")
+_CACHE_LIMIT = 200_000
+
+
+class ParsedUA(NamedTuple):
+    """What enrichment keeps of one user agent string."""
+
+    browser: str | None
+    browser_version: str | None
+    os: str | None
+    device: str  # desktop | mobile | tablet | other (bots are decided in bots.py)
+    spider: bool  # ua-parser's own verdict (device family "Spider")
+
+
+class _ResolvedUserAgent(UserAgent):
+    """`user_agents.UserAgent` built from a ua-parser 1.x result instead of its legacy API.
+
+    Only `__init__` differs; every rule (`is_tablet`, `is_mobile`, `is_pc`, `is_bot`) is inherited
+    unchanged, so device classes match `user_agents.parse` (tests/test_enrich.py checks that).
+    """
+
+    def __init__(self, ua_string: str, result: ua_parser.PartialResult) -> None:
+        # Deliberately no super().__init__(): it would parse again with the legacy API.
+        self.ua_string = ua_string
+        # A failed lookup is None in 1.x; the legacy API said "Other" (what the rules expect).
+        ua = result.user_agent or ua_parser.UserAgent()
+        os_ = result.os or ua_parser.OS()
+        dev = result.device or ua_parser.Device()
+        self.browser = parse_browser(ua.family, ua.major, ua.minor, ua.patch)
+        self.os = parse_operating_system(os_.family, os_.major, os_.minor, os_.patch, os_.patch_minor)
+        self.device = parse_device(dev.family, dev.brand, dev.model)
+
+
+class UAParser:
+    """Parse distinct user agents with ua-parser 1.x's fastest resolver and a bounded cache."""
+
+    def __init__(self, cache_limit: int = _CACHE_LIMIT) -> None:
+        """Build the resolver (ua-parser-rs, re2 or basic, whichever is installed)."""
+        if ua_parser.BestAvailableResolver is ua_parser.BasicResolver:
+            matchers = ua_parser.load_builtins()
+        else:
+            matchers = ua_parser.load_lazy_builtins()
+        self._resolve = ua_parser.BestAvailableResolver(matchers)
+        self.resolver_name = f"{type(self._resolve).__module__}.{type(self._resolve).__name__}"
+        self._cache: dict[str, ParsedUA] = {}
+        self._limit = cache_limit
+        self._lock = threading.Lock()
+
+    def parse_one(self, ua: str) -> ParsedUA:
+        """Parse one user agent string (no cache)."""
+        result = self._resolve(ua, Domain.ALL)
+        agent = _ResolvedUserAgent(ua, result)
+        if agent.is_tablet:
+            device = "tablet"
+        elif agent.is_mobile:
+            device = "mobile"
+        elif agent.is_pc:
+            device = "desktop"
+        else:
+            device = "other"
+        return ParsedUA(
+            browser=agent.browser.family,
+            browser_version=agent.browser.version_string or None,
+            os=agent.os.family,
+            device=device,
+            spider=agent.is_bot,
+        )
+
+    def parse_many(self, distinct: list[str | None]) -> list[ParsedUA | None]:
+        """Parse a list of distinct strings (None and empty strings give None), using the cache."""
+        out: list[ParsedUA | None] = []
+        cache = self._cache
+        for ua in distinct:  # one iteration per distinct string, never per row
+            if ua is None or ua.strip() in EMPTY_UA:
+                out.append(None)
+                continue
+            hit = cache.get(ua)
+            if hit is None:
+                hit = self.parse_one(ua)
+                cache[ua] = hit
+            out.append(hit)
+        if len(cache) > self._limit:
+            with self._lock:
+                # Drop the older half (dicts keep insertion order) instead of clearing it all,
+                # so a working set just above the limit does not re-parse everything.
+                for key in list(cache)[: len(cache) // 2]:
+                    cache.pop(key, None)
+        return out
+
+
+_default: UAParser | None = None
+_default_lock = threading.Lock()
+
+
+def default_parser() -> UAParser:
+    """The process-wide parser (built lazily: loading the matchers takes a moment)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = UAParser()
+        return _default
+
+
+def distinct_user_agents(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """Dictionary-encode a user agent column: (distinct strings, int32 indices into them)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+    if pa.types.is_dictionary(column.type):
+        encoded = column
+    else:
+        encoded = pc.dictionary_encode(column.cast(pa.string()))
+    return encoded.dictionary, encoded.indices
+
+
+def parse_distinct(distinct: pa.Array, parser: UAParser | None = None) -> dict[str, pa.Array]:
+    """Parse each distinct user agent once: arrays aligned with `distinct`.
+
+    Keys: browser, browser_version, os, device, spider. Empty or "-" user agents give nulls,
+    device "other", spider False.
+    """
+    parsed = (parser or default_parser()).parse_many(distinct.to_pylist())
+    return {
+        "browser": pa.array([p.browser if p else None for p in parsed], pa.string()),
+        "browser_version": pa.array([p.browser_version if p else None for p in parsed], pa.string()),
+        "os": pa.array([p.os if p else None for p in parsed], pa.string()),
+        "device": pa.array([p.device if p else "other" for p in parsed], pa.string()),
+        "spider": pa.array([bool(p and p.spider) for p in parsed], pa.bool_()),
+    }
