@@ -1,0 +1,144 @@
+"""Per-batch column views that every rule shares (DESIGN §5 "compile once … over a batch").
+
+String columns are dictionary-encoded once per batch, so a rule's path regex, method list or
+query test runs over the *distinct* values (tens of thousands) rather than every row (a million),
+and the result is gathered to rows with a numpy take. Query parameters are extracted and
+form-decoded once per parameter name; cookie/header fields are looked up once per key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_plus
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .model import Source
+
+
+class DictCol:
+    """A string source as (values, indices): row i has value `values[indices[i]]`.
+
+    `values` need not be distinct (a query parameter's value per distinct query string);
+    null rows point at slot `m == len(values)`, so id-level masks have m + 1 entries.
+    """
+
+    def __init__(self, values: pa.Array, indices: np.ndarray) -> None:
+        self.values = values
+        self.indices = indices
+        self.m = len(values)
+
+    def rows_for(self, id_mask: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+        """Row numbers (a sorted subset of `rows`, or of all rows) whose value id is in the mask."""
+        if rows is None:
+            return np.flatnonzero(id_mask[self.indices])
+        return rows[id_mask[self.indices[rows]]]
+
+
+def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
+    """Dictionary-encode a string array into a DictCol."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not pa.types.is_dictionary(arr.type):
+        if not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        arr = pc.dictionary_encode(arr)
+    values = arr.dictionary
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    indices = arr.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return DictCol(values, indices)
+
+
+def form_decode(values: pa.Array) -> pa.Array:
+    """Decode values as browsers encode forms: `caf%C3%A9` -> café, `red+dress` -> red dress.
+
+    Only values containing `%` or `+` are touched, each distinct one once.
+    """
+    needs = pc.match_substring_regex(values, r"[%+]").fill_null(False)
+    if not pc.any(needs).as_py():
+        return values
+    raw = values.filter(needs).to_pylist()
+    decoded = [unquote_plus(v, errors="replace") for v in raw]
+    return pc.replace_with_mask(values, needs, pa.array(decoded, pa.string()))
+
+
+def query_param_regex(name: str) -> str:
+    """RE2 pattern finding parameter `name` in a raw query string; group `v` is its value."""
+    return r"(?:^|&)" + re.escape(name) + r"(?:=(?P<v>[^&]*))?(?:&|$)"
+
+
+class BatchContext:
+    """Cached views of one batch of enriched requests, shared by every rule."""
+
+    def __init__(self, table: pa.Table, first_in_session: Callable[[], np.ndarray] | None = None) -> None:
+        self.table = table
+        self.n = table.num_rows
+        self._first = first_in_session
+        self._cache: dict[Any, Any] = {}
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """Compute once per batch: masks and captures shared by rules with the same condition."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def column(self, name: str) -> pa.Array:
+        """A column as one Array (nulls when the table lacks it)."""
+        def get() -> pa.Array:
+            if name not in self.table.column_names:
+                from .. import schema
+
+                return pa.nulls(self.n, schema.ENRICHED_REQUESTS.field(name).type)
+            col = self.table.column(name)
+            return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        return self.memo(("column", name), get)
+
+    def strings(self, source: Source, fold: str | None = None) -> DictCol:
+        """The DictCol of a string source, case-folded when `fold` is 'lower' or 'upper'."""
+        return self.memo(("strings", source, fold), lambda: self._strings(source, fold))
+
+    def _strings(self, source: Source, fold: str | None) -> DictCol:
+        if fold:
+            base = self.strings(source)
+            folded = pc.utf8_lower(base.values) if fold == "lower" else pc.utf8_upper(base.values)
+            return DictCol(folded, base.indices)
+        kind, name = source
+        if kind == "col":
+            return encode(self.column(name))
+        if kind == "query":
+            base = self.strings(("col", "query"))
+            found = pc.extract_regex(base.values, query_param_regex(name))
+            return DictCol(form_decode(pc.struct_field(found, [0])), base.indices)
+        fields = self.column("fields")
+        return encode(pc.map_lookup(fields, pa.scalar(name, pa.string()), "first"))
+
+    def number(self, name: str) -> np.ndarray:
+        """A numeric column as float64 with NaN for null."""
+        def get() -> np.ndarray:
+            arr = self.column(name).cast(pa.float64())
+            return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
+        return self.memo(("number", name), get)
+
+    def boolean(self, name: str) -> np.ndarray:
+        """A boolean column; null counts as false (an unenriched row is neither bot nor static)."""
+        return self.memo(("bool", name),
+                         lambda: self.column(name).fill_null(False).to_numpy(zero_copy_only=False))
+
+    def user_known(self) -> np.ndarray:
+        """Rows with a user id (not null, not empty, not '-')."""
+        def get() -> np.ndarray:
+            ids = self.strings(("col", "user_id"))
+            known = pc.invert(pc.is_in(ids.values, value_set=pa.array(["", "-"]))).fill_null(False)
+            return np.append(known.to_numpy(zero_copy_only=False), False)[ids.indices]
+        return self.memo(("user_known",), get)
+
+    def first_in_session(self) -> np.ndarray:
+        """Rows that open their session (computed by the RuleSet, which keeps cross-batch state)."""
+        if self._first is None:
+            return np.ones(self.n, dtype=bool)
+        return self.memo(("first_in_session",), self._first)

@@ -1,0 +1,126 @@
+"""Build the properties of emitted events and their deterministic ids, vectorized (DESIGN §2, §5).
+
+For the rows a rule emits, each property is one Arrow array (typed as declared); the `properties`
+map (text) and the `properties_json` object are assembled from those arrays column-wise, never
+row by row. A property whose value is missing (an absent query parameter) is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .context import BatchContext, DictCol
+from .match import capture_values
+from .model import Prop, Ref, Rule, node_captures
+from .values import ARROW_TYPES, cast_values, literal_array, to_json, to_text
+
+
+def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:
+    # Values plus a trailing null, so null rows (index m) take a null.
+    return ctx.memo(("with_null", key),
+                    lambda: pa.concat_arrays([strings.values, pa.nulls(1, pa.string())]))
+
+
+def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
+    """The values of one template reference for `rows`."""
+    if ref.kind == "capture":
+        typ = node_captures(rule.when)[ref.name]
+        return capture_values(rule.when, ref.name, typ, ctx, rows)
+    if ref.kind in ("query", "fields"):
+        strings = ctx.strings((ref.kind, ref.name))
+        return _with_null(ctx, (ref.kind, ref.name), strings).take(pa.array(strings.indices[rows]))
+    return ctx.column(ref.name).take(pa.array(rows))
+
+
+def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
+    """One property's typed values for `rows` (null where a referenced value is missing)."""
+    n = len(rows)
+    if prop.parts is None:
+        return literal_array(prop.literal, prop.type, n)
+    if len(prop.parts) == 1 and isinstance(prop.parts[0], Ref):
+        values = cast_values(ref_values(prop.parts[0], rule, ctx, rows), prop.type)
+    else:
+        pieces = [pa.scalar(part) if isinstance(part, str)
+                  else cast_values(ref_values(part, rule, ctx, rows), "string") for part in prop.parts]
+        if not any(isinstance(p, pa.Array) for p in pieces):
+            pieces.append(pa.nulls(n, pa.string()).fill_null(""))
+        values = cast_values(pc.binary_join_element_wise(*pieces, ""), prop.type)
+    if prop.default is not None:
+        values = values.fill_null(pa.scalar(prop.default, ARROW_TYPES[prop.type]))
+    return values
+
+
+def build_properties(props: tuple[Prop, ...], rule: Rule, ctx: BatchContext,
+                     rows: np.ndarray) -> tuple[pa.MapArray, pa.Array]:
+    """The `properties` map (text) and the typed JSON object for `rows`."""
+    n = len(rows)
+    if not props or n == 0:
+        empty_map = pa.MapArray.from_arrays(np.zeros(n + 1, np.int32), pa.array([], pa.string()),
+                                            pa.array([], pa.string()))
+        return empty_map, pa.repeat(pa.scalar("{}"), n)
+    typed = [prop_values(p, rule, ctx, rows) for p in props]
+    texts = [to_text(v) for v in typed]
+    valid = np.stack([v.is_valid().to_numpy(zero_copy_only=False) for v in typed], axis=1)  # (n, k)
+    row_idx, prop_idx = np.nonzero(valid)  # row-major: each row's properties in declared order
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(valid.sum(axis=1), out=offsets[1:])
+    items = pa.concat_arrays(texts).take(pa.array(prop_idx * n + row_idx))
+    keys = pa.array([p.name for p in props], pa.string()).take(pa.array(prop_idx))
+    mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, items)
+    # Each present property renders as `"name":value,`; joining with nulls as '' and dropping the
+    # trailing comma gives the object without a per-row loop.
+    fragments = [pc.binary_join_element_wise(f'"{p.name}":', to_json(v), ",", "")
+                 for p, v in zip(props, typed, strict=True)]
+    joined = pc.binary_join_element_wise(*fragments, "", null_handling="replace", null_replacement="")
+    body = pc.replace_substring_regex(joined, ",$", "")
+    return mapping, pc.binary_join_element_wise("{", body, "}", "")
+
+
+# ---- event ids -----------------------------------------------------------------------------------
+
+_LUT = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8).reshape(256, 2)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a fast, well-spread 64-bit mixing function (wraps on overflow)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _digest(texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Two 64-bit halves of BLAKE2b-128 for each text (None hashes as a distinct marker)."""
+    raw = b"".join(hashlib.blake2b(b"\x00null" if t is None else t.encode("utf-8", "surrogatepass"),
+                                   digest_size=16, person=b"logtrack-event").digest() for t in texts)
+    halves = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(-1, 2)
+    return halves[:, 0].copy(), halves[:, 1].copy()
+
+
+def event_ids(source: pa.Array, line: pa.Array, names: list[str], name_index: np.ndarray) -> pa.Array:
+    """32-hex-digit ids from (source, line, event name): identical whatever the batch size.
+
+    Sources and names are hashed once per distinct value (BLAKE2b); rows combine those hashes
+    with the line number through a 64-bit mixer, so the cost per event is a few numpy ops.
+    """
+    from .context import encode
+
+    n = len(line)
+    if n == 0:
+        return pa.array([], pa.string())
+    src = encode(source)
+    s1, s2 = _digest(src.values.to_pylist() + [None])
+    s1, s2 = s1[src.indices], s2[src.indices]
+    n1, n2 = _digest(names)
+    n1, n2 = n1[name_index], n2[name_index]
+    ln = line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
+    lo = _mix(s1 ^ _mix(ln ^ n1))
+    hi = _mix(s2 ^ _mix(ln + n2) ^ lo)
+    raw = np.stack([hi, lo], axis=1).astype(">u8").view(np.uint8).reshape(n, 16)
+    hexed = _LUT[raw].reshape(n, 32)
+    offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(hexed)))

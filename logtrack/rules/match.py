@@ -1,0 +1,205 @@
+"""Evaluate condition trees over a batch: row selections and captures, vectorized (DESIGN §5).
+
+`select(node, ctx, rows)` returns the sorted row numbers (a subset of `rows`, or of all rows)
+where the node holds. `And` narrows candidates child by child, string conditions first: a path
+test over the distinct paths usually leaves a few rows, and the status/method tests then run on
+those rows only. Captures are extracted for emitted rows only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .context import BatchContext, DictCol
+from .model import (
+    Always,
+    And,
+    BoolCond,
+    Cidr,
+    Equals,
+    FirstInSession,
+    Node,
+    Not,
+    NumCond,
+    Or,
+    Pattern,
+    Presence,
+    StrCond,
+    UserKnown,
+    node_captures,
+)
+from .templates import capturing_only_named
+from .values import ARROW_TYPES, cast_values
+
+
+def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.ndarray:
+    """Sorted row numbers (int64) within `rows` (None = all rows) where `node` holds."""
+    if isinstance(node, And):
+        # Cheap, selective string tests first; each later child only sees surviving rows.
+        order = sorted(node.children, key=lambda c: 0 if isinstance(c, StrCond) else 1)
+        for child in order:
+            rows = select(child, ctx, rows)
+            if len(rows) == 0:
+                break
+        return _all(ctx) if rows is None else rows
+    if isinstance(node, Or):
+        parts = [select(child, ctx, rows) for child in node.children]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    if isinstance(node, Not):
+        base = _all(ctx) if rows is None else rows
+        hit = select(node.child, ctx, rows)
+        keep = np.ones(len(base), dtype=bool)
+        keep[np.searchsorted(base, hit)] = False
+        return base[keep]
+    if isinstance(node, StrCond):
+        strings = ctx.strings(node.source, node.fold)
+        ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
+        return strings.rows_for(ids, rows)
+    if isinstance(node, Always):
+        return _all(ctx) if rows is None else rows
+    mask = row_mask(node, ctx)
+    if rows is None:
+        return np.flatnonzero(mask)
+    return rows[mask[rows]]
+
+
+def _all(ctx: BatchContext) -> np.ndarray:
+    return np.arange(ctx.n, dtype=np.int64)
+
+
+def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
+    """A full-length boolean mask for a non-string leaf condition (cached per batch)."""
+    def compute() -> np.ndarray:
+        if isinstance(node, NumCond):
+            values = ctx.number(node.column)
+            if node.presence is not None:
+                return ~np.isnan(values) if node.presence else np.isnan(values)
+            out = np.zeros(ctx.n, dtype=bool)
+            for lo, hi in node.ranges:
+                out |= (values >= lo) & (values <= hi)
+            return out
+        if isinstance(node, BoolCond):
+            values = ctx.boolean(node.column)
+            return values if node.value else ~values
+        if isinstance(node, FirstInSession):
+            first = ctx.first_in_session()
+            return first if node.value else ~first
+        if isinstance(node, UserKnown):
+            known = ctx.user_known()
+            return known if node.known else ~known
+        raise TypeError(f"not a leaf condition: {node!r}")
+    return ctx.memo(("mask", node), compute)
+
+
+def id_mask(node: StrCond, strings: DictCol) -> np.ndarray:
+    """Which value ids (m + 1, the last one for null rows) satisfy any of the node's items."""
+    values = strings.values
+    out = np.zeros(strings.m + 1, dtype=bool)
+    for item in node.items:
+        if isinstance(item, Presence):
+            valid = pc.is_valid(values).to_numpy(zero_copy_only=False)
+            out[:-1] |= valid if item.present else ~valid
+            out[-1] |= not item.present
+        elif isinstance(item, Equals):
+            out[:-1] |= _np(pc.is_in(values, value_set=pa.array(item.values, pa.string())))
+        elif isinstance(item, Pattern):
+            out[:-1] |= pattern_mask(values, item)
+        elif isinstance(item, Cidr):
+            out[:-1] |= cidr_mask(values, item.networks)
+    return out
+
+
+def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
+    """Regex test over values, pre-filtered by the pattern's literal prefix (a cheap memcmp)."""
+    if item.prefix:
+        candidates = np.flatnonzero(_np(pc.starts_with(values, item.prefix)))
+        out = np.zeros(len(values), dtype=bool)
+        if len(candidates):
+            hit = _np(pc.match_substring_regex(values.take(pa.array(candidates)), item.regex))
+            out[candidates[hit]] = True
+        return out
+    return _np(pc.match_substring_regex(values, item.regex))
+
+
+def cidr_mask(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
+    """Which addresses lie in any network: IPv4 with integer arithmetic, IPv6 per distinct value."""
+    nets = [ipaddress.ip_network(n) for n in networks]
+    out = np.zeros(len(values), dtype=bool)
+    octets = pc.extract_regex(values, r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$")
+    v4 = _np(pc.is_valid(octets))
+    if v4.any():
+        ip = np.zeros(len(values), dtype=np.int64)
+        for i in range(4):
+            part = pc.struct_field(octets, [i]).cast(pa.int64(), safe=False).fill_null(0)
+            ip = ip * 256 + part.to_numpy(zero_copy_only=False)
+        for net in nets:
+            if net.version == 4:
+                mask = int(net.netmask)
+                out |= v4 & ((ip & mask) == int(net.network_address))
+    v6_rows = np.flatnonzero(_np(pc.match_substring(values, ":")))
+    v6_nets = [n for n in nets if n.version == 6]
+    if len(v6_rows) and v6_nets:
+        for row, text in zip(v6_rows, values.take(pa.array(v6_rows)).to_pylist(), strict=True):
+            try:
+                addr = ipaddress.ip_address(text.split("%", 1)[0])
+            except ValueError:
+                continue
+            out[row] = any(addr in n for n in v6_nets)
+    return out
+
+
+def _np(arr: pa.Array) -> np.ndarray:
+    return arr.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
+    """Values of capture `name` (as `typ`) for `rows`, every one of which matched `node`."""
+    if isinstance(node, StrCond):
+        strings = ctx.strings(node.source, node.fold)
+        pieces = []
+        for item in node.items:
+            if isinstance(item, Pattern) and name in dict(item.captures):
+                per_id = ctx.memo(("capture", node.source, node.fold, item.regex, name, typ),
+                                  lambda item=item: _extract(strings, item, name, typ))
+                pieces.append(per_id.take(pa.array(strings.indices[rows])))
+        if not pieces:
+            return pa.nulls(len(rows), ARROW_TYPES[typ])
+        return pieces[0] if len(pieces) == 1 else pc.coalesce(*pieces)
+    if isinstance(node, And):
+        for child in node.children:
+            if name in node_captures(child):
+                return capture_values(child, name, typ, ctx, rows)
+    if isinstance(node, Or):
+        # The first alternative that matched a row (and defines the capture) gives its value.
+        chunks: list[pa.Array] = []
+        index = np.full(len(rows), -1, dtype=np.int64)
+        offset = 0
+        for child in node.children:
+            if name not in node_captures(child):
+                continue
+            hit = select(child, ctx, rows)
+            pos = np.searchsorted(rows, hit)
+            free = index[pos] < 0
+            if not free.any():
+                continue
+            vals = capture_values(child, name, typ, ctx, hit[free])
+            index[pos[free]] = offset + np.arange(free.sum())
+            chunks.append(vals)
+            offset += len(vals)
+        chunks.append(pa.nulls(1, ARROW_TYPES[typ]))
+        index[index < 0] = offset
+        return pa.concat_arrays(chunks).take(pa.array(index))
+    return pa.nulls(len(rows), ARROW_TYPES[typ])
+
+
+def _extract(strings: DictCol, item: Pattern, name: str, typ: str) -> pa.Array:
+    """Capture `name` for every value id (plus a trailing null for null rows), typed."""
+    found = pc.extract_regex(strings.values, capturing_only_named(item.regex))
+    names = [f.name for f in found.type]
+    values = pc.struct_field(found, [names.index(name)])
+    values = pa.concat_arrays([values, pa.nulls(1, pa.string())])
+    return cast_values(values, typ)

@@ -1,0 +1,207 @@
+"""RuleSet: the compiled rules of one or more files, evaluated batch by batch (DESIGN §2, §5).
+
+`evaluate(table)` turns enriched, sessionized requests into the EVENTS table. It is stateful
+only for `once_per` and `first_in_session` (both need to know what earlier batches saw), so
+results are identical whatever the batch size, as long as batches arrive in time order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import schema
+from .context import BatchContext, encode
+from .emit import build_properties, event_ids
+from .match import pattern_mask, select
+from .model import And, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
+
+CONTEXT_COLUMNS = ("ts", "user_id", "anonymous_id", "session_id", "host", "client_ip", "user_agent",
+                   "path", "query", "referer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+                   "utm_content", "consent", "source", "line")
+
+
+class RuleSet:
+    """Compiled rules (in file order, each file's built-ins after its rules) and their state."""
+
+    def __init__(self, files: list[RuleFile]) -> None:
+        self.files = files
+        self.rules = [rule for f in files for rule in f.rules]
+        self.exclude_nodes = [node for f in files for node in f.exclude]
+        self._needs_first = any(_uses_first(rule.when) for rule in self.rules)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget cross-batch state (`once_per` keys seen, sessions already started)."""
+        self._once: dict[str, set[str]] = {r.name: set() for r in self.rules if r.once_per}
+        self._sessions: set[str] = set()
+
+    def state(self) -> dict[str, Any]:
+        """Cross-batch state as plain JSON-able data (to persist `once_per: user` across runs)."""
+        return {"once_per": {k: sorted(v) for k, v in self._once.items()}, "sessions": sorted(self._sessions)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Restore what `state()` returned (unknown rule names are ignored)."""
+        for name, keys in state.get("once_per", {}).items():
+            if name in self._once:
+                self._once[name] = set(keys)
+        self._sessions = set(state.get("sessions", []))
+
+    @property
+    def event_names(self) -> list[str]:
+        """Every event name the rules can emit, built-ins included."""
+        return [rule.name for rule in self.rules]
+
+    # ---- exclusion -------------------------------------------------------------------------
+
+    def excluded(self, table: pa.Table) -> pa.BooleanArray:
+        """True for requests any file's `exclude:` entry matches (request + enrichment columns)."""
+        mask = np.zeros(table.num_rows, dtype=bool)
+        if self.exclude_nodes and table.num_rows:
+            ctx = BatchContext(table)
+            for node in self.exclude_nodes:
+                mask[select(node, ctx)] = True
+        return pa.array(mask, pa.bool_())
+
+    # ---- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, table: pa.Table) -> pa.Table:
+        """Events (exactly `schema.EVENTS`) for a batch of enriched, sessionized requests."""
+        n = table.num_rows
+        if n == 0 or not self.rules:
+            return schema.empty(schema.EVENTS)
+        ctx = BatchContext(table, first_in_session=lambda: self._first_in_session(ctx))
+        if self._needs_first:
+            ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
+        stopped = np.zeros(n, dtype=bool)
+        rows_out, rule_out, maps, props_json, user_json = [], [], [], [], []
+        for index, rule in enumerate(self.rules):
+            rows = select(rule.when, ctx)
+            if not rule.builtin:
+                rows = rows[~stopped[rows]]
+                if rule.stop:
+                    stopped[rows] = True
+            if rule.once_per and len(rows):
+                rows = self._once_filter(rule.name, rule.once_per, ctx, rows)
+            if not len(rows):
+                continue
+            mapping, as_json = build_properties(rule.properties, rule, ctx, rows)
+            if rule.user_properties is None:
+                users = pa.nulls(len(rows), pa.string())
+            else:
+                users = build_properties(rule.user_properties, rule, ctx, rows)[1]
+            rows_out.append(rows)
+            rule_out.append(np.full(len(rows), index, dtype=np.int64))
+            maps.append(mapping)
+            props_json.append(as_json)
+            user_json.append(users)
+        if not rows_out:
+            return schema.empty(schema.EVENTS)
+        rows = np.concatenate(rows_out)
+        rule_idx = np.concatenate(rule_out)
+        order = np.lexsort((rule_idx, rows))  # input order, then rule order within a request
+        rows, rule_idx, take = rows[order], rule_idx[order], pa.array(order)
+        columns: dict[str, Any] = {
+            name: ctx.column(name).take(pa.array(rows)) if name in table.column_names else None
+            for name in CONTEXT_COLUMNS
+        }
+        names = self.event_names
+        columns["event_name"] = pa.array(names, pa.string()).take(pa.array(rule_idx))
+        columns["event_id"] = event_ids(columns["source"] if columns["source"] is not None
+                                        else pa.nulls(len(rows), pa.string()),
+                                        columns["line"] if columns["line"] is not None
+                                        else pa.nulls(len(rows), pa.int64()),
+                                        names, rule_idx)
+        columns["properties"] = pa.concat_arrays(maps).take(take)
+        columns["properties_json"] = pa.concat_arrays(props_json).take(take)
+        columns["user_properties_json"] = pa.concat_arrays(user_json).take(take)
+        present = {k: v for k, v in columns.items() if v is not None}
+        return schema.conform(pa.table(present), schema.EVENTS)
+
+    def _once_filter(self, name: str, per: str, ctx: BatchContext, rows: np.ndarray) -> np.ndarray:
+        """Keep each key's earliest row not seen in earlier batches; rows without a key stay."""
+        if per == "session":
+            keys = ctx.column("session_id").take(pa.array(rows))
+        else:
+            known = ctx.user_known()[rows]
+            user = ctx.column("user_id").take(pa.array(rows))
+            anon = ctx.column("anonymous_id").take(pa.array(rows))
+            keys = pc.if_else(pa.array(known), user, anon)
+        first = _first_per_key(keys, ctx, rows, self._once[name])
+        return rows[first]
+
+    def _first_in_session(self, ctx: BatchContext) -> np.ndarray:
+        """Rows that are the earliest of a session id this RuleSet has not seen before."""
+        sessions = ctx.column("session_id")
+        rows = np.arange(ctx.n, dtype=np.int64)
+        out = np.zeros(ctx.n, dtype=bool)
+        out[_first_per_key(sessions, ctx, rows, self._sessions, keep_null=False)] = True
+        return out
+
+    # ---- path grouping ---------------------------------------------------------------------
+
+    @property
+    def path_templates(self) -> list[str]:
+        """Display forms of the rules' path templates (`/products/{product_id}`), in rule order."""
+        return list(dict.fromkeys(p.template for p in self._template_patterns()))
+
+    def _template_patterns(self) -> list[Pattern]:
+        out: list[Pattern] = []
+        for rule in self.rules:
+            out.extend(_patterns(rule.when))
+        return out
+
+    def group_paths(self, paths: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Map each concrete path to the first rule template it matches; other paths stay as they are."""
+        strings = encode(paths)
+        grouped = strings.values
+        free = np.ones(strings.m, dtype=bool)
+        for pattern in self._template_patterns():
+            hit = pattern_mask(strings.values, pattern) & free
+            if hit.any():
+                grouped = pc.replace_with_mask(grouped, pa.array(hit),
+                                               pa.repeat(pa.scalar(pattern.template), int(hit.sum())))
+                free &= ~hit
+        grouped = pa.concat_arrays([grouped, pa.nulls(1, pa.string())])
+        return grouped.take(pa.array(strings.indices))
+
+
+def _first_per_key(keys: pa.Array, ctx: BatchContext, rows: np.ndarray, seen: set[str],
+                   keep_null: bool = True) -> np.ndarray:
+    """Positions (into `rows`) of each key's earliest row by (ts, source, line) whose key is not in
+    `seen`; `seen` is updated. Null keys are kept (`keep_null`) or dropped."""
+    strings = encode(keys)
+    ts = ctx.memo(("ts_int",), lambda: ctx.column("ts").cast(pa.int64()).fill_null(0).to_numpy())
+    line = ctx.memo(("line_int",), lambda: ctx.column("line").fill_null(-1).to_numpy(zero_copy_only=False))
+    order = np.lexsort((line[rows], ts[rows]))
+    ids = strings.indices[order]
+    _, first = np.unique(ids, return_index=True)
+    picked = order[first]
+    picked_ids = strings.indices[picked]
+    values = strings.values.to_pylist()
+    # A loop per distinct key (not per row): drop keys earlier batches already used.
+    fresh = np.array([i == strings.m or values[i] not in seen for i in picked_ids], dtype=bool)
+    seen.update(values[i] for i in picked_ids if i < strings.m)
+    keep = picked[fresh & (picked_ids < strings.m)]
+    if keep_null:
+        keep = np.concatenate([keep, np.flatnonzero(strings.indices == strings.m)])
+    return np.sort(keep)
+
+
+def _uses_first(node: Node) -> bool:
+    if isinstance(node, FirstInSession):
+        return True
+    if isinstance(node, And | Or):
+        return any(_uses_first(c) for c in node.children)
+    return isinstance(node, Not) and _uses_first(node.child)
+
+
+def _patterns(node: Node) -> list[Pattern]:
+    if isinstance(node, StrCond) and node.source == ("col", "path"):
+        return [i for i in node.items if isinstance(i, Pattern) and i.template]
+    if isinstance(node, And | Or):
+        return [p for c in node.children for p in _patterns(c)]
+    return _patterns(node.child) if isinstance(node, Not) else []
