@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import unquote, unquote_plus
 
 import numpy as np
@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 
 from ..schema import TS
 
+STRING = pa.string()
+INT64 = pa.int64()
 _MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 
 
@@ -51,7 +53,7 @@ def per_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
     return fn(enc.dictionary).take(enc.indices)
 
 
-def map_python(arr: pa.Array, fn: Callable[[str], object], typ: pa.DataType = pa.string()) -> pa.Array:
+def map_python(arr: pa.Array, fn: Callable[[str], object], typ: pa.DataType = STRING) -> pa.Array:
     """Apply a Python function once per distinct non-null value."""
     return per_distinct(arr, lambda d: pa.array([None if v is None else fn(v) for v in d.to_pylist()], typ))
 
@@ -116,19 +118,19 @@ def _mk(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str | None, zone
 
     try:
         micro = int((frac or "0")[:6].ljust(6, "0"))
-        tz = timezone.utc
+        tz = UTC
         if zone and zone != "Z":
             z = zone.replace(":", "")
             sign = -1 if z[0] == "-" else 1
             tz = timezone(sign * timedelta(hours=int(z[1:3]), minutes=int(z[3:5])))
-        return datetime(y, mo, d, h, mi, min(s, 59), micro, tzinfo=tz).astimezone(timezone.utc)
+        return datetime(y, mo, d, h, mi, min(s, 59), micro, tzinfo=tz).astimezone(UTC)
     except ValueError:
         return None
 
 
 # --- numbers and durations ----------------------------------------------------------------
 
-def to_int(arr: pa.Array, typ: pa.DataType = pa.int64()) -> pa.Array:
+def to_int(arr: pa.Array, typ: pa.DataType = INT64) -> pa.Array:
     """Integer strings to `typ`; `-`, empty and anything not an integer become null."""
     arr = nullify(arr.cast(pa.string()))
     arr = pc.if_else(pc.match_substring_regex(arr, r"^-?\d{1,18}$"), arr, pa.scalar(None, pa.string()))

@@ -1,0 +1,1 @@
+"""The click layer: one module per verb; `logtrack.cli` assembles them."""
