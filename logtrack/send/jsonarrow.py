@@ -48,15 +48,28 @@ def obj(*members: pa.Array, n: int | None = None) -> pa.Array:
     """`{...}` objects joining the non-null members of each row (`{}` when all are null)."""
     if not members:
         return pa.array(["{}"] * (n or 0), pa.string())
-    inner = pc.binary_join_element_wise(*members, ",", null_handling="skip")
-    return pc.binary_join_element_wise("{", inner, "}", "")
+    return pc.binary_join_element_wise("{", _join_present(members), "}", "")
 
 
 def obj_or_null(*members: pa.Array) -> pa.Array:
     """Like `obj`, but null where every member is null (so the parent leaves it out)."""
-    inner = pc.binary_join_element_wise(*members, ",", null_handling="skip")
+    inner = _join_present(members)
     inner = pc.if_else(pc.equal(inner, ""), pa.scalar(None, pa.string()), inner)
     return pc.binary_join_element_wise("{", inner, "}", "")
+
+
+def join_present(*values: pa.Array, sep: str = ",") -> pa.Array:
+    """Join the non-null values of each row with `sep` ("" when all are null)."""
+    return _join_present(values, sep)
+
+
+def _join_present(members: tuple[pa.Array, ...] | list[pa.Array], sep: str = ",") -> pa.Array:
+    # Not null_handling="skip": in pyarrow 26 it drops the rows where every input is null
+    # (the result comes out shorter). Prefix each present member with the separator instead,
+    # concatenate, and cut the first separator.
+    pieces = [pc.fill_null(pc.binary_join_element_wise(sep, _flat(m), ""), "") for m in members]
+    joined = pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1 else pieces[0]
+    return pc.utf8_slice_codeunits(joined, len(sep))
 
 
 def inner_members(object_json: pa.Array | pa.ChunkedArray) -> pa.Array:

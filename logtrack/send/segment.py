@@ -157,7 +157,7 @@ class Segment(Destination):
         for i in rows.tolist():  # one per distinct identity and traits
             calls[i] = identify_call(uid[i], aid[i], p[i], ts[i])
         counts[rows] = 2
-        items = pc.binary_join_element_wise(pa.array(calls, pa.string()), track, ",", null_handling="skip")
+        items = J.join_present(pa.array(calls, pa.string()), track)
         return items, counts
 
     def build_request(self, envelope: Any, items: list[str], validate: bool = False) -> Request:
