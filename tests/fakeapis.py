@@ -29,6 +29,7 @@ import pyarrow as pa
 import pytest
 
 from logtrack.schema import EVENTS, conform
+from logtrack.send import SendOptions
 
 GA4_SECRET, GA4_MID = "ga4-SECRET-do-not-print-7f3a", "G-TEST123"
 SEGMENT_KEY = "seg-WRITEKEY-do-not-print-91bd"
@@ -74,7 +75,7 @@ class FakeAPI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -281,6 +282,17 @@ def make_events(n: int, users: int = 20, start: datetime | None = None, host: st
         **columns,
     }
     return conform(pa.table(rows), EVENTS)
+
+
+ENV = {"LOGTRACK_GA4_MEASUREMENT_ID": GA4_MID, "LOGTRACK_GA4_API_SECRET": GA4_SECRET,
+       "LOGTRACK_SEGMENT_WRITE_KEY": SEGMENT_KEY}
+
+
+def options(api: FakeAPI | None, state: object, **kw: object) -> SendOptions:
+    """SendOptions aimed at a fake server, with the test secrets and millisecond backoffs."""
+    base = {"endpoint": api.url if api else None, "state": state, "env": dict(ENV),
+            "backoff_base": 0.001, "backoff_max": 0.01}
+    return SendOptions(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def ga4_key(ev: dict, start_us: int) -> int:
