@@ -132,11 +132,8 @@ def iter_blocks(stream: BinaryIO, source: str, block_size: int = BLOCK_SIZE,
     error: Exception | None = None
     eof = False
     while not eof:
-        try:
-            chunk = stream.read(block_size)
-        except (EOFError, OSError, zstandard.ZstdError) as exc:
-            chunk, error = b"", exc
-        eof = not chunk
+        chunk, error = _read_block(stream, block_size)
+        eof = not chunk or error is not None
         data = carry + chunk
         oversized: list[tuple[int, bytes]] = []
         if skipping is not None:
@@ -162,3 +159,23 @@ def iter_blocks(stream: BinaryIO, source: str, block_size: int = BLOCK_SIZE,
             yield block
         if error is not None:
             raise ReadError(f"{source}: {error}") from error
+
+
+READ_PIECE = 256 << 10
+
+
+def _read_block(stream: BinaryIO, size: int) -> tuple[bytes, Exception | None]:
+    """Read up to `size` bytes in pieces, so a stream that breaks part-way (a truncated gzip)
+    still hands over everything it decoded before the break."""
+    pieces: list[bytes] = []
+    got = 0
+    while got < size:
+        try:
+            piece = stream.read(min(READ_PIECE, size - got))
+        except (EOFError, OSError, zstandard.ZstdError) as exc:
+            return b"".join(pieces), exc
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces), None

@@ -265,7 +265,7 @@ def _word_plan(seg: _Segment) -> tuple[list[tuple], int] | None:
         var = found[0]
         if var.kind == "time_clf":
             span = 1
-        elif var.pattern in _WORD_PATTERNS:
+        elif var.pattern in _WORD_PATTERNS or not _may_hold_space(var.pattern):
             span = 0
         else:
             return None
@@ -275,6 +275,10 @@ def _word_plan(seg: _Segment) -> tuple[list[tuple], int] | None:
         steps.append(("var", pos, span, prefix, suffix, var))
         pos += span + 1
     return steps, pos
+
+
+def _may_hold_space(pattern: str) -> bool:
+    return " " in pattern or "\\s" in pattern.replace("\\S", "") or "." in pattern.replace("\\.", "") or "[^" in pattern
 
 
 def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:
@@ -296,6 +300,8 @@ def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np
         value = pc.list_element(words, pos)
         for extra in range(1, span + 1):
             value = pc.binary_join_element_wise(value, pc.list_element(words, pos + extra), " ")
+        if var.pattern not in _WORD_PATTERNS:
+            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
         if prefix or suffix:
             fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
             ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 QUOTED = r'(?:[^"\\]|\\.)*'
+STATUS = r"(?:\d{1,3}|-)"
+COUNT = r"(?:\d+|-)"
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,9 @@ _NGINX: dict[str, tuple[str, str | None, str]] = {
     "host": ("host", "host", r"\S+"),
     "http_host": ("host", "host", r"\S+"),
     "server_name": ("host", "host", r"\S+"),
-    "status": ("status", "status", r"\S+"),
-    "body_bytes_sent": ("int", "bytes_sent", r"\S+"),
-    "bytes_sent": ("int", "bytes_sent", r"\S+"),
+    "status": ("status", "status", STATUS),
+    "body_bytes_sent": ("int", "bytes_sent", COUNT),
+    "bytes_sent": ("int", "bytes_sent", COUNT),
     "http_referer": ("text", "referer", r"\S+"),
     "http_referrer": ("text", "referer", r"\S+"),
     "http_user_agent": ("text", "user_agent", r"\S+"),
@@ -105,10 +107,10 @@ def apache_var(directive: str, arg: str | None) -> Var:
         "l": Var("remote_logname", "str", None),
         "u": Var("remote_user", "str", "remote_user"),
         "r": Var("request", "request", None, r"\S+ \S+ \S+"),
-        "s": Var("status", "status", "status"),
-        "b": Var("body_bytes_sent", "int", "bytes_sent"),
-        "B": Var("body_bytes_sent", "int", "bytes_sent"),
-        "O": Var("bytes_sent", "int", "bytes_sent"),
+        "s": Var("status", "status", "status", STATUS),
+        "b": Var("body_bytes_sent", "int", "bytes_sent", COUNT),
+        "B": Var("body_bytes_sent", "int", "bytes_sent", COUNT),
+        "O": Var("bytes_sent", "int", "bytes_sent", COUNT),
         "I": Var("request_length", "str", None),
         "S": Var("bytes_transferred", "str", None),
         "v": Var("server_name", "host", "host"),

@@ -1,0 +1,39 @@
+"""What a line is (DESIGN §2): endings, skipped lines, UTF-8 repair, oversized lines."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logtrack.lines import split_lines
+from logtrack.sources import Block
+
+
+def test_line_endings_and_skips() -> None:
+    data = b"a\r\nb\rc\n\n   \n# comment\nd\n#Fields: x y\nlast"
+    lines = split_lines(Block("s", 10, data))
+    assert lines.text.to_pylist() == ["a", "b\rc", "d", "last"]
+    assert lines.line.to_pylist() == [10, 11, 15, 17]
+    assert lines.skipped == 4
+    assert lines.comments == [(14, "# comment"), (16, "#Fields: x y")]
+
+
+def test_invalid_utf8_is_replaced_and_counted_not_rejected() -> None:
+    lines = split_lines(Block("s", 1, b"ok\nbad \xff\xfe here\nok2\n"))
+    assert lines.text.to_pylist() == ["ok", "bad \ufffd\ufffd here", "ok2"]
+    assert lines.invalid_utf8 == 1
+
+
+def test_overlong_line_is_set_aside() -> None:
+    lines = split_lines(Block("s", 1, b"short\n" + b"y" * 50 + b"\nend\n"), max_line_bytes=20)
+    assert lines.text.to_pylist() == ["short", "end"]
+    assert [n for n, _ in lines.too_long] == [2]
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), min_size=1), max_size=30))
+def test_round_trip_of_arbitrary_lines(texts: list[str]) -> None:
+    data = "".join(t + "\n" for t in texts).encode("utf-8")
+    lines = split_lines(Block("s", 1, data))
+    kept = [(i + 1, t) for i, t in enumerate(texts) if t.strip(" \t\f\r") and not t.startswith("#")]
+    assert list(zip(lines.line.to_pylist(), lines.text.to_pylist(), strict=True)) == kept
+    assert len(lines) + lines.skipped == len(texts)
