@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from golden import FORMATS  # noqa: F401  (re-exported for tests)
-
 
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
