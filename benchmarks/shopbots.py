@@ -64,6 +64,8 @@ def _bot_request(rng: random.Random, behaviour: str) -> tuple[str, str, int, int
     if behaviour == "scanner":
         return rng.choice(("GET", "GET", "POST")), rng.choice(PROBES), 404, 153
     r = rng.random()
+    if r < 0.01:
+        return "GET", f"/category/{rng.choice(CATEGORIES)}?page={rng.randint(3, 40)}", 503, 197  # rate limited
     if r < 0.05:
         return "GET", "/robots.txt", 200, 113
     if r < 0.09:

@@ -137,9 +137,13 @@ class _Sim:
 
     def page(self, out: list[Rec], v: Visitor, t: float, target: str, ref: str, first: bool) -> None:
         rng = self.rng
-        bad = target.startswith("/products/9")
-        self.emit(out, v, t, "GET", target, 404 if bad else 200, rng.randint(12_000, 40_000) if not bad else 1_562,
-                  ref, "other" if bad else "page")
+        if target.startswith("/products/9"):  # an old link to a product that is gone
+            self.emit(out, v, t, "GET", target, 404, 1_562, ref, "other")
+        elif target.startswith("/search") and rng.random() < 0.04:  # the search backend times out now and then
+            self.emit(out, v, t, "GET", target, 504, 562, ref, "other")
+            return
+        else:
+            self.emit(out, v, t, "GET", target, 200, rng.randint(12_000, 40_000), ref, "page")
         url, at = SITE + target, t + rng.uniform(0.1, 0.6)
         if first:
             for asset, size in (("/static/app.css", 48_211), ("/static/app.js", 184_233), ("/static/img/logo.png", 7_304)):
@@ -225,7 +229,7 @@ class _Sim:
         t += self.think()
         self.page(out, v, t, "/login", ref, first=False)
         t += self.rng.uniform(8, 40)
-        if self.rng.random() < 0.12:
+        if self.rng.random() < 0.2:  # a mistyped password first
             self.emit(out, v, t, "POST", "/api/v1/sessions", 401, 52, SITE + "/login", "api", "login_failed")
             t += self.rng.uniform(5, 20)
         self.emit(out, v, t, "POST", "/api/v1/sessions", 200, 312, SITE + "/login", "api", "login")
