@@ -154,7 +154,7 @@ def generate_combined(
 def write_combined(path: str | Path, lines: int, seed: int = 0, **kw) -> dict:
     """Write a combined log to `path` (`-` for stdout); return its summary."""
     summary: dict = {}
-    out = sys.stdout.buffer if str(path) == "-" else open(path, "wb")  # noqa: SIM115
+    out = sys.stdout.buffer if str(path) == "-" else open(path, "wb")
     try:
         for chunk in generate_combined(lines, seed, summary=summary, **kw):
             out.write(chunk)
