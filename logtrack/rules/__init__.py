@@ -8,9 +8,9 @@ Public API (used by the pipeline and the CLI):
 - `run_rule_tests(paths) -> list[RuleTestResult]`, `format_test_results(results)`.
 """
 
-from .load import check_rules, load_rules, rule_file_paths
+from .load import check_rules, load_rules, rule_file_paths, rules_from_text
 from .ruleset import RuleSet
-from .testing import RuleTestResult, format_test_results, run_rule_tests
+from .testing import RuleTestResult, format_test_results, requests_table, run_rule_tests
 
 __all__ = [
     "RuleSet",
@@ -18,6 +18,8 @@ __all__ = [
     "check_rules",
     "format_test_results",
     "load_rules",
+    "requests_table",
     "rule_file_paths",
+    "rules_from_text",
     "run_rule_tests",
 ]

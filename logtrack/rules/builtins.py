@@ -64,5 +64,5 @@ def parse_builtins(spec: Any, p: Problems, full: Callable[[str], str], doc: Yaml
             p.add(at, f"must be true, false or a mapping with when:/properties:, not {value!r}")
             continue
         rules.append(Rule(name=full(key), short=key, file=doc.file, line=doc.line_of(at) or 1,
-                          when=when, properties=props, builtin=True))
+                          when=when, properties=props, builtin=True, key=f"builtins.{key}"))
     return rules

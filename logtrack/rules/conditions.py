@@ -269,6 +269,7 @@ def num_spec(spec: Any, at: KeyPath, p: Problems) -> list[tuple[float, float]] |
     m = _RANGE.match(text)
     if m and float(m.group(1)) <= float(m.group(2)):
         return [(float(m.group(1)), float(m.group(2)))]
-    p.add(at, f"bad number spec {spec!r}: use 201, [200, 201], 2xx, '>=400' or '200-299'")
+    what = next((k for k in reversed(at) if isinstance(k, str)), "number")
+    p.add(at, f"bad {what} {spec!r}: use 201, [200, 201], 2xx, '>=400' or '200-299'")
     return None
 

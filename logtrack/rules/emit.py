@@ -54,30 +54,73 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
     return values
 
 
-def build_properties(props: tuple[Prop, ...], rule: Rule, ctx: BatchContext,
-                     rows: np.ndarray) -> tuple[pa.MapArray, pa.Array]:
-    """The `properties` map (text) and the typed JSON object for `rows`."""
-    n = len(rows)
-    if not props or n == 0:
-        empty_map = pa.MapArray.from_arrays(np.zeros(n + 1, np.int32), pa.array([], pa.string()),
-                                            pa.array([], pa.string()))
-        return empty_map, pa.repeat(pa.scalar("{}"), n)
-    typed = [prop_values(p, rule, ctx, rows) for p in props]
-    texts = [to_text(v) for v in typed]
-    valid = np.stack([v.is_valid().to_numpy(zero_copy_only=False) for v in typed], axis=1)  # (n, k)
-    row_idx, prop_idx = np.nonzero(valid)  # row-major: each row's properties in declared order
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(valid.sum(axis=1), out=offsets[1:])
-    items = pa.concat_arrays(texts).take(pa.array(prop_idx * n + row_idx))
-    keys = pa.array([p.name for p in props], pa.string()).take(pa.array(prop_idx))
-    mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, items)
-    # Each present property renders as `"name":value,`; joining with nulls as '' and dropping the
-    # trailing comma gives the object without a per-row loop.
-    fragments = [pc.binary_join_element_wise(f'"{p.name}":', to_json(v), ",", "")
-                 for p, v in zip(props, typed, strict=True)]
-    joined = pc.binary_join_element_wise(*fragments, "", null_handling="replace", null_replacement="")
-    body = pc.replace_substring_regex(joined, ",$", "")
-    return mapping, pc.binary_join_element_wise("{", body, "}", "")
+class PropertyCollector:
+    """Gathers the typed property arrays of every emitting rule of a batch, then builds the
+    `properties` map and JSON objects for all events at once.
+
+    Per (rule, property) only the values are computed; text conversion, JSON escaping and the
+    assembly into maps and objects run once per batch over all events, so a rule that emits adds
+    a handful of Arrow calls, not dozens.
+    """
+
+    def __init__(self) -> None:
+        self.values: list[pa.Array] = []
+        self.names: list[str] = []
+        self.starts: list[int] = []
+        self.orders: list[int] = []
+        self.total = 0
+
+    def add(self, props: tuple[Prop, ...] | None, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> None:
+        """Record the properties of `len(rows)` events emitted by `rule`, in emission order."""
+        for order, prop in enumerate(props or ()):
+            self.values.append(prop_values(prop, rule, ctx, rows))
+            self.names.append(prop.name)
+            self.starts.append(self.total)
+            self.orders.append(order)
+        self.total += len(rows)
+
+    def build(self) -> tuple[pa.MapArray, pa.Array]:
+        """The `properties` map and JSON object of every recorded event, in emission order."""
+        n = self.total
+        if not self.values:
+            offsets = pa.array(np.zeros(n + 1, np.int32))
+            empty = pa.array([], pa.string())
+            return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
+        # Convert per type (one text and one JSON pass per type for the whole batch).
+        by_type: dict[pa.DataType, list[int]] = {}
+        for i, v in enumerate(self.values):
+            by_type.setdefault(v.type, []).append(i)
+        texts, jsons, valids, base = [], [], [], np.zeros(len(self.values), np.int64)
+        offset = 0
+        for members in by_type.values():
+            merged = pa.concat_arrays([self.values[i] for i in members])
+            texts.append(to_text(merged))
+            jsons.append(to_json(merged))
+            valids.append(merged.is_valid().to_numpy(zero_copy_only=False))
+            for i in members:
+                base[i] = offset
+                offset += len(self.values[i])
+        text_all, json_all = pa.concat_arrays(texts), pa.concat_arrays(jsons)
+        valid_all = np.concatenate(valids)
+        # Long format: one entry per (event, property) value, sorted by event then declaration.
+        lengths = np.array([len(v) for v in self.values], np.int64)
+        entry = np.repeat(np.arange(len(self.values)), lengths)
+        within = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        event = np.repeat(np.array(self.starts, np.int64), lengths) + within
+        value_index = base[entry] + within
+        keep = valid_all[value_index]
+        entry, event, value_index = entry[keep], event[keep], value_index[keep]
+        order = np.lexsort((np.array(self.orders, np.int64)[entry], event))
+        entry, event, value_index = entry[order], event[order], value_index[order]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(np.bincount(event, minlength=n), out=offsets[1:])
+        take = pa.array(value_index)
+        keys = pa.array(self.names, pa.string()).take(pa.array(entry))
+        mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, text_all.take(take))
+        prefixes = pa.array([f'"{name}":' for name in self.names], pa.string()).take(pa.array(entry))
+        fragments = pc.binary_join_element_wise(prefixes, json_all.take(take), "")
+        body = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), fragments), ",")
+        return mapping, pc.binary_join_element_wise("{", body, "}", "")
 
 
 # ---- event ids -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..yamlfile import KeyPath, YamlDoc, load_yaml
+from ..yamlfile import KeyPath, YamlDoc, format_path, load_yaml
 from . import builtins
 from .conditions import parse_when
 from .model import (
@@ -51,6 +51,17 @@ def load_rules(paths: list[str] | str) -> RuleSet:
     if problems:
         raise ConfigError(problems[0], problems=problems)
     return RuleSet(files)
+
+
+def rules_from_text(text: str, name: str = "<rules>") -> RuleSet:
+    """Load one rule file given as text (docs examples, tests); raises ConfigError like load_rules."""
+    doc = load_yaml(name, text)
+    p = Problems(doc)
+    rule_file = parse_file(doc, p)
+    _check_duplicates([rule_file] if rule_file else [], p.items)
+    if p.items or rule_file is None:
+        raise ConfigError(p.items[0], problems=p.items)
+    return RuleSet([rule_file])
 
 
 def check_rules(paths: list[str] | str) -> list[str]:
@@ -93,16 +104,20 @@ def _load_files(paths: list[str]) -> tuple[list[RuleFile], list[str]]:
         problems.extend(p.items)
         if rule_file is not None:
             loaded.append(rule_file)
+    _check_duplicates(loaded, problems)
+    return loaded, problems
+
+
+def _check_duplicates(loaded: list[RuleFile], problems: list[str]) -> None:
     seen: dict[str, str] = {}
     for rule_file in loaded:
         for rule in rule_file.rules:
             where = f"{rule.file}:{rule.line}"
             if rule.name in seen:
-                problems.append(f"{where}: {rule.short}: duplicate event name {rule.name!r} "
+                problems.append(f"{where}: {rule.key}: duplicate event name {rule.name!r} "
                                 f"(also at {seen[rule.name]}); combine the conditions with any:")
             else:
                 seen[rule.name] = where
-    return loaded, problems
 
 
 def parse_file(doc: YamlDoc, p: Problems) -> RuleFile | None:
@@ -189,8 +204,9 @@ def _parse_event(spec: Any, at: KeyPath, p: Problems, full, doc: YamlDoc) -> Rul
         stop = False
     if not ok:
         return None
-    return Rule(name=full(name), short=name, file=doc.file, line=doc.line_of(at) or 1, when=when,
-                properties=props, user_properties=user_props, once_per=once_per, stop=stop)
+    return Rule(name=full(name), short=name, file=doc.file, line=doc.line_of(at + ("name",)) or 1, when=when,
+                properties=props, user_properties=user_props, once_per=once_per, stop=stop,
+                key=format_path(at + ("name",)))
 
 
 def _and(a: Node, b: Node) -> Node:

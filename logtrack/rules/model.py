@@ -233,6 +233,7 @@ class Rule:
     once_per: str | None = None
     stop: bool = False
     builtin: bool = False
+    key: str = ""  # where it was declared, for messages: events[2] or builtins.page_view
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from .. import schema
 from .context import BatchContext, encode
-from .emit import build_properties, event_ids
+from .emit import PropertyCollector, event_ids
 from .match import pattern_mask, select
 from .model import And, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
 
@@ -77,7 +77,8 @@ class RuleSet:
         if self._needs_first:
             ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
         stopped = np.zeros(n, dtype=bool)
-        rows_out, rule_out, maps, props_json, user_json = [], [], [], [], []
+        rows_out, rule_out, has_user = [], [], []
+        props, user_props = PropertyCollector(), PropertyCollector()
         for index, rule in enumerate(self.rules):
             rows = select(rule.when, ctx)
             if not rule.builtin:
@@ -88,22 +89,20 @@ class RuleSet:
                 rows = self._once_filter(rule.name, rule.once_per, ctx, rows)
             if not len(rows):
                 continue
-            mapping, as_json = build_properties(rule.properties, rule, ctx, rows)
-            if rule.user_properties is None:
-                users = pa.nulls(len(rows), pa.string())
-            else:
-                users = build_properties(rule.user_properties, rule, ctx, rows)[1]
+            props.add(rule.properties, rule, ctx, rows)
+            user_props.add(rule.user_properties, rule, ctx, rows)
             rows_out.append(rows)
             rule_out.append(np.full(len(rows), index, dtype=np.int64))
-            maps.append(mapping)
-            props_json.append(as_json)
-            user_json.append(users)
+            has_user.append(np.full(len(rows), rule.user_properties is not None))
         if not rows_out:
             return schema.empty(schema.EVENTS)
         rows = np.concatenate(rows_out)
         rule_idx = np.concatenate(rule_out)
         order = np.lexsort((rule_idx, rows))  # input order, then rule order within a request
         rows, rule_idx, take = rows[order], rule_idx[order], pa.array(order)
+        mapping, as_json = props.build()
+        users = user_props.build()[1]
+        users = pc.if_else(pa.array(np.concatenate(has_user)), users, pa.scalar(None, pa.string()))
         columns: dict[str, Any] = {
             name: ctx.column(name).take(pa.array(rows)) if name in table.column_names else None
             for name in CONTEXT_COLUMNS
@@ -115,9 +114,9 @@ class RuleSet:
                                         columns["line"] if columns["line"] is not None
                                         else pa.nulls(len(rows), pa.int64()),
                                         names, rule_idx)
-        columns["properties"] = pa.concat_arrays(maps).take(take)
-        columns["properties_json"] = pa.concat_arrays(props_json).take(take)
-        columns["user_properties_json"] = pa.concat_arrays(user_json).take(take)
+        columns["properties"] = mapping.take(take)
+        columns["properties_json"] = as_json.take(take)
+        columns["user_properties_json"] = users.take(take)
         present = {k: v for k, v in columns.items() if v is not None}
         return schema.conform(pa.table(present), schema.EVENTS)
 

@@ -150,6 +150,12 @@ def build_test_table(rule_file: RuleFile, test: RuleTest) -> pa.Table:
     return out
 
 
+def requests_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """An ENRICHED_REQUESTS table from plain dicts (tests, docs): `path` may carry `?query`,
+    `ts` defaults to one second apart, `fields` is a dict; missing columns are null."""
+    return schema.conform(_from_rows([_normalise(r, i) for i, r in enumerate(rows)]), schema.ENRICHED_REQUESTS)
+
+
 def _normalise(req: dict[str, Any], i: int) -> dict[str, Any]:
     row = dict(req)
     path = row.get("path")
