@@ -1,0 +1,117 @@
+"""`logtrack report`: the main job — datasets, aggregate reports, report.html, run.json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections import Counter
+from typing import Any
+
+import click
+import pyarrow.compute as pc
+
+from ..report import DatasetWriter, InputIdentity, build_reports, render_html, run_key_for, write_run_json
+from ..report.summary import summary_lines, summary_renderable
+from . import common
+from .chain import ChainRun, chain_options, out_dir
+
+
+@click.command("report")
+@click.argument("logs", nargs=-1, required=True)
+@click.option("--rules", "rules", multiple=True, metavar="PATH", help="Rule file or directory (repeatable).")
+@click.option("-o", "--out", required=True, metavar="DIR", help="Output directory (datasets, reports/, report.html, run.json).")
+@click.option("--timezone", default="UTC", show_default=True, help="Time zone of dates in partitions and reports.")
+@click.option("--no-requests", is_flag=True, help="Do not write the requests dataset (events, sessions and reports only).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@chain_options
+def report_cmd(logs: tuple[str, ...], rules: tuple[str, ...], out: str, timezone: str, no_requests: bool,
+               quiet: bool, **kw: Any) -> None:
+    """Turn access logs into Parquet datasets, aggregate reports and a self-contained report.html.
+
+    Re-running the same inputs replaces that run's parts; other runs' data in DIR is kept and
+    the reports cover the whole of DIR.
+
+    \b
+    Examples:
+      logtrack report sample_logs/ --rules rules/ -o reports/
+      logtrack report /var/log/nginx/access.log* --rules rules/ -o /srv/analytics --timezone Europe/Berlin
+    """
+    started = dt.datetime.now(dt.UTC)
+    run = ChainRun(logs, kw, rules)
+    target = out_dir(out)
+    key = run_key_for([InputIdentity.of(i.path) for i in run.inputs if not i.is_stdin])
+    reasons: Counter[str] = Counter()
+    show_progress = not quiet and sys.stderr.isatty()
+    with DatasetWriter(target, key, timezone) as writer, _progress(show_progress) as advance:
+        for step in run.outputs():
+            if not no_requests:
+                writer.write("requests", step.requests)
+            writer.write("sessions", step.sessions)
+            writer.write("events", step.events)
+            writer.write("rejects", step.rejects)
+            if step.rejects.num_rows:
+                vc = pc.value_counts(step.rejects["reason"])
+                reasons.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
+            advance(run.stats.total("lines_read"))
+        outputs = writer.commit()
+    grouper = run.chain.ruleset.group_paths if run.chain.ruleset is not None else None
+    reports = build_reports(target, path_grouper=grouper, timezone=timezone)
+    info = _run_info(run, key, started, timezone, reasons, outputs)
+    write_run_json(target, info)
+    render_html(target, reports, info)
+    if not quiet:
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            Console().print(summary_renderable(reports, info))
+        else:
+            click.echo("\n".join(summary_lines(reports, info)))
+        click.echo(f"wrote {target}/report.html, {target}/run.json and datasets under {target}/")
+    run.finish()
+
+
+def _run_info(run: ChainRun, key: str, started: dt.datetime, timezone: str, reasons: Counter[str],
+              outputs: dict[str, int]) -> dict[str, Any]:
+    stats, counts = run.stats, run.chain.counts
+    return {
+        "run_key": key,
+        "started_at": started,
+        "finished_at": dt.datetime.now(dt.UTC),
+        "timezone": timezone,
+        "inputs": [{"path": s.source, "size": s.size, "lines": s.lines_read, "format": s.format,
+                    "parsed": s.parsed, "rejected": s.rejected, "skipped": s.skipped, "error": s.error}
+                   for s in stats.sources.values()],
+        "counts": {"lines": stats.total("lines_read"), "parsed": stats.total("parsed"),
+                   "rejected": stats.total("rejected"), "skipped": stats.total("skipped"),
+                   "filtered": stats.total("filtered"), "excluded_by_rules": counts.excluded,
+                   "requests": counts.requests, "bot_requests": counts.bots, "sessions": counts.sessions,
+                   "events": counts.events},
+        "events_by_name": dict(counts.events_by_name),
+        "rejects_by_reason": dict(reasons),
+        "timings": {"total": round(stats.elapsed_s, 3), **{k: round(v, 3) for k, v in counts.seconds.items()}},
+        "outputs": outputs,
+        "config": {"file": run.config.file, "settings": run.config.doc.data, "rules": run.rules_paths,
+                   "keep_ip": bool(run.kw.get("keep_ip")), "format": run.options.format},
+    }
+
+
+class _progress:
+    """A rich progress line on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+
+    def __enter__(self):  # noqa: ANN204 - returns the advance callable
+        if not self.enabled:
+            return lambda lines: None
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+        self.progress.start()
+        task = self.progress.add_task("reading logs")
+        return lambda lines: self.progress.update(task, description=f"{lines:,} lines read")  # type: ignore[union-attr]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,149 @@
+"""The whole chain over parsed batches: enrich → exclude → identify → privacy → sessions → rules.
+
+`Chain` holds the configured stages and their state; `Chain.run(batches)` yields one `StageOutput`
+per parsed batch (plus a last one when the sessionizer flushes). Sinks — datasets, event files,
+destinations — consume the outputs; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import privacy
+from .config import Config
+from .enrich import EnrichConfig, enrich
+from .identity import IdentityConfig, identify, load_or_create_salt
+from .pipeline import ParsedBatch
+from .privacy import PrivacyConfig
+from .rules import RuleSet, load_rules
+from .schema import ENRICHED_REQUESTS, EVENTS, REJECTS, SESSIONS, conform, empty
+from .sessions import SessionConfig, Sessionizer
+
+PAGE_VIEW = "page_view"
+
+
+@dataclass
+class StageOutput:
+    """What one step of the chain produced (each may be empty)."""
+
+    requests: pa.Table
+    sessions: pa.Table
+    events: pa.Table
+    rejects: pa.Table
+
+
+@dataclass
+class ChainCounts:
+    """Counts and timings per stage, for summaries and run.json."""
+
+    requests: int = 0
+    excluded: int = 0
+    bots: int = 0
+    sessions: int = 0
+    events: int = 0
+    events_by_name: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for run.json."""
+        return {
+            "requests": self.requests, "excluded_by_rules": self.excluded, "bot_requests": self.bots,
+            "sessions": self.sessions, "events": self.events, "events_by_name": dict(self.events_by_name),
+            "seconds_by_stage": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+class Chain:
+    """The configured stages of one run."""
+
+    def __init__(self, config: Config, state: Path, keep_ip: bool = False,
+                 rules_paths: list[str] | None = None) -> None:
+        self.enrich_cfg = EnrichConfig.from_config(config)
+        self.identity_cfg = IdentityConfig.from_config(config)
+        self.privacy_cfg = PrivacyConfig.from_config(config, keep_ip=keep_ip)
+        self.session_cfg = SessionConfig.from_config(config)
+        self.ruleset: RuleSet | None = load_rules(list(rules_paths)) if rules_paths else None
+        self.salt = load_or_create_salt(state, self.identity_cfg.salt_env)
+        self.sessionizer = Sessionizer(self.session_cfg)
+        self.counts = ChainCounts()
+        self._events_per_session: Counter[str] = Counter()
+
+    def _timed(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.counts.seconds[stage] += now - start
+        return now
+
+    def run(self, batches: Iterable[ParsedBatch]) -> Iterator[StageOutput]:
+        """Run every batch through the stages; the last output flushes the open sessions."""
+        for batch in batches:
+            t = time.perf_counter()
+            table = enrich(batch.requests, self.enrich_cfg)
+            t = self._timed("enrich", t)
+            if self.ruleset is not None and table.num_rows:
+                drop = pc.fill_null(self.ruleset.excluded(table), False)
+                kept = table.filter(pc.invert(drop))
+                self.counts.excluded += table.num_rows - kept.num_rows
+                table = kept
+            table = privacy.apply(identify(table, self.identity_cfg, self.salt), self.privacy_cfg)
+            t = self._timed("identify", t)
+            watermark = pd.Timestamp(batch.watermark) if batch.watermark is not None else None
+            out = self.sessionizer.push(table, watermark)
+            self._timed("sessions", t)
+            yield self._finish_step(out.requests, out.sessions, self._rejects(batch.rejects))
+        out = self.sessionizer.finish()
+        yield self._finish_step(out.requests, out.sessions, empty(REJECTS))
+
+    def _rejects(self, rejects: pa.Table) -> pa.Table:
+        if rejects.num_rows == 0:
+            return rejects
+        text = privacy.scrub_text(rejects.column("text"), self.privacy_cfg)
+        return rejects.set_column(rejects.schema.get_field_index("text"), "text", text)
+
+    def _finish_step(self, requests: pa.Table, sessions: pa.Table, rejects: pa.Table) -> StageOutput:
+        t = time.perf_counter()
+        requests = conform(requests, ENRICHED_REQUESTS)
+        events = self.ruleset.evaluate(requests) if self.ruleset is not None and requests.num_rows else empty(EVENTS)
+        events = conform(events, EVENTS)
+        self._timed("rules", t)
+        self._count_events(events)
+        sessions = self._with_event_counts(conform(sessions, SESSIONS))
+        c = self.counts
+        c.requests += requests.num_rows
+        c.bots += int(pc.sum(pc.cast(pc.fill_null(requests["is_bot"], False), pa.int64())).as_py() or 0)
+        c.sessions += sessions.num_rows
+        c.events += events.num_rows
+        return StageOutput(requests, sessions, events, rejects)
+
+    def _count_events(self, events: pa.Table) -> None:
+        if events.num_rows == 0:
+            return
+        self.counts.events_by_name.update(
+            dict(zip(*_value_counts(events["event_name"]), strict=True)))
+        key_events = events.filter(pc.invert(pc.ends_with(events["event_name"], PAGE_VIEW)))
+        sids = key_events["session_id"].drop_null()
+        if len(sids):
+            self._events_per_session.update(dict(zip(*_value_counts(sids), strict=True)))
+
+    def _with_event_counts(self, sessions: pa.Table) -> pa.Table:
+        """Fill `events` (key events, i.e. not page views) and let a key event engage a session."""
+        if sessions.num_rows == 0 or not self._events_per_session:
+            return sessions
+        ids = sessions["session_id"].to_pylist()
+        counts = np.array([self._events_per_session.pop(s, 0) for s in ids], dtype=np.int64)
+        engaged = pc.or_(pc.fill_null(sessions["is_engaged"], False), pa.array(counts > 0))
+        sessions = sessions.set_column(sessions.schema.get_field_index("events"), "events", pa.array(counts))
+        return sessions.set_column(sessions.schema.get_field_index("is_engaged"), "is_engaged", engaged)
+
+
+def _value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], list[int]]:
+    vc = pc.value_counts(values)
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
