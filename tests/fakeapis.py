@@ -61,7 +61,11 @@ class FakeAPI:
                 pass
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client died mid-request: nothing to process
+                    self.close_connection = True
+                    return
                 status, payload, headers = api._dispatch(self, body)
                 if status == 0:  # connection reset: RST without an answer
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -16,7 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fakeapis import FakeGA4, FakeSegment, ga4_api, ga4_key, make_events, options, segment_api  # noqa: E402,F401
+pytest.register_assert_rewrite("fakeapis")
+from fakeapis import FakeGA4, FakeSegment, ga4_key, make_events, options  # noqa: E402
+
+pytest_plugins = ["fakeapis"]
 
 from logtrack.send import deliver  # noqa: E402
 from logtrack.send import jsonarrow as J  # noqa: E402
