@@ -68,7 +68,8 @@ def expand_inputs(specs: list[str]) -> list[Input]:
             continue
         path = Path(spec)
         if path.is_dir():
-            files = [p for p in sorted(path.rglob("*")) if p.is_file() and not _hidden(p, path)]
+            files = [p for p in sorted(path.rglob("*"))
+                     if p.is_file() and not _hidden(p, path) and not _is_doc(p)]
             out.extend(Input(str(p)) for p in rotation_order(files))
         elif path.is_file():
             out.append(Input(spec))
@@ -78,6 +79,11 @@ def expand_inputs(specs: list[str]) -> list[Input]:
                 raise UsageError(f"no such file or directory: {spec}")
             out.extend(Input(str(p)) for p in rotation_order(sorted(matches)))
     return out
+
+
+def _is_doc(path: Path) -> bool:
+    # A README beside the logs is documentation, not a log; named explicitly it is still read.
+    return path.suffix.lower() in (".md", ".rst") or path.name.upper().startswith("README")
 
 
 def _hidden(path: Path, root: Path) -> bool:

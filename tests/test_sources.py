@@ -77,7 +77,7 @@ def test_rotation_order_oldest_first() -> None:
 
 def test_directories_globs_and_hidden_files(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    for name in ["b.log", "a.log", ".hidden.log", "sub/c.log"]:
+    for name in ["b.log", "a.log", ".hidden.log", "sub/c.log", "README.md", "sub/README"]:
         (tmp_path / name).write_text("x\n")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "d.log").write_text("x\n")

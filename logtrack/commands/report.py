@@ -12,7 +12,6 @@ import pyarrow.compute as pc
 
 from ..report import DatasetWriter, InputIdentity, build_reports, render_html, run_key_for, write_run_json
 from ..report.summary import summary_lines, summary_renderable
-from . import common
 from .chain import ChainRun, chain_options, out_dir
 
 
