@@ -138,7 +138,9 @@ def test_top_pages_without_grouper(dataset: Path, tmp_path: Path) -> None:
     top = build_reports(dataset, write=False)["top_pages"]
     assert rows(top, "path", "pageviews", "visitors") == [
         ("/products/1", 2, 2), ("/", 1, 1), ("/about", 1, 1), ("/products/2", 1, 1)]
-    assert build_reports(dataset, write=False, limit=2)["top_pages"].num_rows == 2
+    # With a limit, visitors are counted for the ranked pages only; their figures do not change.
+    top2 = build_reports(dataset, write=False, limit=2)["top_pages"]
+    assert rows(top2, "path", "pageviews", "visitors", "share") == [("/products/1", 2, 2, 0.4), ("/", 1, 1, 0.2)]
 
 
 def test_acquisition_and_technology(reports: dict[str, pa.Table]) -> None:

@@ -97,14 +97,29 @@ def daily_kpis(out_dir: Path, traffic: pa.Table, events: pa.Table, timezone: str
 
 
 def top_pages(out_dir: Path, grouper: PathGrouper | None, limit: int | None) -> pa.Table:
-    """Pageviews and visitors per page (or per path template), ranked."""
+    """Pageviews and visitors per page (or per path template), ranked.
+
+    Two passes keep memory to the pages reported: pageviews per page first (one counter per
+    page), then distinct visitors for the ranked pages only (a distinct count holds every
+    (page, visitor) pair, nearly one per pageview on a site with a long tail of pages).
+    """
+    group = group_paths("path", grouper)
+    counts = aggregate(scan(out_dir, "requests", {"path": F("path")}, where=is_pageview(), transform=group),
+                       [count_rows("pageviews")], keys=["path"])
+    total = pc.sum(counts["pageviews"]).as_py() or 0
+    ranked = top(counts, "pageviews", ["path"], limit)
+    keep = ranked["path"].combine_chunks() if counts.num_rows > ranked.num_rows else None
+
+    def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
+        batch = group(batch) if group else batch
+        return batch if keep is None else batch.filter(pc.is_in(batch.column(0), value_set=keep))
+
     reader = scan(out_dir, "requests", {"path": F("path"), "anonymous_id": F("anonymous_id")},
-                  where=is_pageview(), transform=group_paths("path", grouper))
-    table = aggregate(reader, [count_rows("pageviews"), ("anonymous_id", "count_distinct", DISTINCT, "visitors")],
-                      keys=["path"])
-    total = pc.sum(table["pageviews"]).as_py() or 0
+                  where=is_pageview(), transform=ranked_only)
+    visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["path"])
+    table = ranked.join(visitors, "path", join_type="left outer")
     table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
-    return finish("top_pages", top(table, "pageviews", ["path"], limit))
+    return finish("top_pages", zero_fill(top(table, "pageviews", ["path"], None), ["visitors"]))
 
 
 def request_reports(out_dir: Path, limit: int | None) -> dict[str, pa.Table]:

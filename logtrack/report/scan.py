@@ -23,6 +23,7 @@ Expr = pc.Expression
 PathGrouper = Callable[[pa.Array], pa.Array]
 PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 BATCH_ROWS = 128 * 1024
+SCAN_OPTIONS = ds.ParquetFragmentScanOptions(pre_buffer=False)
 
 
 def open_dataset(out_dir: Path, kind: str) -> ds.Dataset:
@@ -92,7 +93,10 @@ def scan(out_dir: Path, kind: str, columns: dict[str, Expr], where: Expr | None 
          transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None) -> pa.RecordBatchReader:
     """Stream `columns` (name → expression) of the rows matching `where`, batch by batch."""
     dataset = open_dataset(out_dir, kind)
-    reader = dataset.scanner(columns=columns, filter=where, batch_size=BATCH_ROWS).to_reader()
+    # Modest read-ahead and no whole-file pre-buffering: the defaults (16 batches, 4 files,
+    # pre_buffer) cost ~200 MB of RSS per scan for no measurable speed on 2 cores.
+    reader = dataset.scanner(columns=columns, filter=where, batch_size=BATCH_ROWS, batch_readahead=4,
+                             fragment_readahead=2, fragment_scan_options=SCAN_OPTIONS).to_reader()
     if transform is None:
         return reader
     schema = transform(pa.RecordBatch.from_pylist([], schema=reader.schema)).schema
