@@ -153,6 +153,7 @@ class SenderLock:
     """An exclusive `flock` on `<state>/send-<destination>.lock`; the OS drops it with the process."""
 
     def __init__(self, state: Path, destination: str) -> None:
+        Path(state).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = Path(state) / f"send-{destination}.lock"
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
