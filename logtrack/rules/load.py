@@ -281,9 +281,8 @@ def _parse_prop(name: str, value: Any, at: KeyPath, p: Problems, captures: dict[
             elif part.name in TEMPLATE_COLUMNS:
                 part = Ref("column", part.name)
             else:
-                known = list(captures) + list(TEMPLATE_COLUMNS)
                 have = f"; this rule captures {', '.join(sorted(captures))}" if captures else "; this rule's path captures nothing"
-                p.add(at, f"{{{part.name}}} is not a capture or a request column{did_you_mean(part.name, known)}{have}")
+                p.add(at, f"{{{part.name}}} is not a capture or a request column{_suggest(part.name, captures)}{have}")
                 return None
         resolved.append(part)
     if declared is None:
@@ -295,3 +294,14 @@ def _parse_prop(name: str, value: Any, at: KeyPath, p: Problems, captures: dict[
             p.add(at + ("default",), error)
             return None
     return Prop(name=name, type=declared, parts=tuple(resolved), default=default)
+
+
+def _suggest(name: str, captures: dict[str, str]) -> str:
+    """A did-you-mean for a template reference: the rule's own captures first."""
+    close = did_you_mean(name, list(captures))
+    if close:
+        return close
+    related = [c for c in captures if c in name or name in c]
+    if related:
+        return f" (did you mean {related[0]!r}?)"
+    return did_you_mean(name, TEMPLATE_COLUMNS)

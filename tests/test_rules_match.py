@@ -1,0 +1,199 @@
+"""Rule matching: every condition kind of DESIGN §5, evaluated over Arrow batches (issue 4)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from logtrack.rules import requests_table, rules_from_text
+
+
+def matches(when: str, rows: list[dict], extra: str = "") -> list[int]:
+    """Indices of `rows` for which a rule with `when` emits."""
+    rules = rules_from_text(f"events:\n  - name: e\n    when: {when}\n{extra}")
+    table = requests_table([{**r, "line": i} for i, r in enumerate(rows)])
+    return rules.evaluate(table).column("line").to_pylist()
+
+
+PATHS = [{"path": p} for p in ["/products/42", "/products/abc", "/products/42/reviews", "/products/",
+                                "/products/12345678901234567890", "/p/AB_1", "/static/a/b.css", None]]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("/products/42", [0]),
+    ("'/products/{product_id:int}'", [0]),  # 20 digits do not fit an int64: no match
+    ("'/products/{slug}'", [0, 1, 4]),
+    ("'/products/{rest:path}'", [0, 1, 2, 3, 4]),
+    ("'/products/*'", [0, 1, 3, 4]),
+    ("'/static/**'", [6]),
+    ("'/products/{id}/reviews'", [2]),
+    ("{regex: '^/p/(?P<sku>\\w+)$'}", [5]),
+    ("{regex: 'reviews'}", [2]),
+    ("{prefix: /products/4}", [0, 2]),
+    ("[/p/AB_1, '/products/{id:int}']", [0, 5]),
+    ("present", [0, 1, 2, 3, 4, 5, 6]),
+    ("absent", [7]),
+])
+def test_path_forms(spec, expected):
+    assert matches(f"{{path: {spec}}}", PATHS) == expected
+
+
+def test_uuid_and_float_captures():
+    rows = [{"path": "/o/123e4567-e89b-12d3-a456-426614174000"}, {"path": "/o/nope"}, {"path": "/v/1.5"}, {"path": "/v/x"}]
+    assert matches("{path: '/o/{id:uuid}'}", rows) == [0]
+    assert matches("{path: '/v/{x:float}'}", rows) == [2]
+
+
+STATUS = [{"status": s} for s in [200, 201, 204, 301, 404, 500, 503]] + [{"path": "/no-status"}]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("201", [1]),
+    ("[200, 201]", [0, 1]),
+    ("2xx", [0, 1, 2]),
+    ("5XX", [5, 6]),
+    ("'>=400'", [4, 5, 6]),
+    ("'>404'", [5, 6]),
+    ("'<300'", [0, 1, 2]),
+    ("'<=204'", [0, 1, 2]),
+    ("'!=200'", [1, 2, 3, 4, 5, 6]),
+    ("'500-502'", [5]),
+    ("[2xx, '>=500']", [0, 1, 2, 5, 6]),
+    ("absent", [7]),
+    ("'200'", [0]),
+])
+def test_status_forms(spec, expected):
+    assert matches(f"{{status: {spec}}}", STATUS) == expected
+
+
+def test_method_one_or_list_and_case_blind():
+    rows = [{"method": m} for m in ["GET", "POST", "post", "PUT", None]]
+    assert matches("{method: POST}", rows) == [1, 2]
+    assert matches("{method: [get, PUT]}", rows) == [0, 3]
+
+
+def test_host_literal_glob_and_case():
+    rows = [{"host": h} for h in ["shop.example.com", "SHOP.Example.com", "api.example.com", "example.org"]]
+    assert matches("{host: shop.example.com}", rows) == [0, 1]
+    assert matches("{host: '*.example.com'}", rows) == [0, 1, 2]
+    assert matches("{host: {regex: '^api\\.'}}", rows) == [2]
+
+
+QUERY = [{"query": q} for q in ["q=red+dress&page=2", "q=caf%C3%A9", "page=1", "q=", "debug&q=x", None, "qq=1"]]
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("{q: present}", [0, 1, 3, 4]),
+    ("{q: absent}", [2, 5, 6]),
+    ("{q: red dress}", [0]),  # compared decoded, as a form
+    ("{q: café}", [1]),
+    ("{q: [x, café]}", [1, 4]),
+    ("{q: {one_of: [x]}}", [4]),
+    ("{q: {regex: '^re'}}", [0]),
+    ("{q: {equals: ''}}", [3]),
+    ("{debug: present}", [4]),
+    ("{q: present, page: '2'}", [0]),
+    ("{page: {glob: '*'}}", [0, 2]),
+])
+def test_query_params(spec, expected):
+    assert matches(f"{{query: {spec}}}", QUERY) == expected
+
+
+def test_fields_cookies_and_headers():
+    rows = [{"fields": {"cookie_plan": "pro", "http_x_app": "ios"}}, {"fields": {"cookie_plan": "free"}},
+            {"fields": {}}, {}]
+    assert matches("{fields: {cookie_plan: pro}}", rows) == [0]
+    assert matches("{fields: {cookie_plan: present}}", rows) == [0, 1]
+    assert matches("{fields: {http_x_app: absent}}", rows) == [1, 2, 3]
+    assert matches("{fields: {cookie_plan: 'f*'}}", rows) == [1]
+
+
+def test_bots_are_excluded_unless_asked_for():
+    rows = [{"path": "/", "is_bot": False}, {"path": "/", "is_bot": True}, {"path": "/"}]
+    assert matches("{path: /}", rows) == [0, 2]
+    assert matches("{path: /, bot: true}", rows) == [1]
+    assert matches("{path: /, bot: any}", rows) == [0, 1, 2]
+    assert matches("{any: [{bot: true}, {bot: false}]}", rows) == [0, 1, 2]
+
+
+def test_device_static_and_other_columns():
+    rows = [{"device": "mobile", "is_static": False, "referer_host": "google.com", "bytes_sent": 10},
+            {"device": "desktop", "is_static": True, "channel": "email", "bytes_sent": 5000},
+            {"device": "tablet"}]
+    assert matches("{device: mobile}", rows) == [0]
+    assert matches("{device: [mobile, tablet]}", rows) == [0, 2]
+    assert matches("{static: false}", rows) == [0, 2]
+    assert matches("{referer_host: google.com}", rows) == [0]
+    assert matches("{channel: email}", rows) == [1]
+    assert matches("{bytes_sent: '>1000'}", rows) == [1]
+    assert matches("{user_agent: absent}", rows) == [0, 1, 2]
+
+
+def test_user_known_or_anonymous():
+    rows = [{"user_id": "u1"}, {"user_id": None}, {"user_id": ""}, {"user_id": "-"}]
+    assert matches("{user: known}", rows) == [0]
+    assert matches("{user: anonymous}", rows) == [1, 2, 3]
+
+
+def test_not_any_all():
+    rows = [{"method": "GET", "path": "/a"}, {"method": "POST", "path": "/a"}, {"method": "GET", "path": "/b"},
+            {"method": "PUT", "path": "/c"}]
+    assert matches("{not: {method: GET}}", rows) == [1, 3]
+    assert matches("{not: [{method: GET}, {path: /c}]}", rows) == [1]
+    assert matches("{any: [{method: POST}, {path: /b}]}", rows) == [1, 2]
+    assert matches("{all: [{method: GET}, {path: /b}]}", rows) == [2]
+    assert matches("{method: GET, not: {any: [{path: /a}, {path: /c}]}}", rows) == [2]
+    assert matches("{}", rows) == [0, 1, 2, 3]
+
+
+def test_first_in_session_carries_across_batches():
+    rules = rules_from_text("events:\n  - name: landing\n    when: {first_in_session: true}\n")
+    rows = [{"session_id": "s1", "line": 1}, {"session_id": "s2", "line": 2}, {"session_id": "s1", "line": 3},
+            {"session_id": "s3", "line": 4}, {"session_id": "s2", "line": 5}, {"session_id": None, "line": 6}]
+    whole = rules.evaluate(requests_table(rows)).column("line").to_pylist()
+    assert whole == [1, 2, 4]
+    rules.reset()
+    parts = [rules.evaluate(requests_table(rows[i:i + 2])).column("line").to_pylist() for i in range(0, 6, 2)]
+    assert sum(parts, []) == [1, 2, 4]
+
+
+def test_first_in_session_uses_time_not_row_order():
+    rules = rules_from_text("events:\n  - name: landing\n    when: {first_in_session: true}\n")
+    rows = [{"session_id": "s1", "line": 1, "ts": "2026-03-01T10:00:05Z"},
+            {"session_id": "s1", "line": 2, "ts": "2026-03-01T10:00:01Z"}]
+    assert rules.evaluate(requests_table(rows)).column("line").to_pylist() == [2]
+
+
+def test_exclude_with_cidr_and_health_checks():
+    rules = rules_from_text("""\
+exclude:
+  - path: /healthz
+  - user_agent: "kube-probe/*"
+  - client_ip: [10.0.0.0/8, "2001:db8::/32"]
+  - {method: HEAD, path: /}
+events: []
+""")
+    rows = [{"path": "/healthz"}, {"path": "/", "user_agent": "kube-probe/1.29"}, {"client_ip": "10.1.2.3"},
+            {"client_ip": "11.1.2.3"}, {"client_ip": "2001:db8::1"}, {"client_ip": "2001:db9::1"},
+            {"method": "HEAD", "path": "/"}, {"method": "GET", "path": "/"}, {"client_ip": "not-an-ip"}, {}]
+    excluded = rules.excluded(requests_table(rows))
+    assert isinstance(excluded, pa.BooleanArray)
+    assert excluded.to_pylist() == [True, True, True, False, True, False, True, False, False, False]
+
+
+def test_exclude_across_files_is_a_union(tmp_path):
+    from logtrack.rules import load_rules
+
+    (tmp_path / "a.yaml").write_text("exclude: [{path: /a}]\n")
+    (tmp_path / "b.yaml").write_text("exclude: {path: /b}\n")
+    rules = load_rules([str(tmp_path)])
+    table = requests_table([{"path": "/a"}, {"path": "/b"}, {"path": "/c"}])
+    assert rules.excluded(table).to_pylist() == [True, True, False]
+
+
+def test_empty_table_and_dictionary_columns():
+    rules = rules_from_text("events:\n  - name: e\n    when: {path: /a}\n")
+    assert rules.evaluate(requests_table([])).num_rows == 0
+    table = requests_table([{"path": "/a"}, {"path": "/b"}, {"path": "/a"}])
+    encoded = table.set_column(table.column_names.index("path"), "path", table.column("path").dictionary_encode())
+    assert rules.evaluate(encoded).column("path").to_pylist() == ["/a", "/a"]
