@@ -50,6 +50,8 @@ def _cell(value: Any, kind: str) -> str:
         return f'<td class="num">{value * 100:.1f}%</td>'
     if kind in ("int", "num"):
         return f'<td class="num">{fmt(value)}</td>'
+    if kind == "bool":
+        return f"<td>{'yes' if value else 'no'}</td>"
     if kind == "ts" and isinstance(value, dt.datetime):
         return f"<td>{esc(value.strftime('%Y-%m-%d %H:%M'))}</td>"
     return f"<td>{esc(value)}</td>"
@@ -205,7 +207,7 @@ def render_html(out_dir: Path, reports: dict[str, pa.Table], run_info: dict[str,
              ("bot_name", "Bot", "text"), ("requests", "Requests", "int"), ("client_ips", "Addresses", "int"),
              ("last_seen", "Last seen (UTC)", "ts")], 15)
          + "<h3>User agents</h3>" + html_table(r("user_agents"), [
-             ("user_agent", "User agent", "text"), ("requests", "Requests", "int"), ("is_bot", "Bot", "text")], 10)
+             ("user_agent", "User agent", "text"), ("requests", "Requests", "int"), ("is_bot", "Bot", "bool")], 10)
          + "<h3>Day by day</h3>" + html_table(r("daily_kpis"), [
              ("date", "Date", "date"), ("requests", "Requests", "int"), ("pageviews", "Pageviews", "int"),
              ("visitors", "Visitors", "int"), ("sessions", "Sessions", "int"), ("bounce_rate", "Bounce", "pct"),
@@ -214,13 +216,16 @@ def render_html(out_dir: Path, reports: dict[str, pa.Table], run_info: dict[str,
         ("About this report", "What was read, what was kept, and what the words mean.", _about(run_info)),
     ]
     generated = run_info.get("finished_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join(f'<section><h2>{esc(title)}</h2><p class="lead">{esc(lead)}</p>{content}</section>'
-                   for title, lead, content in sections)
+    anchors = ["traffic", "acquisition", "pages", "events", "technology", "health", "about"]
+    nav = '<nav>' + "".join(f'<a href="#{a}">{esc(title)}</a>' for a, (title, _, _) in zip(anchors, sections,
+                                                                                         strict=True)) + "</nav>"
+    body = "".join(f'<section id="{a}"><h2>{esc(title)}</h2><p class="lead">{esc(lead)}</p>{content}</section>'
+                   for a, (title, lead, content) in zip(anchors, sections, strict=True))
     template = resources.files(__package__).joinpath("template.html").read_text(encoding="utf-8")
     period = esc(_period(r("daily_kpis")))
     header = (f'<h1>Web traffic report</h1><p class="muted">{period} · times in '
               f'{esc(run_info.get("timezone", "UTC"))} · generated {esc(generated)} by logtrack '
-              f"{esc(__version__)}</p>{_cards(r('totals'))}")
+              f"{esc(__version__)}</p>{_cards(r('totals'))}{nav}")
     page = string.Template(template).substitute(title=f"Web traffic report · {period}", header=header, main=body)
     path = Path(out_dir) / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
