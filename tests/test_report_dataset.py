@@ -228,3 +228,15 @@ def test_run_key_identity(tmp_path: Path) -> None:
     a.write_bytes(b"new first line\n")
     assert run_key_for([InputIdentity.of(a), ib]) != key
     assert run_key_for([InputIdentity.of(b, start=6), ia]) != run_key_for([ib, ia])
+
+
+def test_two_runs_at_once_do_not_interfere(tmp_path: Path) -> None:
+    a = DatasetWriter(tmp_path, "one", run_date=RUN_DATE)
+    b = DatasetWriter(tmp_path, "two", run_date=RUN_DATE)
+    a.write("requests", requests([D1]))
+    b.write("requests", requests([D1, D2]).to_batches()[0])  # a record batch is accepted too
+    b.commit()
+    a.commit()
+    assert files(tmp_path) == ["requests/date=2026-03-01/part-one.parquet",
+                               "requests/date=2026-03-01/part-two.parquet",
+                               "requests/date=2026-03-02/part-two.parquet"]

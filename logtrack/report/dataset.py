@@ -89,6 +89,19 @@ def part_name(run_key: str, seq: int) -> str:
     return f"part-{run_key}.parquet" if seq == 0 else f"part-{run_key}-{seq}.parquet"
 
 
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename a staged part into place (atomic: same file system, replaces an older part)."""
+    for attempt in (1, 2):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(tmp, final)
+            return
+        except FileNotFoundError:
+            # Another run's commit may have just removed this partition directory as empty.
+            if attempt == 2 or not tmp.exists():
+                raise
+
+
 @dataclass
 class _Part:
     """One part file being written: a staging path, its final path, buffered row groups."""
@@ -173,13 +186,15 @@ class DatasetWriter:
         else:
             self.abort()
 
-    def write(self, kind: str, table: pa.Table) -> None:
+    def write(self, kind: str, table: pa.Table | pa.RecordBatch) -> None:
         """Append `table` (any column superset of the kind's schema) to the kind's dataset."""
         if kind not in KIND_SCHEMAS:
             raise ValueError(f"unknown dataset kind {kind!r}; expected one of {sorted(KIND_SCHEMAS)}")
         if self._state != "open":
             raise LogtrackError(f"dataset writer already {self._state}")
         self._seen.add(kind)
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
         if table.num_rows == 0:
             return
         days = self._days(kind, table)
@@ -256,8 +271,7 @@ class DatasetWriter:
                 self._done.append(part)
             published = set()
             for part in self._done:
-                part.final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(part.tmp, part.final)
+                _publish(part.tmp, part.final)
                 published.add(part.final)
             self._remove_stale(published)
         except BaseException:
