@@ -28,9 +28,16 @@ class Lines:
     skipped: int = 0  # empty, whitespace-only and `#` lines
     invalid_utf8: int = 0  # lines that held bytes that are not UTF-8
     too_long: list[tuple[int, str]] = field(default_factory=list)  # (line, head) over the limit
+    _backslash: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.text)
+
+    def backslash_mask(self) -> np.ndarray:
+        """Which lines hold a backslash (so escape decoding can skip all the others)."""
+        if self._backslash is None:
+            self._backslash = lines_with_byte(self.text, 0x5C)
+        return self._backslash
 
     def take(self, indices: pa.Array | np.ndarray) -> Lines:
         """The subset of data lines at `indices` (comments and counts are not carried)."""
@@ -68,7 +75,7 @@ def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
 
     too_long = [(int(n), h) for n, h in ((n, h.decode("utf-8", "replace")) for n, h in block.oversized)]
     long_mask = lengths > max_line_bytes
-    blank = pc.match_substring_regex(text, r"^\s*$")
+    blank = pc.or_(pc.equal(pa.array(lengths), 0), pc.ascii_is_space(text))
     comment = pc.starts_with(text, "#")
     drop = pc.or_(blank, comment)
     if long_mask.any():
@@ -86,6 +93,20 @@ def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
         numbers = numbers[keep_rows.to_numpy(zero_copy_only=False)]
     skipped = n_drop - int(long_mask.sum())
     return Lines(block.source, text, pa.array(numbers, pa.int64()), comments, skipped, invalid, too_long)
+
+
+def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
+    """A mask of the strings in `text` that contain `byte`, from one scan of the data buffer."""
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + n + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    hits = np.flatnonzero(data == byte) + offsets[0]
+    mask = np.zeros(n, dtype=bool)
+    if len(hits):
+        mask[np.searchsorted(offsets, hits, side="right") - 1] = True
+    return mask
 
 
 def _repair_utf8(data: bytes) -> tuple[bytes, int]:

@@ -34,6 +34,6 @@ def test_overlong_line_is_set_aside() -> None:
 def test_round_trip_of_arbitrary_lines(texts: list[str]) -> None:
     data = "".join(t + "\n" for t in texts).encode("utf-8")
     lines = split_lines(Block("s", 1, data))
-    kept = [(i + 1, t) for i, t in enumerate(texts) if t.strip(" \t\f\r") and not t.startswith("#")]
+    kept = [(i + 1, t) for i, t in enumerate(texts) if t.strip(" \t\n\r\f\v") and not t.startswith("#")]
     assert list(zip(lines.line.to_pylist(), lines.text.to_pylist(), strict=True)) == kept
     assert len(lines) + lines.skipped == len(texts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -18,8 +19,9 @@ from .variables import Var
 _PRIORITY = ["body_bytes_sent", "bytes_sent"]
 
 
-def convert_one(kind: str, values: pa.Array) -> pa.Array:
-    """Convert one raw string column by kind (see `Var.kind`)."""
+def convert_one(kind: str, values: pa.Array, escaped: np.ndarray | None = None) -> pa.Array:
+    """Convert one raw string column by kind (see `Var.kind`); `escaped` marks rows whose line
+    holds a backslash (None: check every row)."""
     if kind == "ip":
         return cv.client_ip(values)
     if kind == "host":
@@ -29,7 +31,7 @@ def convert_one(kind: str, values: pa.Array) -> pa.Array:
     if kind == "int":
         return cv.to_int(values)
     if kind == "text":
-        return cv.nullify(cv.unescape(values))
+        return cv.nullify(cv.unescape(values, escaped))
     if kind == "urltext":
         return cv.nullify(cv.url_decode(values))
     if kind == "raw":
@@ -53,8 +55,8 @@ def convert_one(kind: str, values: pa.Array) -> pa.Array:
     return cv.nullify(values)  # "str"
 
 
-def convert_vars(raw: Mapping[str, pa.Array], variables: Mapping[str, Var], n: int
-                 ) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+def convert_vars(raw: Mapping[str, pa.Array], variables: Mapping[str, Var], n: int,
+                 escaped: np.ndarray | None = None) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
     """Columns and fields from raw captures (`raw[var.name]`, length `n`, null = not captured)."""
     columns: dict[str, pa.Array] = {}
     fields: dict[str, pa.Array] = {}
@@ -75,7 +77,7 @@ def convert_vars(raw: Mapping[str, pa.Array], variables: Mapping[str, Var], n: i
             for col in ("scheme", "host", "path", "query"):
                 _merge(columns, col, parts[col], prefer_existing=True)
             continue
-        converted = convert_one(var.kind, values)
+        converted = convert_one(var.kind, values, escaped)
         if var.target:
             # An explicit variable ($host, $uri) beats what the request line implies.
             _merge(columns, var.target, converted, prefer_existing=False)

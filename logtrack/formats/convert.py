@@ -263,9 +263,19 @@ def _unescape_one(text: str) -> str:
     return raw.decode("utf-8", "replace")
 
 
-def unescape(arr: pa.Array) -> pa.Array:
-    """Decode nginx `\\xHH` and Apache `\\"` / `\\\\` escapes, only where a backslash occurs."""
+def unescape(arr: pa.Array, candidates: np.ndarray | None = None) -> pa.Array:
+    """Decode nginx `\\xHH` and Apache `\\"` / `\\\\` escapes, only where a backslash occurs.
+
+    `candidates` (optional) marks the rows that may hold one (lines with a backslash anywhere):
+    the others are not even scanned.
+    """
     arr = arr.cast(pa.string())
+    if candidates is not None:
+        if not candidates.any():
+            return arr
+        mask = pa.array(candidates)
+        subset = arr.filter(mask)
+        return pc.replace_with_mask(arr, mask, unescape(subset))
     has = pc.fill_null(pc.match_substring(arr, "\\"), False)
     if not pc.any(has).as_py():
         return arr

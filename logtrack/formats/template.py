@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from ..errors import UsageError
 from ..lines import Lines
-from .base import LogFormat, Parsed, assemble
+from ..schema import REQUESTS, empty
+from .base import LogFormat, Parsed, assemble, rejects_table
 from .columns import convert_vars
 from .variables import QUOTED, Var, apache_var, nginx_var
 
@@ -168,39 +169,40 @@ class Template:
             return rf"[^\s{re.escape(nxt[0])}]+"
         return var.pattern
 
-    def parse_raw(self, text: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
-        """Raw captured strings per variable name for every line, and the matched mask."""
+    def pieces(self, text: pa.Array) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
+        """The lines this template parses, as pieces of (row indices, raw captures of those rows):
+        the split plan's rows, then the rows only the full regex could take."""
         n = len(text)
-        raw: dict[str, pa.Array] = {}
-        ok = np.zeros(n, dtype=bool)
+        out: list[tuple[np.ndarray, dict[str, pa.Array]]] = []
         fallback = np.ones(n, dtype=bool)
         if self.segments is not None and n:
-            fast, fast_ok = self._split_plan(text)
-            ok |= fast_ok
-            fallback = ~fast_ok
-            raw = fast
+            idx, raw = self._split_plan(text)
+            if len(idx):
+                out.append((idx, raw))
+                fallback[idx] = False
         if fallback.any():
             idx = np.flatnonzero(fallback)
-            sub = text.take(pa.array(idx))
+            sub = text if len(idx) == n else text.take(pa.array(idx))
             m = pc.extract_regex(sub, self.full_regex)
-            matched = pc.is_valid(m).to_numpy(zero_copy_only=False)
-            ok[idx[matched]] = True
-            names = {f"v{i}": t.name for i, t in enumerate(self.tokens) if isinstance(t, Var)}
-            if self.allow_trailing:
-                names["extra"] = "extra"
-            for group, name in names.items():
-                vals = pc.struct_field(m, group)
-                raw[name] = _scatter(raw.get(name), vals, idx, n)
-        return raw, ok
+            matched = pc.is_valid(m)
+            if pc.any(matched).as_py():
+                m = m.filter(matched)
+                names = {f"v{i}": t.name for i, t in enumerate(self.tokens) if isinstance(t, Var)}
+                if self.allow_trailing:
+                    names["extra"] = "extra"
+                raw = {name: pc.struct_field(m, group) for group, name in names.items()}
+                out.append((idx[matched.to_numpy(zero_copy_only=False)], raw))
+        return out
 
-    def _split_plan(self, text: pa.Array) -> tuple[dict[str, pa.Array], np.ndarray]:
+    def _split_plan(self, text: pa.Array) -> tuple[np.ndarray, dict[str, pa.Array]]:
+        """Rows of the expected shape (indices into `text`) and their raw captures."""
         assert self.segments is not None
         parts = pc.split_pattern(text, '"')
         ok = pc.equal(pc.list_value_length(parts), len(self.segments)).to_numpy(zero_copy_only=False)
         if not ok.any():
-            return {}, ok
-        idx = None if ok.all() else np.flatnonzero(ok)
-        if idx is not None:
+            return np.zeros(0, dtype=np.int64), {}
+        idx = np.flatnonzero(ok)
+        if len(idx) < len(text):
             parts = parts.filter(pa.array(ok))
         raw: dict[str, pa.Array] = {}
         sub_ok = np.ones(len(parts), dtype=bool)
@@ -227,11 +229,10 @@ class Template:
                         assert isinstance(tok, Var)
                         raw[tok.name] = pc.struct_field(m, group)
             base += len(seg.tokens)
-        if idx is None:
-            return raw, sub_ok
-        n = len(text)
-        ok[idx] = sub_ok
-        return {k: _scatter(None, v, idx, n) for k, v in raw.items()}, ok
+        if sub_ok.all():
+            return idx, raw
+        keep = pa.array(sub_ok)
+        return idx[sub_ok], {k: v.filter(keep) for k, v in raw.items()}
 
 
 _WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
@@ -310,15 +311,6 @@ def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np
     return values, ok
 
 
-def _scatter(base: pa.Array | None, values: pa.Array, idx: np.ndarray, n: int) -> pa.Array:
-    """Put `values` at positions `idx` (ascending) of a length-`n` array (over `base` or nulls)."""
-    if base is None:
-        base = pa.nulls(n, pa.string())
-    mask = np.zeros(n, dtype=bool)
-    mask[idx] = True
-    return pc.replace_with_mask(base.cast(pa.string()), pa.array(mask), values.cast(pa.string()))
-
-
 class TemplateFormat(LogFormat):
     """A format made of one or more templates, tried in order for lines the previous missed."""
 
@@ -335,29 +327,37 @@ class TemplateFormat(LogFormat):
                    detectable=False)
 
     def parse(self, lines: Lines, state: dict[str, Any]) -> Parsed:
-        """Parse a block with the first template that fits each line."""
+        """Parse a block with the first template that fits each line.
+
+        Rows come out in line order.
+        """
         n = len(lines)
-        todo = np.ones(n, dtype=bool)
-        raw: dict[str, pa.Array] = {}
-        variables: dict[str, Var] = {}
+        remaining = np.arange(n)
+        escaped = lines.backslash_mask()
+        parts: list[Parsed] = []
         for tpl in self.templates:
-            if not todo.any():
+            if not len(remaining):
                 break
-            idx = np.flatnonzero(todo)
-            sub_raw, sub_ok = tpl.parse_raw(lines.text.take(pa.array(idx)) if len(idx) < n else lines.text)
-            hit = idx[sub_ok]
-            if len(hit) == n:  # the usual case: the first template took every line
-                raw = dict(sub_raw)
-                variables.update({v.name: v for v in tpl.vars})
-                todo[:] = False
-                break
-            for name, values in sub_raw.items():
-                values = values.filter(pa.array(sub_ok))
-                raw[name] = _scatter(raw.get(name), values, hit, n)
-            for v in tpl.vars:
-                variables.setdefault(v.name, v)
-            todo[hit] = False
-        if "extra" in raw:
-            variables["extra"] = Var("extra", "text", None)
-        columns, fields = convert_vars(raw, variables, n)
-        return assemble(lines, columns, pa.array(~todo), fields)
+            text = lines.text if len(remaining) == n else lines.text.take(pa.array(remaining))
+            taken = np.zeros(len(remaining), dtype=bool)
+            variables = {v.name: v for v in tpl.vars}
+            if tpl.allow_trailing:
+                variables["extra"] = Var("extra", "text", None)
+            for local, raw in tpl.pieces(text):
+                rows = remaining[local]
+                taken[local] = True
+                sub = lines if len(rows) == n else lines.take(pa.array(rows))
+                columns, fields = convert_vars(raw, variables, len(rows), escaped[rows])
+                parts.append(assemble(sub, columns, pa.repeat(True, len(rows)), fields))
+            remaining = remaining[~taken]
+        misses = np.zeros(n, dtype=bool)
+        misses[remaining] = True
+        rejects = rejects_table(lines, misses, "does not match the format")
+        if not parts:
+            return Parsed(empty(REQUESTS), rejects)
+        if len(parts) == 1:
+            requests = parts[0].requests
+        else:  # keep line order: the fallback's rows go back among the others
+            requests = pa.concat_tables([p.requests for p in parts])
+            requests = requests.take(pc.sort_indices(requests["line"]))
+        return Parsed(requests, pa.concat_tables([rejects] + [p.rejects for p in parts]))
