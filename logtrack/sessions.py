@@ -1,0 +1,374 @@
+"""Sessions: group each visitor's requests into visits, stitch logins, emit SESSIONS rows (DESIGN §4).
+
+Usage — the whole chain over the batches of `pipeline.iter_parsed` (identity before privacy, so an
+email user id is hashed rather than lost to `REDACTED`; identity truncates IPs itself before
+hashing them):
+
+    config = load_config(path)
+    ecfg, icfg = EnrichConfig.from_config(config), IdentityConfig.from_config(config)
+    pcfg, scfg = PrivacyConfig.from_config(config, keep_ip=keep_ip), SessionConfig.from_config(config)
+    salt = load_or_create_salt(state_dir(state_option), icfg.salt_env)
+    sessionizer = Sessionizer(scfg)
+    for batch in iter_parsed(inputs, options):
+        table = privacy.apply(identify(enrich(batch.requests, ecfg), icfg, salt), pcfg)
+        out = sessionizer.push(table, batch.watermark)   # SessionOutput(requests, sessions)
+        write(out.requests, out.sessions)
+    write(*sessionizer.finish())
+
+Rules. A visitor is `anonymous_id`, else `user_id` (rows with neither, opt-out rows, and bots /
+static assets per `exclude` get no session but are still emitted, with null session_id). A new
+session starts after more than `timeout` of inactivity (a gap of exactly `timeout` continues);
+`mode: ua` also splits at midnight in `timezone` and when a request carries UTM tags different from
+the session's latest ones (a direct request never splits). `session_id` is a hash of the visitor
+key and the session's first timestamp; `session_seq` is the visitor's session number (1-based,
+counted within the run). A login is carried to the same session's requests before and after it
+(`user_id` stitched, `anonymous_id` kept). Sessions rows: landing/exit path, referrer, channel and
+UTM of the first pageview (else of the first request), device of the first request; pageviews =
+2xx/304 GET/HEAD non-static non-bot page-like paths; is_bounce = exactly one pageview; is_engaged
+= longer than 10 s, ≥ 2 pageviews or a key event; `events` stays 0 here (rules count events later).
+
+Streaming. `push(table, watermark)` promises that later pushes hold no row older than `watermark -
+reorder_window`; rows before that cutoff are final. A session is emitted (its requests, sorted by
+ts, source, line, and its SESSIONS row) once nothing can change it: its last request is more than
+`timeout` before the cutoff, the visitor's next session started before the cutoff, or (ua mode)
+the cutoff is on a later local day. Everything else stays buffered, so memory holds the open
+sessions and the reorder window, plus 16 bytes per visitor seen (for session_seq); the union of
+all outputs is identical whatever the batch sizes and watermark cadence. Rows older than an
+earlier cutoff (later than the window promised) are still processed and counted in `late_rows`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import Config
+from .enrich.static import is_page_path
+from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
+
+_KEYS = {"timeout", "mode", "timezone", "exclude", "reorder_window"}
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
+_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_US = 1_000_000
+
+
+def parse_duration(value: object) -> timedelta | None:
+    """`30m`, `1h30m`, `90s`, `10 min` or a number of seconds; None when not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return timedelta(seconds=value) if value >= 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    m = _DURATION.match(value)
+    if not m or not any(m.groups()):
+        return None
+    h, mi, s = (int(g or 0) for g in m.groups())
+    return timedelta(hours=h, minutes=mi, seconds=s)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Sessionization settings (defaults: GA4, 30 min, UTC, bots and static excluded, 10 min window)."""
+
+    timeout: timedelta = timedelta(minutes=30)
+    mode: str = "ga4"
+    timezone: str = "UTC"
+    exclude: tuple[str, ...] = ("bots", "static")
+    reorder_window: timedelta = timedelta(minutes=10)
+
+    @classmethod
+    def from_config(cls, config: Config) -> SessionConfig:
+        """Read and validate the `sessions` section (timezone falls back to the top-level key)."""
+        sec = config.section("sessions")
+        for key in sec:
+            if key not in _KEYS:
+                raise config.error(("sessions", key), f"unknown key {key!r} (known: {', '.join(sorted(_KEYS))})")
+        kw: dict = {}
+        for key in ("timeout", "reorder_window"):
+            if key in sec:
+                d = parse_duration(sec[key])
+                if d is None or (key == "timeout" and d <= timedelta(0)):
+                    raise config.error(("sessions", key), f"must be a duration like 30m, 1h or 90s, not {sec[key]!r}")
+                kw[key] = d
+        if "mode" in sec:
+            if sec["mode"] not in ("ga4", "ua"):
+                raise config.error(("sessions", "mode"), f"must be ga4 or ua, not {sec['mode']!r}")
+            kw["mode"] = sec["mode"]
+        tz, where = (sec["timezone"], ("sessions", "timezone")) if "timezone" in sec else (config.get("timezone"), ("timezone",))
+        if tz is not None:
+            try:
+                ZoneInfo(str(tz))
+            except (ZoneInfoNotFoundError, ValueError):
+                raise config.error(where, f"unknown time zone {tz!r} (use an IANA name like Europe/Berlin)") from None
+            kw["timezone"] = str(tz)
+        if "exclude" in sec:
+            ex = sec["exclude"] or []
+            if not isinstance(ex, list) or any(v not in ("bots", "static") for v in ex):
+                raise config.error(("sessions", "exclude"), "must be a list of: bots, static")
+            kw["exclude"] = tuple(ex)
+        return cls(**kw)
+
+
+class SessionOutput(NamedTuple):
+    """What a push or finish emits: requests (ENRICHED_REQUESTS) and closed sessions (SESSIONS)."""
+
+    requests: pa.Table
+    sessions: pa.Table
+
+
+def _ints(col: pa.ChunkedArray | pa.Array, null: int) -> np.ndarray:
+    return pc.fill_null(pc.cast(col, pa.int64()), null).to_numpy()
+
+
+def _bools(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return pc.fill_null(col, False).to_numpy(zero_copy_only=False)
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Integer codes (-1 for null) and the dictionary of a string column."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks else pa.array([], pa.string())
+    enc = pc.dictionary_encode(col)
+    return pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64), enc.dictionary
+
+
+def _local_days(ts_us: np.ndarray, tz: str) -> np.ndarray:
+    local = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC").tz_convert(tz)
+    return local.tz_localize(None).values.astype("datetime64[D]").astype(np.int64)
+
+
+def _ffill_index(valid: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """For each position, the last valid position at or before it within its group, else -1."""
+    idx = np.where(valid, np.arange(len(valid)), -1)
+    last = np.maximum.accumulate(idx) if len(idx) else idx
+    return np.where(last >= group_start, last, -1)
+
+
+def pageview_mask(table: pa.Table) -> np.ndarray:
+    """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots."""
+    status = _ints(table.column("status"), 0)
+    ok = ((status >= 200) & (status < 300)) | (status == 304)
+    method = _bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
+    page = _bools(is_page_path(table.column("path").combine_chunks()))
+    human = ~_bools(table.column("is_bot")) & ~_bools(table.column("is_static"))
+    return ok & method & page & human
+
+
+class Sessionizer:
+    """Stateful, vectorized sessionization across pushes (see the module docstring)."""
+
+    def __init__(self, cfg: SessionConfig | None = None) -> None:
+        """Start with no visitors and an empty buffer."""
+        self.cfg = cfg or SessionConfig()
+        self._pending = empty(ENRICHED_REQUESTS)
+        self._cutoff: int | None = None  # µs since the epoch, UTC
+        self._seen = np.empty(0, np.uint64)  # sorted visitor hashes …
+        self._counts = np.empty(0, np.int64)  # … and their sessions emitted so far
+        self._timeout = int(self.cfg.timeout / timedelta(microseconds=1))
+        self._window = int(self.cfg.reorder_window / timedelta(microseconds=1))
+        self.late_rows = 0
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows held back (open sessions and the reorder window)."""
+        return self._pending.num_rows
+
+    def push(self, table: pa.Table, watermark: pd.Timestamp | None) -> SessionOutput:
+        """Add enriched, identified requests; emit what the watermark makes final."""
+        batch = conform(table, ENRICHED_REQUESTS)
+        if self._cutoff is not None and batch.num_rows:
+            self.late_rows += int((_ints(batch.column("ts"), 0) < self._cutoff).sum())
+        self._pending = pa.concat_tables([self._pending, batch]) if batch.num_rows else self._pending
+        if watermark is not None:
+            w = pd.Timestamp(watermark)
+            w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
+            cutoff = (w - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1) - self._window
+            self._cutoff = cutoff if self._cutoff is None else max(self._cutoff, cutoff)
+        return self._emit(final=False)
+
+    def finish(self) -> SessionOutput:
+        """Close every session and emit everything still buffered."""
+        out = self._emit(final=True)
+        self._pending = empty(ENRICHED_REQUESTS)
+        return out
+
+    def _eligible(self, p: pa.Table) -> tuple[np.ndarray, pa.Array]:
+        anon, user = p.column("anonymous_id"), p.column("user_id")
+        key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
+        ok = _bools(pc.is_valid(key)) & ~_bools(pc.equal(p.column("consent"), "denied"))
+        if "bots" in self.cfg.exclude:
+            ok &= ~_bools(p.column("is_bot"))
+        if "static" in self.cfg.exclude:
+            ok &= ~_bools(p.column("is_static"))
+        return ok, key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
+
+    def _emit(self, final: bool) -> SessionOutput:
+        p = self._pending
+        if p.num_rows == 0 or (self._cutoff is None and not final):
+            return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
+        ts = _ints(p.column("ts"), 0)
+        cutoff = np.iinfo(np.int64).max if final else self._cutoff
+        eligible, key = self._eligible(p)
+        rows_e = np.flatnonzero(eligible)
+        out_other = np.flatnonzero(~eligible & (ts < cutoff))
+        sess_rows, sessions, cols = self._sessionize(p, rows_e, key, ts, cutoff, final)
+        emitted = np.concatenate([out_other, sess_rows])
+        keep = np.ones(p.num_rows, bool)
+        keep[emitted] = False
+        self._pending = p.take(np.flatnonzero(keep))
+        other = p.take(out_other)
+        done = p.take(sess_rows)
+        for name, values in cols.items():
+            done = done.set_column(done.column_names.index(name), ENRICHED_REQUESTS.field(name), values)
+        requests = pa.concat_tables([other, done])
+        order = pc.sort_indices(requests, [("ts", "ascending", "at_start"), ("source", "ascending", "at_start"),
+                                           ("line", "ascending", "at_start")])
+        return SessionOutput(requests.take(order), sessions)
+
+    def _sessionize(self, p: pa.Table, rows: np.ndarray, key: pa.Array, ts_all: np.ndarray, cutoff: int,
+                    final: bool) -> tuple[np.ndarray, pa.Table, dict[str, pa.Array]]:
+        """Sessions over the eligible rows: (rows emitted, SESSIONS table, new column values)."""
+        nothing = (np.empty(0, np.int64), empty(SESSIONS), {})
+        if len(rows) == 0:
+            return nothing
+        sub = p.take(rows)
+        kcode, kdict = _codes(key.take(pa.array(rows)))
+        scode, sdict = _codes(sub.column("source"))
+        # Order sources by name (as the output sort does), nulls first.
+        rank_of = np.argsort(np.argsort(np.array(sdict.to_pylist(), dtype=object))) if len(sdict) else np.zeros(1, np.int64)
+        srank = np.where(scode >= 0, rank_of[np.maximum(scode, 0)], -1)
+        ts = ts_all[rows]
+        order = np.lexsort((_ints(sub.column("line"), -1), srank, ts, kcode))
+        rows, sub, k, t = rows[order], sub.take(order), kcode[order], ts[order]
+        n = len(rows)
+        new_visitor = np.ones(n, bool)
+        new_visitor[1:] = k[1:] != k[:-1]
+        brk = new_visitor.copy()
+        brk[1:] |= (t[1:] - t[:-1]) > self._timeout
+        if self.cfg.mode == "ua":
+            days = _local_days(t, self.cfg.timezone)
+            brk[1:] |= days[1:] != days[:-1]
+            brk |= self._campaign_splits(sub, brk)
+        starts = np.flatnonzero(brk)
+        ends = np.append(starts[1:], n) - 1
+        group = np.cumsum(brk) - 1
+        # Which sessions nothing can change any more (see the module docstring).
+        if final:
+            done = np.ones(len(starts), bool)
+        else:
+            next_start = np.append(t[starts[1:]], np.iinfo(np.int64).max)
+            same_visitor_next = np.append(~new_visitor[starts[1:]], False)
+            done = (t[ends] < cutoff - self._timeout) | (same_visitor_next & (next_start < cutoff))
+            if self.cfg.mode == "ua":
+                done |= _local_days(np.array([cutoff]), self.cfg.timezone)[0] > _local_days(t[ends], self.cfg.timezone)
+        if not done.any():
+            return nothing
+        # session_seq: per visitor, counting on from what earlier pushes emitted.
+        svis = k[starts]
+        first_of_visitor = np.ones(len(starts), bool)
+        first_of_visitor[1:] = svis[1:] != svis[:-1]
+        rank = np.arange(len(starts)) - np.maximum.accumulate(np.where(first_of_visitor, np.arange(len(starts)), 0))
+        vkeys = np.array(kdict.to_pylist(), dtype=object)
+        vhash = pd.util.hash_array(vkeys)[svis] if len(vkeys) else np.empty(0, np.uint64)
+        seq = self._base_counts(vhash) + rank + 1
+        self._add_counts(vhash[done])
+        # Stitch user ids within each session: forward, then backward.
+        ucode, udict = _codes(sub.column("user_id"))
+        valid = ucode >= 0
+        fwd = _ffill_index(valid, starts[group])
+        rev = _ffill_index(valid[::-1], (n - 1 - ends[group])[::-1])[::-1]
+        bwd = np.where(rev >= 0, n - 1 - rev, -1)
+        src = np.where(fwd >= 0, fwd, bwd)
+        stitched = np.where(src >= 0, ucode[np.maximum(src, 0)], -1)
+        # Keep only rows of sessions that are done.
+        row_done = done[group]
+        sel = np.flatnonzero(row_done)
+        ids = [hashlib.blake2b(f"{kdict[int(v)].as_py()}\x1f{int(s)}".encode(), digest_size=16).hexdigest()
+               for v, s in zip(svis[done], t[starts[done]], strict=True)]  # once per session
+        sid_of = np.full(len(starts), -1, np.int64)
+        sid_of[done] = np.arange(int(done.sum()))
+        sid_arr = pa.array(ids, pa.string())
+        cols = {
+            "session_id": pc.take(sid_arr, pa.array(sid_of[group[sel]])),
+            "session_seq": pa.array(seq[group[sel]].astype(np.int32)),
+            "user_id": pc.take(udict, pa.array(stitched[sel], mask=stitched[sel] < 0)),
+        }
+        sessions = self._session_rows(sub, starts, ends, done, sid_arr, cols["user_id"], sel, t)
+        return rows[sel], sessions, cols
+
+    def _campaign_splits(self, sub: pa.Table, brk: np.ndarray) -> np.ndarray:
+        """UA mode: a request whose UTM tags differ from the latest ones seen in its session."""
+        parts = [pc.fill_null(sub.column(c), "") for c in _UTM]
+        joined = pc.binary_join_element_wise(*parts, "\x1f")
+        tagged = pc.or_(pc.or_(pc.is_valid(sub.column("utm_source")), pc.is_valid(sub.column("utm_medium"))),
+                        pc.is_valid(sub.column("utm_campaign")))
+        code, _ = _codes(pc.if_else(tagged, joined, pa.scalar(None, pa.string())))
+        seg_start = np.flatnonzero(brk)[np.cumsum(brk) - 1]
+        last = _ffill_index(code >= 0, seg_start)
+        prev = np.full(len(code), -1)
+        prev[1:] = np.where(last[:-1] >= 0, code[np.maximum(last[:-1], 0)], -1)
+        split = (code >= 0) & (code != prev)
+        return split & ~brk
+
+    def _base_counts(self, vhash: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self._seen, vhash)
+        found = pos < len(self._seen)
+        found[found] = self._seen[pos[found]] == vhash[found]
+        base = np.zeros(len(vhash), np.int64)
+        base[found] = self._counts[pos[found]]
+        return base
+
+    def _add_counts(self, vhash: np.ndarray) -> None:
+        uniq, n = np.unique(vhash, return_counts=True)
+        pos = np.searchsorted(self._seen, uniq)
+        found = pos < len(self._seen)
+        found[found] = self._seen[pos[found]] == uniq[found]
+        self._counts[pos[found]] += n[found]
+        self._seen = np.insert(self._seen, pos[~found], uniq[~found])
+        self._counts = np.insert(self._counts, pos[~found], n[~found])
+
+    def _session_rows(self, sub: pa.Table, starts: np.ndarray, ends: np.ndarray, done: np.ndarray,
+                      sid: pa.Array, stitched: pa.Array, sel: np.ndarray, t: np.ndarray) -> pa.Table:
+        """One SESSIONS row per done session; starts/ends (all sessions) index the sorted rows."""
+        n = len(t)
+        pv = pageview_mask(sub)
+        pv_cum = np.concatenate([[0], np.cumsum(pv)])
+        pageviews = pv_cum[ends + 1] - pv_cum[starts]
+        first_pv = np.minimum.reduceat(np.where(pv, np.arange(n), n), starts)
+        last_pv = np.maximum.reduceat(np.where(pv, np.arange(n), -1), starts)
+        landing = np.where(pageviews > 0, first_pv, starts)[done]
+        exit_ = np.where(pageviews > 0, last_pv, ends)[done]
+        starts, ends, pageviews = starts[done], ends[done], pageviews[done]
+        duration = (t[ends] - t[starts]) / _US
+        cols: dict[str, pa.Array] = {
+            "session_id": sid,
+            # The stitched user of the session's first request (its first login).
+            "user_id": pc.take(stitched, pa.array(np.searchsorted(sel, starts))),
+            "anonymous_id": pc.take(sub.column("anonymous_id"), pa.array(starts)),
+            "start": pc.take(sub.column("ts"), pa.array(starts)),
+            "end": pc.take(sub.column("ts"), pa.array(ends)),
+            "duration_s": pa.array(duration),
+            "requests": pa.array(ends - starts + 1),
+            "pageviews": pa.array(pageviews),
+            "events": pa.array(np.zeros(len(starts), np.int64)),
+            "landing_path": pc.take(sub.column("path"), pa.array(landing)),
+            "exit_path": pc.take(sub.column("path"), pa.array(exit_)),
+            "is_bounce": pa.array(pageviews == 1),
+            "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
+        }
+        for name in ("referer_host", "channel") + _UTM:
+            cols[name] = pc.take(sub.column(name), pa.array(landing))
+        for name in ("browser", "os", "device", "host"):
+            cols[name] = pc.take(sub.column(name), pa.array(starts))
+        table = conform(pa.table(cols), SESSIONS)
+        return table.take(pc.sort_indices(table, [("start", "ascending"), ("session_id", "ascending")]))

@@ -1,0 +1,257 @@
+"""Sessionization: hand-computed sessions, stitching, exclusions, streaming invariance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logtrack.config import Config
+from logtrack.enrich import enrich
+from logtrack.errors import ConfigError
+from logtrack.identity import IdentityConfig, identify
+from logtrack.schema import ENRICHED_REQUESTS, REQUESTS, SESSIONS, conform
+from logtrack.sessions import SessionConfig, Sessionizer, parse_duration
+from logtrack.yamlfile import load_yaml
+
+CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+SALT = b"test-salt"
+
+
+def requests(rows: list[dict]) -> pa.Table:
+    """A requests table from short dicts; defaults: GET 200 page from one visitor."""
+    cols: dict[str, list] = {name: [] for name in REQUESTS.names}
+    for i, row in enumerate(rows):
+        full = {"client_ip": "192.0.2.10", "user_agent": CHROME, "method": "GET", "status": 200, "path": "/",
+                "host": "shop.example", "source": "a.log", "line": i + 1, **row}
+        full["ts"] = pd.Timestamp(full["ts"], tz="UTC") if pd.Timestamp(full["ts"]).tzinfo is None else pd.Timestamp(full["ts"])
+        for name in REQUESTS.names:
+            cols[name].append(full.get(name))
+    cols["fields"] = [list(f.items()) if f else None for f in cols["fields"]]
+    table = pa.table({name: pa.array(cols[name], REQUESTS.field(name).type) for name in REQUESTS.names})
+    return conform(table, REQUESTS)
+
+
+def nulls(series: pd.Series) -> list:
+    """A column as a list with None for missing values (pandas 3 strings use NaN)."""
+    return [None if pd.isna(v) else v for v in series]
+
+
+def prepared(rows: list[dict]) -> pa.Table:
+    return identify(enrich(requests(rows)), IdentityConfig(), SALT)
+
+
+def run(rows: list[dict], **cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    s = Sessionizer(SessionConfig(**cfg))
+    first = s.push(prepared(rows), None)
+    assert first.requests.num_rows == 0  # no watermark: nothing is final yet
+    out = s.finish()
+    assert out.requests.schema.names == ENRICHED_REQUESTS.names
+    assert out.sessions.schema.names == SESSIONS.names
+    return out.requests.to_pandas(), out.sessions.to_pandas()
+
+
+def test_29_minute_gap_continues_31_minute_gap_splits():
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/"},
+                    {"ts": "2026-03-01 10:29:00", "path": "/a"},
+                    {"ts": "2026-03-01 11:00:00", "path": "/b"}])
+    assert list(req.session_seq) == [1, 1, 2]
+    assert req.session_id[0] == req.session_id[1] != req.session_id[2]
+    assert list(ses.requests) == [2, 1]
+    assert list(ses.duration_s) == [29 * 60.0, 0.0]
+    assert list(ses.landing_path) == ["/", "/b"] and list(ses.exit_path) == ["/a", "/b"]
+    assert list(ses.pageviews) == [2, 1]
+    assert list(ses.is_bounce) == [False, True] and list(ses.is_engaged) == [True, False]
+
+
+def test_gap_of_exactly_the_timeout_continues():
+    req, ses = run([{"ts": "2026-03-01 10:00:00"}, {"ts": "2026-03-01 10:30:00"}])
+    assert len(ses) == 1
+
+
+def test_midnight_splits_in_ua_mode_in_the_configured_zone():
+    # 20-minute gaps. Berlin is UTC+1 on 1 March: 22:50Z = 23:50 local, 23:10Z = 00:10 local (a
+    # new day there); 23:50Z → 00:10Z crosses UTC midnight within the same Berlin day.
+    rows = [{"ts": "2026-03-01 22:50:00"}, {"ts": "2026-03-01 23:10:00"}, {"ts": "2026-03-01 23:30:00"},
+            {"ts": "2026-03-01 23:50:00"}, {"ts": "2026-03-02 00:10:00"}]
+    _, ga4 = run(rows, timezone="Europe/Berlin")
+    assert len(ga4) == 1 and ga4.requests[0] == 5
+    req, ua = run(rows, mode="ua", timezone="Europe/Berlin")
+    assert list(req.session_seq) == [1, 2, 2, 2, 2]
+    assert list(ua.requests) == [1, 4]
+    _, ua_utc = run(rows, mode="ua", timezone="UTC")
+    assert list(ua_utc.requests) == [4, 1]
+
+
+def test_campaign_change_splits_in_ua_mode_only():
+    rows = [{"ts": "2026-03-01 10:00:00", "query": "utm_source=news&utm_campaign=spring"},
+            {"ts": "2026-03-01 10:05:00", "path": "/p"},  # direct: never splits
+            {"ts": "2026-03-01 10:10:00", "query": "utm_source=news&utm_campaign=spring"},  # same: no split
+            {"ts": "2026-03-01 10:15:00", "query": "utm_source=ads&utm_campaign=summer"},
+            {"ts": "2026-03-01 10:20:00", "path": "/q"}]
+    _, ga4 = run(rows)
+    assert len(ga4) == 1 and ga4.utm_campaign[0] == "spring"
+    req, ua = run(rows, mode="ua")
+    assert list(req.session_seq) == [1, 1, 1, 2, 2]
+    assert list(ua.utm_campaign) == ["spring", "summer"] and list(ua.requests) == [3, 2]
+    assert list(ua.channel) == ["campaign", "campaign"]
+
+
+def test_login_is_stitched_to_the_same_session_before_and_after():
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/"},
+                    {"ts": "2026-03-01 10:05:00", "path": "/login", "remote_user": "alice"},
+                    {"ts": "2026-03-01 10:10:00", "path": "/cart"},
+                    {"ts": "2026-03-01 12:00:00", "path": "/later"}])  # next session: not stitched
+    assert nulls(req.user_id) == ["alice", "alice", "alice", None]
+    assert req.anonymous_id.nunique() == 1 and req.anonymous_id.notna().all()  # both ids kept
+    assert nulls(ses.user_id) == ["alice", None]
+
+
+def test_bots_and_static_are_emitted_without_a_session():
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/"},
+                    {"ts": "2026-03-01 10:00:01", "path": "/app.css"},
+                    {"ts": "2026-03-01 10:00:02", "path": "/", "user_agent": "curl/8.4.0", "client_ip": "198.51.100.7"},
+                    {"ts": "2026-03-01 10:00:03", "path": "/", "user_agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"}])
+    assert len(req) == 4
+    assert list(req.session_id.isna()) == [False, True, True, True]
+    assert len(ses) == 1 and ses.requests[0] == 1
+    _, with_bots = run([{"ts": "2026-03-01 10:00:02", "user_agent": "curl/8.4.0"}], exclude=())
+    assert len(with_bots) == 1 and with_bots.pageviews[0] == 0 and with_bots.device[0] == "bot"
+
+
+def test_two_users_behind_one_nat_with_different_user_agents():
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "user_agent": CHROME},
+                    {"ts": "2026-03-01 10:01:00", "user_agent": FIREFOX},
+                    {"ts": "2026-03-01 10:02:00", "user_agent": CHROME},
+                    {"ts": "2026-03-01 10:03:00", "user_agent": FIREFOX}])
+    assert req.anonymous_id.nunique() == 2 and len(ses) == 2
+    assert sorted(ses.browser) == ["Chrome", "Firefox"] and list(ses.requests) == [2, 2]
+
+
+def test_clock_going_backwards_between_servers():
+    s = Sessionizer(SessionConfig())
+    a = prepared([{"ts": "2026-03-01 10:00:05", "source": "a.log", "line": 1, "path": "/a"}])
+    b = prepared([{"ts": "2026-03-01 10:00:02", "source": "b.log", "line": 1, "path": "/b"},
+                  {"ts": "2026-03-01 10:00:09", "source": "b.log", "line": 2, "path": "/c"}])
+    assert s.push(a, pd.Timestamp("2026-03-01 10:00:05", tz="UTC")).requests.num_rows == 0
+    assert s.push(b, pd.Timestamp("2026-03-01 10:00:09", tz="UTC")).requests.num_rows == 0
+    out = s.finish()
+    req, ses = out.requests.to_pandas(), out.sessions.to_pandas()
+    assert list(req.path) == ["/b", "/a", "/c"]  # merged by time
+    assert req.session_id.nunique() == 1 and len(ses) == 1
+    assert ses.start[0] == pd.Timestamp("2026-03-01 10:00:02", tz="UTC") and ses.landing_path[0] == "/b"
+    assert s.late_rows == 0
+
+
+def test_a_session_is_emitted_once_the_watermark_passes_its_timeout():
+    s = Sessionizer(SessionConfig())
+    t = prepared([{"ts": "2026-03-01 10:00:00"}, {"ts": "2026-03-01 10:10:00"}])
+    # cutoff = watermark - 10 min window; the session closes when its last request < cutoff - 30 min
+    assert s.push(t, pd.Timestamp("2026-03-01 10:50:00", tz="UTC")).sessions.num_rows == 0
+    assert s.buffered_rows == 2
+    out = s.push(t.slice(0, 0), pd.Timestamp("2026-03-01 10:50:01", tz="UTC"))
+    assert out.sessions.num_rows == 1 and out.requests.num_rows == 2 and s.buffered_rows == 0
+    assert s.finish().requests.num_rows == 0
+
+
+def test_a_late_row_within_the_window_can_still_bridge_two_sessions():
+    s = Sessionizer(SessionConfig())
+    first = prepared([{"ts": "2026-03-01 10:00:00", "line": 1}, {"ts": "2026-03-01 10:31:00", "line": 3}])
+    # cutoff 10:21: the 10:00 session cannot be closed yet, a row at 10:21 or later may still come.
+    out = s.push(first, pd.Timestamp("2026-03-01 10:31:00", tz="UTC"))
+    assert out.requests.num_rows == 0 and out.sessions.num_rows == 0
+    s.push(prepared([{"ts": "2026-03-01 10:25:00", "line": 2}]), pd.Timestamp("2026-03-01 10:31:00", tz="UTC"))
+    ses = s.finish().sessions.to_pandas()
+    assert len(ses) == 1 and ses.requests[0] == 3
+
+
+def test_session_ids_are_deterministic():
+    rows = [{"ts": "2026-03-01 10:00:00"}, {"ts": "2026-03-01 10:05:00"}]
+    assert run(rows)[1].session_id.tolist() == run(rows)[1].session_id.tolist()
+
+
+def test_consent_denied_rows_get_no_session():
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "fields": {"http_sec_gpc": "1"}},
+                    {"ts": "2026-03-01 10:01:00"}])
+    assert nulls(req.consent) == ["denied", None] and list(req.session_id.isna()) == [True, False]
+    assert len(ses) == 1
+
+
+def test_config_and_durations():
+    doc = load_yaml("c.yaml", text="sessions:\n  timeout: 45m\n  mode: ua\n  timezone: Europe/Berlin\n"
+                                   "  exclude: [bots]\n  reorder_window: 2m\n")
+    cfg = SessionConfig.from_config(Config(doc=doc))
+    assert cfg == SessionConfig(timedelta(minutes=45), "ua", "Europe/Berlin", ("bots",), timedelta(minutes=2))
+    assert SessionConfig.from_config(Config()) == SessionConfig()
+    assert parse_duration("1h30m") == timedelta(minutes=90) and parse_duration("90s") == timedelta(seconds=90)
+    assert parse_duration("soon") is None
+    for bad, where in (("  mode: ga5\n", "c.yaml:2: sessions.mode"), ("  timezone: Mars/Base\n", "c.yaml:2: sessions.timezone"),
+                       ("  timout: 5m\n", "c.yaml:2: sessions.timout"), ("  timeout: 0\n", "c.yaml:2: sessions.timeout")):
+        with pytest.raises(ConfigError, match=where):
+            SessionConfig.from_config(Config(doc=load_yaml("c.yaml", text="sessions:\n" + bad)))
+
+
+# --- streaming invariance ------------------------------------------------------------------------
+
+WINDOW = timedelta(minutes=10)
+BASE = pd.Timestamp("2026-03-01 22:00:00", tz="UTC")
+VISITORS = [("192.0.2.1", CHROME), ("192.0.2.1", FIREFOX), ("198.51.100.2", CHROME), ("203.0.113.3", "curl/8")]
+
+
+def _canonical(outputs: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    req = pa.concat_tables([o.requests for o in outputs]).to_pandas()
+    ses = pa.concat_tables([o.sessions for o in outputs]).to_pandas()
+    req = req.sort_values(["ts", "source", "line"]).reset_index(drop=True)
+    ses = ses.sort_values(["session_id"]).reset_index(drop=True)
+    return req.drop(columns=["fields"]), ses
+
+
+@st.composite
+def scenarios(draw):
+    n = draw(st.integers(5, 40))
+    rows, arrival = [], []
+    t = 0
+    for i in range(n):
+        t += draw(st.sampled_from([0, 5, 60, 300, 900, 1790, 1800, 1810, 3600]))  # seconds, near the timeout
+        ip, ua = draw(st.sampled_from(VISITORS))
+        row = {"ts": BASE + pd.Timedelta(seconds=t), "client_ip": ip, "user_agent": ua,
+               "source": draw(st.sampled_from(["a.log", "b.log"])), "line": i + 1,
+               "path": draw(st.sampled_from(["/", "/p", "/app.js"])),
+               "remote_user": draw(st.sampled_from([None, None, None, "alice"])),
+               "query": draw(st.sampled_from([None, None, "utm_campaign=x", "utm_campaign=y"]))}
+        rows.append(row)
+        arrival.append(t + draw(st.integers(0, int(WINDOW.total_seconds()) - 1)))  # disorder < window
+    order = sorted(range(n), key=lambda i: (arrival[i], i))
+    cuts = sorted(draw(st.lists(st.integers(1, n - 1), max_size=6, unique=True))) if n > 1 else []
+    marks = draw(st.lists(st.booleans(), min_size=len(cuts) + 1, max_size=len(cuts) + 1))
+    return rows, order, cuts, marks
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.sampled_from(["ga4", "ua"]))
+def test_output_is_identical_whatever_the_batch_split_and_order(scenario, mode):
+    rows, order, cuts, marks = scenario
+    cfg = dict(mode=mode, timezone="Europe/Berlin", reorder_window=WINDOW)
+    whole = Sessionizer(SessionConfig(**cfg))
+    expected = _canonical([whole.push(prepared(rows), None), whole.finish()])
+
+    table = prepared([rows[i] for i in order])  # arrival order, out of order within the window
+    s = Sessionizer(SessionConfig(**cfg))
+    outputs, seen_max = [], None
+    for j, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(rows)], strict=True)):
+        piece = table.slice(lo, hi - lo)
+        top = pd.Timestamp(pa.compute.max(piece.column("ts")).as_py())
+        seen_max = top if seen_max is None else max(seen_max, top)
+        # The pipeline's watermark: the newest timestamp seen (disorder stays under the window).
+        outputs.append(s.push(piece, seen_max if marks[j] else None))
+    outputs.append(s.finish())
+    got = _canonical(outputs)
+    assert s.late_rows == 0
+    pd.testing.assert_frame_equal(got[0], expected[0])
+    pd.testing.assert_frame_equal(got[1], expected[1])
+    assert len(got[0]) == len(rows)
