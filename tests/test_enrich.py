@@ -1,0 +1,168 @@
+"""Enrichment: user agents (once per distinct string), bots, static assets, traffic sources."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import user_agents
+
+from logtrack.config import Config
+from logtrack.enrich import EnrichConfig, enrich
+from logtrack.enrich.useragent import UAParser
+from logtrack.errors import ConfigError
+from logtrack.schema import ENRICHMENT, REQUESTS, conform
+from logtrack.yamlfile import load_yaml
+
+CHROME_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.2 Mobile/15E148 Safari/604.1")
+IPAD = ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 "
+        "Mobile/15E148 Safari/604.1")
+ANDROID_PHONE = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/120.0.6099.144 Mobile Safari/537.36")
+ANDROID_TABLET = ("Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/119.0.0.0 Safari/537.36")
+MAC_SAFARI = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/17.2 Safari/605.1.15")
+LINUX_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+HUMANS = [CHROME_WIN, IPHONE, IPAD, ANDROID_PHONE, ANDROID_TABLET, MAC_SAFARI, LINUX_FIREFOX]
+
+
+def table(**cols) -> pa.Table:
+    n = len(next(iter(cols.values())))
+    cols.setdefault("ts", [pd.Timestamp("2026-03-01 10:00:00", tz="UTC")] * n)
+    cols.setdefault("host", ["shop.example"] * n)
+    if "fields" in cols:
+        cols["fields"] = pa.array([list(f.items()) if f is not None else None for f in cols["fields"]],
+                                  REQUESTS.field("fields").type)
+    return conform(pa.table(cols), REQUESTS)
+
+
+def test_columns_and_types_follow_the_schema():
+    out = enrich(table(path=["/"], user_agent=[CHROME_WIN]))
+    assert out.schema.names == REQUESTS.names + ENRICHMENT.names
+    assert out.select(ENRICHMENT.names).schema.equals(conform(out, ENRICHMENT).schema)
+    assert enrich(table(path=pa.array([], pa.string()))).num_rows == 0
+
+
+def test_browser_os_and_device_class():
+    out = enrich(table(user_agent=HUMANS + [None, "-"])).to_pylist()
+    got = [(r["browser"], r["os"], r["device"]) for r in out]
+    assert got == [("Chrome", "Windows", "desktop"), ("Mobile Safari", "iOS", "mobile"),
+                   ("Mobile Safari", "iOS", "tablet"), ("Chrome Mobile", "Android", "mobile"),
+                   ("Chrome", "Android", "tablet"), ("Safari", "Mac OS X", "desktop"),
+                   ("Firefox", "Linux", "desktop"), (None, None, "other"), (None, None, "other")]
+    assert out[0]["browser_version"] == "120.0.0" and not any(r["is_bot"] for r in out)
+
+
+def test_device_classes_agree_with_user_agents_package():
+    out = enrich(table(user_agent=HUMANS)).column("device").to_pylist()
+    for ua, device in zip(HUMANS, out, strict=True):
+        ref = user_agents.parse(ua)
+        expected = "tablet" if ref.is_tablet else "mobile" if ref.is_mobile else "desktop" if ref.is_pc else "other"
+        assert device == expected, ua
+
+
+@pytest.mark.parametrize("ua,name", [
+    ("curl/8.4.0", "curl"), ("Wget/1.21.4", "Wget"), ("python-requests/2.31.0", "python-requests"),
+    ("Go-http-client/1.1", "Go-http-client"), ("kube-probe/1.29", "kube-probe"),
+    ("ELB-HealthChecker/2.0", "ELB-HealthChecker"), ("Datadog Agent/7.50", "Datadog"),
+    ("Prometheus/2.48.0", "Prometheus"), ("Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)", "UptimeRobot"),
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+     "HeadlessChrome"),
+    (GOOGLEBOT, "Googlebot"), ("Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", "Yandex"),
+    ("Mozilla/5.0 (compatible; SemrushBot/7~bl; +http://www.semrush.com/bot.html)", "Semrush"),
+])
+def test_bots(ua, name):
+    row = enrich(table(user_agent=[ua])).to_pylist()[0]
+    assert (row["is_bot"], row["device"], row["bot_name"]) == (True, "bot", name)
+
+
+def test_not_bots_and_config_lists():
+    uas = ["okhttp/4.12.0", CHROME_WIN, "MyMonitor/1.0", "Mozilla/5.0 (compatible; YandexSearch/1.0)"]
+    assert enrich(table(user_agent=uas)).column("is_bot").to_pylist() == [False, False, False, False]
+    doc = load_yaml("c.yaml", text="enrich:\n  bots: ['MyMonitor/\\d']\n  not_bots: [Googlebot]\n")
+    cfg = EnrichConfig.from_config(Config(doc=doc))
+    out = enrich(table(user_agent=["MyMonitor/1.0", GOOGLEBOT]), cfg).to_pylist()
+    assert [(r["is_bot"], r["bot_name"]) for r in out] == [(True, "MyMonitor/1"), (False, None)]
+
+
+def test_each_distinct_user_agent_is_parsed_once_even_across_batches():
+    class Counting(UAParser):
+        calls: list[str] = []
+
+        def parse_one(self, ua):
+            self.calls.append(ua)
+            return super().parse_one(ua)
+
+    parser = Counting()
+    cfg = EnrichConfig(parser=parser)
+    uas = [CHROME_WIN, IPHONE, GOOGLEBOT] * 1000
+    enrich(table(user_agent=uas), cfg)
+    enrich(table(user_agent=uas[:10] + [IPAD]), cfg)
+    assert sorted(parser.calls) == sorted([CHROME_WIN, IPHONE, GOOGLEBOT, IPAD])
+
+
+def test_static_by_extension_and_by_content_type():
+    out = enrich(table(
+        path=["/app.min.JS", "/img/logo.png", "/about", "/index.php", "/avatar/42", "/page.js", "/a.css;jsessionid=1", None],
+        fields=[None, None, None, None, {"sent_http_content_type": "image/webp"},
+                {"sent_http_content_type": "text/html; charset=utf-8"}, None, None],
+    ))
+    assert out.column("is_static").to_pylist() == [True, True, False, False, True, False, True, False]
+
+
+def test_utm_click_ids_and_language():
+    out = enrich(table(
+        query=["utm_source=news%20letter&utm_medium=email&utm_campaign=spring+sale&utm_term=a&utm_content=b",
+               "gclid=Cj0KCQ&x=1", "x=1&fbclid=IwAR2", "myutm_source=x", None],
+        fields=[{"http_accept_language": "de-DE,de;q=0.9,en;q=0.8"}, {"http_accept_language": "*"}, None, {}, None],
+    )).to_pylist()
+    first = out[0]
+    assert [first[c] for c in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")] == \
+        ["news letter", "email", "spring sale", "a", "b"]
+    assert [r["click_id"] for r in out] == [None, "Cj0KCQ", "IwAR2", None, None]
+    assert out[3]["utm_source"] is None  # a parameter name must match exactly
+    assert [r["language"] for r in out] == ["de-DE", None, None, None, None]
+
+
+@pytest.mark.parametrize("referer,query,channel", [
+    (None, None, "direct"),
+    ("-", None, "direct"),
+    ("https://www.google.de/", None, "organic_search"),
+    ("https://duckduckgo.com/?q=x", None, "organic_search"),
+    ("https://www.google.com/", "gclid=abc", "paid_search"),
+    (None, "utm_source=google&utm_medium=cpc", "paid_search"),
+    ("https://l.facebook.com/l.php", None, "social"),
+    ("https://t.co/xyz", None, "social"),
+    (None, "fbclid=IwAR", "social"),
+    ("https://mail.google.com/mail/u/0/", None, "email"),
+    (None, "utm_source=newsletter&utm_medium=email", "email"),
+    ("https://blog.example.org/post", None, "referral"),
+    ("https://shop.example/cart", None, "internal"),
+    ("https://www.shop.example:8443/cart", None, "internal"),
+    ("https://www.google.com/", "utm_source=partner&utm_campaign=x", "campaign"),
+])
+def test_channels(referer, query, channel):
+    row = enrich(table(referer=[referer], query=[query])).to_pylist()[0]
+    assert row["channel"] == channel
+
+
+def test_referer_host():
+    out = enrich(table(referer=["https://user:pw@Example.COM:8080/a?b", "android-app://com.google.android.gm/",
+                                "not a url", "-", "http://[2001:db8::1]/x"]))
+    assert out.column("referer_host").to_pylist() == ["example.com", "com.google.android.gm", None, None,
+                                                       "[2001:db8::1]"]
+
+
+def test_config_validation_points_at_the_line():
+    doc = load_yaml("c.yaml", text="enrich:\n  static_extensions: [css]\n  bot: [x]\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:3: enrich.bot: unknown key"):
+        EnrichConfig.from_config(Config(doc=doc))
+    doc = load_yaml("c.yaml", text="enrich:\n  bots: ['(unclosed']\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:2: enrich.bots: invalid pattern"):
+        EnrichConfig.from_config(Config(doc=doc))
+    cfg = EnrichConfig.from_config(Config(doc=load_yaml("c.yaml", text="enrich:\n  static_extensions: [.CSS]\n")))
+    assert cfg.static_extensions == ("css",)
