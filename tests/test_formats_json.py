@@ -295,6 +295,11 @@ def test_rejects_say_why_and_never_take_good_lines_down() -> None:
     assert [r["text"] for r in rejects][0] == '{"time_local": "22/Apr/2024'
 
 
+def test_a_byte_order_mark_before_the_first_line() -> None:
+    rows, rejects = parse(["\ufeff" + NGINX_LINE, NGINX_LINE], "nginx_json")
+    assert rejects == [] and len(rows) == 2 and rows[0]["client_ip"] == "2001:db8::1"
+
+
 def test_heterogeneous_lines_and_changing_types() -> None:
     lines = ['{"time_local":"22/Apr/2024:17:56:07 +0000","status":200,"remote_addr":"1.1.1.1"}',
              '{"time_local":"22/Apr/2024:17:56:08 +0000","status":"404","request_method":"GET"}',

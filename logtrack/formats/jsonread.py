@@ -63,6 +63,7 @@ _NGINX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
 
 
 def _loads(raw: str) -> Any:
+    raw = raw.removeprefix("\ufeff")  # a byte-order mark opening the file
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
