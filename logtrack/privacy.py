@@ -44,7 +44,7 @@ _JWT = r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"
 _AWS_KEY = r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}\b"
 _BEARER = r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/\-]+=*"
 _URL_CREDENTIALS = r"(://)[^/@\s:?#]+:[^/@\s?#]+@"
-_PREFILTER = (r"(?i)@|%40|eyJ|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|bearer|basic|token|passw|pwd|secret|key"
+_PREFILTER = (r"(?i)@|%40|%2540|eyJ|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|bearer|basic|token|passw|pwd|secret|key"
               r"|credential|sess|signature|authorization|auth|sig|code|sid|otp|pin")
 _IP_KEYS = r"(?:^|_)(?:addr|ip|for|forwarded|client)(?:$|_)"
 # fields keys whose whole value is a secret: credentials headers, the raw Cookie header, session
@@ -202,7 +202,8 @@ def scrub_strings(arr: pa.Array | pa.ChunkedArray, cfg: PrivacyConfig, emails_on
     arr = _array(arr).cast(pa.string())
     if len(arr) == 0:
         return arr
-    flagged = pc.fill_null(pc.match_substring_regex(arr, _PREFILTER), False)
+    prefilter = "|".join([_PREFILTER, *(re.escape(p) for p in cfg.redact_params)])
+    flagged = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
     if not pc.any(flagged).as_py():
         return arr
     sub = pc.filter(arr, flagged)
