@@ -9,9 +9,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtrack import schema
 from logtrack.report import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, DatasetWriter, build_reports
+from logtrack.report.scan import pageviews
+from logtrack.sessions import pageview_mask
 
 UTC = dt.UTC
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
@@ -211,3 +215,33 @@ def test_empty_directory_gives_every_report_empty(tmp_path: Path) -> None:
     (t,) = r["totals"].to_pylist()
     assert (t["requests"], t["sessions"], t["events"], t["rejects"], t["bot_share"]) == (0, 0, 0, 0, None)
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(f"{n}.parquet" for n in REPORT_SCHEMAS)
+
+
+def test_pageviews_follow_the_sessionizer_definition(tmp_path: Path) -> None:
+    reqs = [  # (method, path, status): only the first two are pageviews
+        ("GET", "/cached", 304), ("HEAD", "/head", 200), ("GET", "/feed.xml", 200), ("GET", "/moved", 301),
+        ("POST", "/form", 200), ("GET", "/logo.png", 200),
+    ]
+    rows_ = [(at(1, 9), m, p, s, False, False, None, "v1", "1.1.1.0", None, "UA", 1) for m, p, s in reqs]
+    with DatasetWriter(tmp_path, "pv", run_date=D1) as w:
+        w.write("requests", table(rows_, REQ_COLS, schema.ENRICHED_REQUESTS))
+    r = build_reports(tmp_path, write=False)
+    assert rows(r["top_pages"], "path", "pageviews") == [("/cached", 1), ("/head", 1)]
+    assert r["totals"]["pageviews"].to_pylist() == [2]
+    assert rows(r["hourly_traffic"], "hour", "requests", "pageviews") == [(9, 6, 2)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(
+    st.sampled_from(["GET", "HEAD", "POST", None]),
+    st.sampled_from(["/", "/a", "/x.json", "/y.CSS", "/feed.xml", "/p.php", "/z.png;jsessionid=1", None]),
+    st.sampled_from([200, 204, 299, 300, 301, 304, 404, 500, None]),
+    st.sampled_from([True, False, None]), st.sampled_from([True, False, None])), max_size=40))
+def test_pageview_definition_matches_the_sessionizer(rows_: list[tuple]) -> None:
+    t = schema.conform(pa.table({
+        "ts": pa.array([at(1, 9)] * len(rows_), TS), "method": pa.array([r[0] for r in rows_], pa.string()),
+        "path": pa.array([r[1] for r in rows_], pa.string()), "status": pa.array([r[2] for r in rows_], pa.int16()),
+        "is_bot": pa.array([r[3] for r in rows_], pa.bool_()), "is_static": pa.array([r[4] for r in rows_], pa.bool_()),
+    }), schema.ENRICHED_REQUESTS)
+    batch = t.combine_chunks().to_batches()[0] if len(rows_) else pa.RecordBatch.from_pylist([], schema=t.schema)
+    assert pageviews(batch).to_pylist() == pageview_mask(t).tolist()

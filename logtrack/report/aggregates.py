@@ -22,15 +22,17 @@ from ..errors import UsageError
 from .dimensions import events_by_day, rejects_by_reason, session_reports, sessions_daily, sessions_totals
 from .scan import (
     DISTINCT,
+    PAGEVIEW_INPUTS,
     PathGrouper,
     aggregate,
     as_int,
     count_rows,
     flag,
     group_paths,
-    is_pageview,
     local_date,
     local_hour,
+    maybe_pageview,
+    pageviews,
     ratio,
     scan,
     top,
@@ -48,10 +50,18 @@ COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_erro
 def _traffic(out_dir: Path, timezone: str) -> pa.Table:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan."""
     cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
-            "pv": as_int(is_pageview()), "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent")}
+            "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"),
+            **{c: F(c) for c in PAGEVIEW_INPUTS if c != "status"}}
+
+    def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
+        pv = pageviews(batch).cast(pa.int64())
+        keep = ["date", "hour", "status", "bot", "bytes_sent"]
+        return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv], keep + ["pv"])
+
     aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
             ("bytes_sent", "sum", None, "bytes_sent")]
-    table = aggregate(scan(out_dir, "requests", cols), aggs, keys=["date", "hour", "status"])
+    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews), aggs,
+                      keys=["date", "hour", "status"])
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
     is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
@@ -104,18 +114,24 @@ def top_pages(out_dir: Path, grouper: PathGrouper | None, limit: int | None) -> 
     (page, visitor) pair, nearly one per pageview on a site with a long tail of pages).
     """
     group = group_paths("path", grouper)
-    counts = aggregate(scan(out_dir, "requests", {"path": F("path")}, where=is_pageview(), transform=group),
+    cols = {c: F(c) for c in PAGEVIEW_INPUTS}
+
+    def pages_of(batch: pa.RecordBatch) -> pa.RecordBatch:
+        batch = batch.filter(pageviews(batch))
+        return group(batch) if group else batch
+
+    counts = aggregate(scan(out_dir, "requests", cols, where=maybe_pageview(), transform=pages_of),
                        [count_rows("pageviews")], keys=["path"])
     total = pc.sum(counts["pageviews"]).as_py() or 0
     ranked = top(counts, "pageviews", ["path"], limit)
     keep = ranked["path"].combine_chunks() if counts.num_rows > ranked.num_rows else None
 
     def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = group(batch) if group else batch
-        return batch if keep is None else batch.filter(pc.is_in(batch.column(0), value_set=keep))
+        batch = pages_of(batch)
+        return batch if keep is None else batch.filter(pc.is_in(batch.column("path"), value_set=keep))
 
-    reader = scan(out_dir, "requests", {"path": F("path"), "anonymous_id": F("anonymous_id")},
-                  where=is_pageview(), transform=ranked_only)
+    reader = scan(out_dir, "requests", {**cols, "anonymous_id": F("anonymous_id")}, where=maybe_pageview(),
+                  transform=ranked_only)
     visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["path"])
     table = ranked.join(visitors, "path", join_type="left outer")
     table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))

@@ -3,7 +3,8 @@
 Every field carries a `description` in its Arrow metadata (so the Parquet files document
 themselves) and `REPORT_DESCRIPTIONS` says what each report answers. Definitions used throughout:
 
-- a *pageview* is a request that is a GET of a page: status 2xx, not static, not a bot, with a path;
+- a *pageview* is what the sessionizer counts (`sessions.pageview_mask`): a GET or HEAD answered
+  2xx or 304, for a page-like path (no static or data extension), not static, not from a bot;
 - *visitors* are distinct `anonymous_id`s, *users* distinct `user_id`s (logged-in), both counted
   over sessions (a visitor counts on the day, page or channel where a session of theirs started);
 - dates and hours are local to the `timezone` given to `build_reports` (UTC by default);
