@@ -318,11 +318,20 @@ def segment_api():
         yield api
 
 
-if __name__ == "__main__":  # benchmark helper: serve until killed
-    kind, port = sys.argv[1], int(sys.argv[2])
-    api = (FakeGA4 if kind == "ga4" else FakeSegment)()
-    api.server.server_close()
-    api.server = ThreadingHTTPServer(("127.0.0.1", port), api.server.RequestHandlerClass)
-    api.server.daemon_threads = True
-    print("ready", flush=True)
-    api.server.serve_forever()
+def stats(api: FakeAPI) -> dict:
+    """Counts for benchmarks: accepted (unique), duplicates, requests, injected faults, errors."""
+    if isinstance(api, FakeGA4):
+        keys = Counter((e["client_id"], e["name"], e["timestamp_micros"]) for e in api.events)
+        accepted, dups = len(keys), sum(keys.values()) - len(keys)
+    else:
+        accepted, dups = len(api.tracks()), api.deduplicated
+    return {"accepted": accepted, "duplicates": dups, "requests": api.requests,
+            "injected": dict(api.injected), "errors": api.errors[:5]}
+
+
+if __name__ == "__main__":  # benchmark helper: `python tests/fakeapis.py ga4|segment [FAIL_RATE]`
+    api = (FakeGA4 if sys.argv[1] == "ga4" else FakeSegment)(fail_rate=float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
+    api.thread.start()
+    print(api.url, flush=True)
+    for _line in sys.stdin:  # any line: print stats; EOF: stop
+        print(json.dumps(stats(api)), flush=True)

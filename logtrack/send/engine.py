@@ -15,7 +15,6 @@ import email.utils
 import gzip
 import random
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -255,35 +254,43 @@ def _loop(dest: Destination, tables: Iterable[pa.Table], opts: SendOptions, summ
     pending: dict[Future[Outcome], None] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, opts.concurrency), thread_name_prefix="send")
     out = opts.output or (lambda _line: None)
+    ledger_run = ledger.run if ledger else "dry"
 
-    def record(o: Outcome) -> None:
-        if writes and ledger:
-            if o.acked:
-                ledger.ack(o.acked)
-            if o.rejected:
-                ledger.reject([i for i, _ in o.rejected], [r for _, r in o.rejected])
-            if o.failed:
-                ledger.release([i for i, _ in o.failed])
-        summary.sent += len(o.acked)
-        summary.refused.update(r for _, r in o.rejected)
-        summary.failed.update(r for _, r in o.failed)
-        summary.requests += o.requests
-        summary.retries += o.retries
-        summary.splits += o.splits
-        summary.messages += len(o.messages)
-        for m in o.messages:
-            out(redact(m))
-        if o.fatal and not summary.fatal:
-            summary.fatal = redact(o.fatal)
-        if opts.progress:
+    seq = iter(range(1 << 62))
+
+    def record(outcomes: list[Outcome], begin: tuple[str, list[str]] | None = None) -> None:
+        # One transaction for the answers that arrived and the next batch's in-flight mark.
+        if writes and ledger and (outcomes or begin):
+            ledger.apply(acked=[i for o in outcomes for i in o.acked],
+                         rejected=[r for o in outcomes for r in o.rejected],
+                         released=[i for o in outcomes for i, _ in o.failed], begin=begin)
+        for o in outcomes:
+            summary.sent += len(o.acked)
+            summary.refused.update(r for _, r in o.rejected)
+            summary.failed.update(r for _, r in o.failed)
+            summary.requests += o.requests
+            summary.retries += o.retries
+            summary.splits += o.splits
+            summary.messages += len(o.messages)
+            for m in o.messages:
+                out(redact(m))
+            if o.fatal and not summary.fatal:
+                summary.fatal = redact(o.fatal)
+        if outcomes and opts.progress:
             opts.progress(summary)
 
-    def drain(block_until: int) -> None:
-        while len(pending) > block_until:
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+    def drain(block_until: int) -> list[Outcome]:
+        got = []
+        while pending:
+            done = [f for f in pending if f.done()]
+            if not done and len(pending) <= block_until:
+                break
+            if not done:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for f in done:
                 del pending[f]
-                record(f.result())
+                got.append(f.result())
+        return got
 
     try:
         for chunk in rechunk(tables, opts.chunk_rows):
@@ -305,19 +312,15 @@ def _loop(dest: Destination, tables: Iterable[pa.Table], opts: SendOptions, summ
                     summary.sent += len(ids)
                     summary.requests += 1
                     continue
-                drain(max(0, opts.concurrency - 1))
-                if writes and ledger:
-                    ledger.begin(uuid.uuid4().hex, ids)
+                record(drain(max(0, opts.concurrency - 1)), (f"{ledger_run}-{next(seq)}", ids))
                 assert sender is not None
                 pending[pool.submit(sender.send, prep.envelopes[group], texts, ids)] = None
-        drain(0)
+        record(drain(0))
     finally:
         # On an interrupt, wait for requests already sent and record their answers; batches
         # never answered stay in flight in the ledger (uncertain at the next run).
         pool.shutdown(wait=True, cancel_futures=True)
-        for f in list(pending):
-            if f.done() and not f.cancelled() and f.exception() is None:
-                record(f.result())
+        record([f.result() for f in pending if f.done() and not f.cancelled() and f.exception() is None])
 
 
 def _select(dest: Destination, chunk: pa.Table, opts: SendOptions, summary: SendSummary,

@@ -83,6 +83,31 @@ class Ledger:
             out["current" if same else "crashed"][key] = True
         return out
 
+    def apply(self, acked: list[str] = (), rejected: list[tuple[str, str]] = (),  # type: ignore[assignment]
+              released: list[str] = (), begin: tuple[str, list[str]] | None = None) -> None:  # type: ignore[assignment]
+        """Record answers (acknowledged, rejected with reason, failed) and mark the next batch in
+        flight, all in one transaction (one commit per batch keeps the ledger off the hot path)."""
+        now = time.time()
+        d = self.destination
+        with self._tx():
+            if acked:
+                rows = [(d, e) for e in acked]
+                self.conn.executemany(f"INSERT OR REPLACE INTO delivered VALUES (?, ?, {now!r}, 0)", rows)
+                self.conn.executemany("DELETE FROM inflight WHERE destination = ? AND event_id = ?", rows)
+                self.conn.executemany("DELETE FROM rejected WHERE destination = ? AND event_id = ?", rows)
+            if rejected:
+                self.conn.executemany("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?)",
+                                      [(d, e, r, now) for e, r in rejected])
+                self.conn.executemany("DELETE FROM inflight WHERE destination = ? AND event_id = ?",
+                                      [(d, e) for e, _ in rejected])
+            if released:
+                self.conn.executemany("DELETE FROM inflight WHERE destination = ? AND event_id = ?",
+                                      [(d, e) for e in released])
+            if begin:
+                batch, ids = begin
+                self.conn.executemany("INSERT OR REPLACE INTO inflight VALUES (?, ?, ?, ?, ?)",
+                                      [(d, e, batch, self.run, now) for e in ids])
+
     def begin(self, batch: str, event_ids: list[str]) -> None:
         """Mark a batch in flight, committed before it is sent."""
         now = time.time()
