@@ -1,0 +1,153 @@
+"""Identity: configured id sources, keyed anonymous hashes, salt handling, consent."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from logtrack import identity
+from logtrack.config import Config
+from logtrack.errors import ConfigError
+from logtrack.identity import IdentityConfig, Source, identify, load_or_create_salt
+from logtrack.schema import REQUESTS, conform
+from logtrack.yamlfile import load_yaml
+
+ISSUE_YAML = """\
+identity:
+  user_id: [field:remote_user, cookie:uid, query:user_id, header:x-user-id, 'path:/users/{id}']
+  anonymous_id: [cookie:_lt_anon, hash]
+  salt_env: LOGTRACK_SALT
+  rotate: never
+  ip_truncate: {ipv4: 24, ipv6: 48}
+"""
+SALT = b"0123456789abcdef"
+
+
+def cfg_from(text: str) -> IdentityConfig:
+    return IdentityConfig.from_config(Config(doc=load_yaml("c.yaml", text=text)))
+
+
+def table(n: int, **cols) -> pa.Table:
+    cols.setdefault("ts", [pd.Timestamp("2026-03-01 10:00:00", tz="UTC")] * n)
+    cols.setdefault("client_ip", ["192.0.2.10"] * n)
+    cols.setdefault("user_agent", ["Mozilla/5.0 A"] * n)
+    if "fields" in cols:
+        cols["fields"] = pa.array([list(f.items()) if f is not None else None for f in cols["fields"]],
+                                  REQUESTS.field("fields").type)
+    cols["ts"] = pa.array([pd.Timestamp(t) for t in cols["ts"]], REQUESTS.field("ts").type)
+    return conform(pa.table(cols), REQUESTS)
+
+
+def test_config_from_the_issue():
+    cfg = cfg_from(ISSUE_YAML)
+    assert cfg.user_id == (Source("field", "remote_user"), Source("cookie", "uid"), Source("query", "user_id"),
+                           Source("header", "x-user-id"), Source("path", "/users/{id}"))
+    assert cfg.anonymous_id == (Source("cookie", "_lt_anon"), Source("hash"))
+    assert (cfg.salt_env, cfg.rotate, cfg.ipv4_prefix, cfg.ipv6_prefix) == ("LOGTRACK_SALT", "never", 24, 48)
+    assert cfg.consent.mode == "anonymize" and len(cfg.consent.signals) == 3
+    assert IdentityConfig.from_config(Config()) == IdentityConfig()
+
+
+@pytest.mark.parametrize("text,where", [
+    ("identity:\n  user_ids: [cookie:uid]\n", r"c.yaml:2: identity.user_ids: unknown key"),
+    ("identity:\n  user_id:\n    - cookie:uid\n    - cookies:uid\n", r"c.yaml:4: identity.user_id\[1\]: unknown source"),
+    ("identity:\n  user_id: [hash]\n", r"identity.user_id\[0\]: hash is only valid for anonymous_id"),
+    ("identity:\n  rotate: weekly\n", r"c.yaml:2: identity.rotate: must be never or daily"),
+    ("identity:\n  ip_truncate: {ipv6: 200}\n", r"identity.ip_truncate.ipv6: must be a prefix length"),
+    ("identity:\n  user_id: ['path:/users/']\n", r"exactly one \{placeholder\}"),
+    ("consent:\n  mode: forget\n", r"c.yaml:2: consent.mode: must be anonymize or drop"),
+    ("consent:\n  signals: ['cookie:consent']\n", r"consent.signals\[0\]: must be written kind:name=value"),
+])
+def test_config_errors_point_at_the_key(text, where):
+    with pytest.raises(ConfigError, match=where):
+        cfg_from(text)
+
+
+def test_salt_env_wins_else_generated_once_0600(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEST_SALT", raising=False)
+    first = load_or_create_salt(tmp_path, "TEST_SALT")
+    assert len(first) == 64 and load_or_create_salt(tmp_path, "TEST_SALT") == first
+    assert stat.S_IMODE(os.stat(tmp_path / "salt").st_mode) == 0o600
+    monkeypatch.setenv("TEST_SALT", "from-env")
+    assert load_or_create_salt(tmp_path, "TEST_SALT") == b"from-env"
+    # The file's text is the salt: copying it into the variable gives the same ids elsewhere.
+    monkeypatch.setenv("TEST_SALT", (tmp_path / "salt").read_text().strip())
+    assert load_or_create_salt(tmp_path, "TEST_SALT") == first
+
+
+def test_user_id_sources_in_order():
+    cfg = cfg_from(ISSUE_YAML)
+    t = table(7,
+              remote_user=["alice", "-", None, None, None, None, None],
+              query=["user_id=zed", "user_id=bob%20b", None, None, None, None, None],
+              path=["/", "/", "/", "/", "/users/42/orders", "/users/", "/"],
+              fields=[{"cookie_uid": "c-alice"}, None, {"cookie_uid": "c-carol"}, {"http_x_user_id": "dave"}, None, None,
+                      {"http_cookie": "a=1; uid=erin; b=2"}])
+    assert identify(t, cfg, SALT).column("user_id").to_pylist() == \
+        ["alice", "bob b", "c-carol", "dave", "42", None, "erin"]
+
+
+def test_email_user_ids_are_hashed_and_redacted_values_are_absent():
+    t = table(3, remote_user=["Jo@Example.com", "REDACTED", "jo"])
+    got = identify(t, IdentityConfig(), SALT).column("user_id").to_pylist()
+    assert got[0].startswith("h:") and "@" not in got[0] and got[1:] == [None, "jo"]
+    plain = identify(t, IdentityConfig(hash_emails=False), SALT).column("user_id").to_pylist()
+    assert plain[0] == "Jo@Example.com"
+
+
+def test_anonymous_hash_is_keyed_over_truncated_ip_and_user_agent():
+    t = table(4, client_ip=["192.0.2.10", "192.0.2.99", "192.0.3.10", "192.0.2.10"],
+              user_agent=["Mozilla/5.0 A", "Mozilla/5.0 A", "Mozilla/5.0 A", "Mozilla/5.0 B"])
+    ids = identify(t, IdentityConfig(), SALT).column("anonymous_id").to_pylist()
+    expected = hashlib.blake2b(b"192.0.2.0\x1fMozilla/5.0 A", key=SALT, digest_size=16,
+                               person=b"logtrack-anon").hexdigest()
+    assert ids[0] == ids[1] == expected  # same /24, same user agent
+    assert len(set(ids)) == 3
+    assert identify(t, IdentityConfig(), b"other salt").column("anonymous_id").to_pylist()[0] != expected
+
+
+def test_cookie_id_first_then_hash():
+    t = table(2, fields=[{"cookie__lt_anon": "cookie-id"}, None])
+    ids = identify(t, cfg_from(ISSUE_YAML), SALT).column("anonymous_id").to_pylist()
+    assert ids[0] == "cookie-id" and len(ids[1]) == 32
+
+
+def test_daily_rotation():
+    t = table(3, ts=["2026-03-01 23:59:00+00:00", "2026-03-01 00:01:00+00:00", "2026-03-02 00:01:00+00:00"])
+    daily = identify(t, IdentityConfig(rotate="daily"), SALT).column("anonymous_id").to_pylist()
+    assert daily[0] == daily[1] != daily[2]
+    never = identify(t, IdentityConfig(), SALT).column("anonymous_id").to_pylist()
+    assert len(set(never)) == 1
+
+
+def test_hashes_are_computed_once_per_distinct_pair(monkeypatch):
+    calls = []
+    real = hashlib.blake2b
+
+    def counting(data=b"", **kw):
+        calls.append(data)
+        return real(data, **kw)
+
+    monkeypatch.setattr(identity.hashlib, "blake2b", counting)
+    t = table(3000, client_ip=["192.0.2.1", "192.0.2.2", "198.51.100.1"] * 1000)
+    identify(t, IdentityConfig(), SALT)
+    assert len(calls) == 2  # two /24s, one user agent
+
+
+def test_consent_anonymize_and_drop():
+    t = table(5, remote_user=["a", "b", "c", "d", "e"],
+              fields=[{"cookie_consent": "no"}, {"http_sec_gpc": "1"}, {"http_dnt": "1"}, {"cookie_consent": "yes"}, None])
+    out = identify(t, IdentityConfig(), SALT)
+    assert out.column("consent").to_pylist() == ["denied", "denied", "denied", None, None]
+    assert out.column("user_id").to_pylist() == [None, None, None, "d", "e"]
+    assert out.column("anonymous_id").null_count == 3
+    dropped = identify(t, cfg_from("consent:\n  mode: drop\n"), SALT)
+    assert dropped.column("user_id").to_pylist() == ["d", "e"]
+    custom = cfg_from("consent:\n  signals: ['query:optout=1|true']\n")
+    q = identify(table(2, query=["optout=TRUE", "optout=0"], fields=[{"http_dnt": "1"}, None]), custom, SALT)
+    assert q.column("consent").to_pylist() == ["denied", None]
