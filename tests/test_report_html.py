@@ -71,7 +71,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 RUN_INFO = {
-    "run_key": "abc123", "timezone": "UTC",
+    "run_key": "abc123", "timezone": "UTC", "finished_at": "2026-03-04T01:02:03.456789+01:00",
     "inputs": [{"path": f"/logs/{XSS}.log", "size": 1234, "lines": 7}],
     "counts": {"lines": 7, "parsed": 6, "rejected": 1, "requests": 6, "sessions": 3, "events": 2},
     "rejects_by_reason": {XSS: 1},
@@ -103,6 +103,7 @@ def test_charts_tables_and_summary_cards(page: Path) -> None:
         assert f'<svg id="{chart}"' in text
     assert 'id="table-top-pages"' in text
     assert "Web traffic report" in text and "2026-03-01 to 2026-03-03" in text
+    assert "generated 2026-03-04 00:02 UTC" in text
     assert "Words used in this report" in text  # a glossary for readers new to the tool
 
 

@@ -149,6 +149,20 @@ def _about(run_info: dict[str, Any]) -> str:
     )
 
 
+def _when(value: Any) -> str:
+    """A run time (datetime or ISO string, default now) as `YYYY-MM-DD HH:MM UTC`."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.now(dt.UTC)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _period(kpis: pa.Table | None) -> str:
     if kpis is None or kpis.num_rows == 0:
         return "no data yet"
@@ -215,7 +229,7 @@ def render_html(out_dir: Path, reports: dict[str, pa.Table], run_info: dict[str,
              ("p50_request_time_ms", "Median ms", "num"), ("p95_request_time_ms", "p95 ms", "num")], 62)),
         ("About this report", "What was read, what was kept, and what the words mean.", _about(run_info)),
     ]
-    generated = run_info.get("finished_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    generated = _when(run_info.get("finished_at"))
     anchors = ["traffic", "acquisition", "pages", "events", "technology", "health", "about"]
     nav = '<nav>' + "".join(f'<a href="#{a}">{esc(title)}</a>' for a, (title, _, _) in zip(anchors, sections,
                                                                                          strict=True)) + "</nav>"
