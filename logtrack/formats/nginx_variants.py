@@ -15,34 +15,43 @@ _COMBINED = '$remote_addr - $remote_user [$time_local] "$request" $status $body_
 # these presets from taking a plain combined line with some other trailing word.
 _SECONDS = r"-|\d+(?:\.\d+)?"
 _SECONDS_LIST = r"-|\d+(?:\.\d+)?(?:(?:, | : )\d+(?:\.\d+)?)*"
-_TIMINGS = {"request_time": _SECONDS, "upstream_response_time": _SECONDS_LIST}
+# nginx writes one value per upstream tried (`0.100, 0.049`). Each preset first tries a template
+# with single values, which the split plan reads word by word (fast), then one that takes lists
+# for the lines the first missed.
+_SINGLE = {"request_time": _SECONDS, "upstream_response_time": _SECONDS,
+           "upstream_addr": r"\S+", "upstream_status": r"\S+", "upstream_response_length": r"\S+"}
+_LISTS = {"request_time": _SECONDS, "upstream_response_time": _SECONDS_LIST}
+
+
+def _single_then_lists(spec: str, patterns: dict[str, str] | None = None) -> list[Template]:
+    return [Template(spec, patterns={**(patterns or {}), **_SINGLE}),
+            Template(spec, patterns={**(patterns or {}), **_LISTS})]
+
 
 register(TemplateFormat(
     "nginx_upstream",
     "Kubernetes ingress-nginx upstreaminfo: combined + request length/time, [upstream names], upstream addr/length/time/status, req id",
-    [Template(
+    _single_then_lists(
         "nginx:" + _COMBINED + " $request_length $request_time [$proxy_upstream_name]"
         " [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length"
         " $upstream_response_time $upstream_status $req_id",
         # `[]` when there is no alternative upstream: the names may be empty.
-        patterns={"proxy_upstream_name": r"[^\]\s]*", "proxy_alternative_upstream_name": r"[^\]\s]*",
-                  **_TIMINGS},
-    )],
+        {"proxy_upstream_name": r"\S*", "proxy_alternative_upstream_name": r"\S*"},
+    ),
 ))
 
 register(TemplateFormat(
     "nginx_timed",
     "nginx combined + $request_time [$upstream_response_time] (or rt=… urt=\"…\" key=value timings)",
     [
-        Template("nginx:" + _COMBINED + " $request_time $upstream_response_time", patterns=_TIMINGS),
-        Template("nginx:" + _COMBINED + " $request_time", patterns=_TIMINGS),
+        *_single_then_lists("nginx:" + _COMBINED + " $request_time $upstream_response_time"),
+        Template("nginx:" + _COMBINED + " $request_time", patterns=_SINGLE),
         # The nginx blog's `main_ext`-style layout: rt=… uct="…" uht="…" urt="…".
         Template("nginx:" + _COMBINED + ' rt=$request_time uct="$upstream_connect_time"'
                  ' uht="$upstream_header_time" urt="$upstream_response_time"'),
         # The same timings after the nginx `main` format's "$http_x_forwarded_for".
-        Template("nginx:" + _COMBINED + ' "$http_x_forwarded_for" $request_time $upstream_response_time',
-                 patterns=_TIMINGS),
-        Template("nginx:" + _COMBINED + ' "$http_x_forwarded_for" $request_time', patterns=_TIMINGS),
+        *_single_then_lists("nginx:" + _COMBINED + ' "$http_x_forwarded_for" $request_time $upstream_response_time'),
+        Template("nginx:" + _COMBINED + ' "$http_x_forwarded_for" $request_time', patterns=_SINGLE),
     ],
 ))
 
