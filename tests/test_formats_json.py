@@ -310,6 +310,15 @@ def test_heterogeneous_lines_and_changing_types() -> None:
     assert rows[0]["client_ip"] == "1.1.1.1" and rows[1]["method"] == "GET" and rows[2]["host"] == "a.example"
 
 
+def test_bisecting_and_python_reads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = sample_lines("kong_json.log") + ["not json", "[]"] + sample_lines("kong_json.log")[::-1]
+    bisected = parse(lines, "kong")
+    monkeypatch.setattr(jr, "MAX_READS", 0)  # too mixed to bisect: every line through json.loads
+    assert parse(lines, "kong") == bisected
+    rows, rejects = bisected
+    assert len(rows) == 8 and [(r["line"], r["reason"]) for r in rejects] == [(5, "invalid JSON"), (6, "not a JSON object")]
+
+
 def test_clean_blocks_take_the_pyarrow_path(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_fallback(objs: list) -> dict:
         raise AssertionError("fallback used on a clean block")

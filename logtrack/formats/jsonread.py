@@ -37,23 +37,87 @@ def read_objects(lines: Lines) -> tuple[dict[str, pa.Array], pa.Array]:
     table = _read_fast(text)
     if table is not None:
         return flatten(table), pa.nulls(n, pa.string())
+    reasons: list[str | None] = [None] * n
+    pieces = _bisect(text, reasons)
+    if pieces is None:
+        return _read_python(text, reasons), pa.array(reasons, pa.string())
+    return _concat(pieces), pa.array(reasons, pa.string())
+
+
+MAX_READS = 64
+
+
+def _bisect(text: pa.Array, reasons: list[str | None]) -> list[tuple[int, dict[str, pa.Array]]] | None:
+    """Read a block pyarrow refused in halves, recursively, down to the lines it refuses alone.
+
+    A bad line (not JSON, cut off) or lines that disagree on a value's type (`"size":"46"` then
+    `"size":139`, a header logged once as a string and once as an array) cost a few reads of
+    the agreeing runs around them; a line pyarrow refuses alone goes through `json.loads` (and
+    gets its reason). None after MAX_READS reads: the block is too mixed, read it in Python.
+    """
+    pieces: list[tuple[int, dict[str, pa.Array]]] = []
+    reads = 0
+
+    def walk(lo: int, hi: int) -> bool:
+        nonlocal reads
+        if hi - lo == 1:
+            value = _loads(text[lo].as_py())
+            if isinstance(value, dict):
+                pieces.append((1, flatten_python([value])))
+            else:
+                reasons[lo] = INVALID if value is _BAD else NOT_OBJECT
+            return True
+        mid = (lo + hi) // 2
+        for a, b in ((lo, mid), (mid, hi)):
+            reads += 1
+            if reads > MAX_READS:
+                return False
+            table = _read_fast(text.slice(a, b - a))
+            if table is not None:
+                pieces.append((b - a, flatten(table)))
+            elif not walk(a, b):
+                return False
+        return True
+
+    return pieces if walk(0, len(text)) else None
+
+
+def _read_python(text: pa.Array, reasons: list[str | None]) -> dict[str, pa.Array]:
+    """Every line through `json.loads` (blocks too mixed to bisect, text that is not JSON)."""
     objs: list[dict[str, Any]] = []
-    reasons: list[str | None] = []
-    for raw in text.to_pylist():  # fallback only: the fast path raised for this block
+    for i, raw in enumerate(text.to_pylist()):
         value = _loads(raw)
-        if value is _BAD:
-            reasons.append(INVALID)
-            continue
         if isinstance(value, dict):
             objs.append(value)
-            reasons.append(None)
+            reasons[i] = None
         else:
-            reasons.append(NOT_OBJECT)
-    reason_arr = pa.array(reasons, pa.string())
-    table = None
-    if len(objs) < n:  # the syntax was the problem: the good lines may still take the fast path
-        table = _read_fast(text.filter(pc.is_null(reason_arr)))
-    return (flatten(table) if table is not None else flatten_python(objs)), reason_arr
+            reasons[i] = INVALID if value is _BAD else NOT_OBJECT
+    return flatten_python(objs)
+
+
+def _concat(pieces: list[tuple[int, dict[str, pa.Array]]]) -> dict[str, pa.Array]:
+    names = list(dict.fromkeys(name for _, cols in pieces for name in cols))
+    out: dict[str, pa.Array] = {}
+    for name in names:
+        types = {cols[name].type for _, cols in pieces if name in cols and cols[name].type != pa.null()}
+        typ = types.pop() if len(types) == 1 else pa.string() if types else pa.null()
+        parts = []
+        for n, cols in pieces:
+            arr = cols.get(name)
+            if arr is None or arr.type == pa.null():
+                parts.append(pa.nulls(n, typ))
+            elif arr.type != typ:
+                parts.append(_plain_text(arr))
+            else:
+                parts.append(arr)
+        out[name] = pa.concat_arrays(parts)
+    return out
+
+
+def _plain_text(arr: pa.Array) -> pa.Array:
+    if pa.types.is_timestamp(arr.type):
+        return pc.strftime(arr.cast(cv.TS), format="%Y-%m-%dT%H:%M:%SZ")
+    return arr.cast(pa.string())
 
 
 _BAD = object()
