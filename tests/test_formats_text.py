@@ -236,9 +236,11 @@ def test_gandi_and_icecast_durations() -> None:
 def test_ingress_nginx_upstream_lists() -> None:
     line = ('10.0.0.1 - - [18/Mar/2023:15:00:00 +0000] "GET / HTTP/2.0" 502 10 "-" "curl/8" 462 0.250 '
             '[ns-svc-80] [] 10.0.50.80:9000, 10.0.50.81:9000 0, 19437 0.100, 0.049 502, 200 abc123')
-    rows, rejects = parse_text(line, "nginx_upstream")
+    single = (FORMATS / "nginx_request_time_upstream.log").read_text().splitlines()[0]
+    rows, rejects = parse_text(single + "\n" + line, "nginx_upstream")  # one block, both shapes
     assert not rejects
-    row = rows[0]
+    assert rows[0]["upstream_time_ms"] == 49.0 and rows[0]["fields"]["upstream_addr"] == "10.0.50.80:9000"
+    row = rows[1]
     assert row["upstream_time_ms"] == pytest.approx(149.0) and row["request_time_ms"] == 250.0
     assert row["request_id"] == "abc123"
     assert row["fields"] == {"proxy_upstream_name": "ns-svc-80", "request_length": "462",
@@ -293,6 +295,9 @@ def test_haproxy_captures_timers_and_reject_reason() -> None:
     assert rows[2]["user_agent"] == 'Mozilla/5.0 "quoted"'
     assert rows[0]["fields"]["captured_request_headers"] == "example.com|curl/8.0"
     assert "upstream_time_ms" not in rows[0] and rows[0]["request_time_ms"] == 5.0
+    # rsyslog's RFC 3339 header instead of the BSD one.
+    rows, rejects = parse_text("2019-02-25T16:19:49.123+01:00 lb1 haproxy[7]: " + base.format(tt=5, cap=""), "haproxy")
+    assert not rejects and rows[0]["client_ip"] == "1.2.3.4" and "captured_request_headers" not in rows[0]["fields"]
 
 
 def test_custom_strftime_date_needs_an_explicit_format() -> None:
