@@ -107,12 +107,13 @@ def run(rules: RuleSet, table: pa.Table, batch: int, repeat: int) -> tuple[float
     best, events = float("inf"), 0
     for _ in range(repeat):
         rules.reset()
-        start = time.perf_counter()
+        # CPU time of this process: other jobs on a shared machine inflate wall time, not this.
+        start = time.process_time()
         events = 0
         step = batch or table.num_rows
         for offset in range(0, table.num_rows, step):
             events += rules.evaluate(table.slice(offset, step)).num_rows
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best, events
 
 
@@ -128,8 +129,8 @@ def main() -> None:
     print(f"table: {args.rows:,} rows built in {time.perf_counter() - t0:.1f}s; batch={args.batch or 'all'}")
     one, one_events = run(ruleset(ONE_RULE), table, args.batch, args.repeat)
     many, many_events = run(ruleset(many_rules(args.rules)), table, args.batch, args.repeat)
-    print(f"1 rule:      {one:6.3f}s  {one_events:>9,} events  {args.rows / one / 1e6:5.2f} M rows/s")
-    print(f"{args.rules} rules:   {many:6.3f}s  {many_events:>9,} events  {args.rows / many / 1e6:5.2f} M rows/s")
+    print(f"1 rule:      {one:6.3f}s CPU  {one_events:>9,} events  {args.rows / one / 1e6:5.2f} M rows/s")
+    print(f"{args.rules} rules:   {many:6.3f}s CPU  {many_events:>9,} events  {args.rows / many / 1e6:5.2f} M rows/s")
     print(f"ratio: {many / one:.2f}x (bar: <= 3x)")
 
 

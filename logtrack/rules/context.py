@@ -31,6 +31,34 @@ class DictCol:
         self.values = values
         self.indices = indices
         self.m = len(values)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+
+    def sorted_view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids ordered by value, those values as a numpy object array), nulls left out.
+
+        Literal values and literal prefixes are then found by binary search, so a rule whose
+        path does not occur in a batch costs two `searchsorted` calls and no Arrow kernel.
+        """
+        if self._sorted is None:
+            order = pc.array_sort_indices(self.values, null_placement="at_end")
+            valid = self.m - self.values.null_count
+            ids = order.to_numpy()[:valid]
+            self._sorted = ids, self.values.take(pa.array(ids)).to_numpy(zero_copy_only=False)
+        return self._sorted
+
+    def ids_equal(self, literals: tuple[str, ...]) -> np.ndarray:
+        """Value ids equal to any of `literals`."""
+        ids, values = self.sorted_view()
+        lo = np.searchsorted(values, literals, side="left")
+        hi = np.searchsorted(values, literals, side="right")
+        return np.concatenate([ids[a:b] for a, b in zip(lo, hi, strict=True)]) if len(literals) else ids[:0]
+
+    def ids_with_prefix(self, prefix: str) -> np.ndarray:
+        """Value ids starting with `prefix` (code-point order is UTF-8 byte order)."""
+        ids, values = self.sorted_view()
+        lo = np.searchsorted(values, prefix, side="left")
+        hi = np.searchsorted(values, prefix + "\U0010ffff", side="left")
+        return ids[lo:hi]
 
     def rows_for(self, id_mask: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         """Row numbers (a sorted subset of `rows`, or of all rows) whose value id is in the mask."""

@@ -105,23 +105,29 @@ def id_mask(node: StrCond, strings: DictCol) -> np.ndarray:
             out[:-1] |= valid if item.present else ~valid
             out[-1] |= not item.present
         elif isinstance(item, Equals):
-            out[:-1] |= _np(pc.is_in(values, value_set=pa.array(item.values, pa.string())))
+            out[strings.ids_equal(item.values)] = True
         elif isinstance(item, Pattern):
-            out[:-1] |= pattern_mask(values, item)
+            out[pattern_ids(strings, item)] = True
         elif isinstance(item, Cidr):
             out[:-1] |= cidr_mask(values, item.networks)
     return out
 
 
-def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
-    """Regex test over values, pre-filtered by the pattern's literal prefix (a cheap memcmp)."""
+def pattern_ids(strings: DictCol, item: Pattern) -> np.ndarray:
+    """Value ids matching a pattern; its literal prefix narrows the candidates by binary search."""
     if item.prefix:
-        candidates = np.flatnonzero(_np(pc.starts_with(values, item.prefix)))
-        out = np.zeros(len(values), dtype=bool)
-        if len(candidates):
-            hit = _np(pc.match_substring_regex(values.take(pa.array(candidates)), item.regex))
-            out[candidates[hit]] = True
-        return out
+        candidates = strings.ids_with_prefix(item.prefix)
+        if not len(candidates):
+            return candidates
+        values = strings.values.take(pa.array(candidates))
+    else:
+        candidates, values = None, strings.values
+    hit = _np(pc.match_substring_regex(values, item.regex))
+    return candidates[hit] if candidates is not None else np.flatnonzero(hit)
+
+
+def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
+    """Boolean mask of `values` matching a pattern (used to group report paths)."""
     return _np(pc.match_substring_regex(values, item.regex))
 
 
@@ -160,12 +166,17 @@ def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.
     """Values of capture `name` (as `typ`) for `rows`, every one of which matched `node`."""
     if isinstance(node, StrCond):
         strings = ctx.strings(node.source, node.fold)
+        row_ids = strings.indices[rows]
+        # Extract from the distinct values these rows use, not from every value of the batch.
+        ids = np.unique(row_ids[row_ids < strings.m])
+        where = pa.array(np.searchsorted(ids, row_ids).clip(0, max(len(ids) - 1, 0)))
+        valid = pa.array(row_ids < strings.m)
         pieces = []
         for item in node.items:
-            if isinstance(item, Pattern) and name in dict(item.captures):
-                per_id = ctx.memo(("capture", node.source, node.fold, item.regex, name, typ),
-                                  lambda item=item: _extract(strings, item, name, typ))
-                pieces.append(per_id.take(pa.array(strings.indices[rows])))
+            if isinstance(item, Pattern) and name in dict(item.captures) and len(ids):
+                per_id = _extract(strings.values.take(pa.array(ids)), item, name, typ)
+                values = per_id.take(where)
+                pieces.append(pc.if_else(valid, values, pa.scalar(None, values.type)))
         if not pieces:
             return pa.nulls(len(rows), ARROW_TYPES[typ])
         return pieces[0] if len(pieces) == 1 else pc.coalesce(*pieces)
@@ -196,10 +207,12 @@ def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.
     return pa.nulls(len(rows), ARROW_TYPES[typ])
 
 
-def _extract(strings: DictCol, item: Pattern, name: str, typ: str) -> pa.Array:
-    """Capture `name` for every value id (plus a trailing null for null rows), typed."""
-    found = pc.extract_regex(strings.values, capturing_only_named(item.regex))
+def _extract(values: pa.Array, item: Pattern, name: str, typ: str) -> pa.Array:
+    """Capture `name` of each value, typed (null where the pattern does not match)."""
+    found = pc.extract_regex(values, capturing_only_named(item.regex))
     names = [f.name for f in found.type]
-    values = pc.struct_field(found, [names.index(name)])
-    values = pa.concat_arrays([values, pa.nulls(1, pa.string())])
-    return cast_values(values, typ)
+    text = pc.struct_field(found, [names.index(name)])
+    if typ != "string" and dict(item.captures).get(name) == typ:
+        # Template converters (int, float) only match well-formed numbers: cast directly.
+        return text.cast(ARROW_TYPES[typ])
+    return cast_values(text, typ)
