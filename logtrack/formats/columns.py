@@ -60,7 +60,9 @@ def convert_vars(raw: Mapping[str, pa.Array], variables: Mapping[str, Var], n: i
     """Columns and fields from raw captures (`raw[var.name]`, length `n`, null = not captured)."""
     columns: dict[str, pa.Array] = {}
     fields: dict[str, pa.Array] = {}
-    ordered = sorted(variables.values(), key=lambda v: _PRIORITY.index(v.name) if v.name in _PRIORITY else 99)
+    # Later merges win for explicit columns, so the preferred variable is merged last.
+    ordered = sorted(variables.values(),
+                     key=lambda v: (1, -_PRIORITY.index(v.name)) if v.name in _PRIORITY else (0, 0))
     for var in ordered:
         values = raw.get(var.name)
         if values is None:

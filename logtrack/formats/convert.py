@@ -183,18 +183,19 @@ def split_request(request: pa.Array) -> dict[str, pa.Array]:
 
     A request that is not `METHOD TARGET [PROTOCOL]` (`""`, `"-"`, TLS bytes) keeps nulls and
     its raw text in `request_raw` (goes to `fields.request`). The usual three-word shape is
-    split on spaces (several times faster than a capturing regex); the rest takes the regex.
+    split on spaces (several times faster than a capturing regex); only the other rows take the
+    regex.
     """
     request = request.cast(pa.string())
     shaped = pc.fill_null(pc.match_substring_regex(request, REQUEST_SHAPE), False)
-    if pc.all(shaped).as_py():
-        words = pc.split_pattern(request, " ", max_splits=2)
-        method, target, protocol = (pc.list_element(words, i) for i in range(3))
-    else:
-        parts = pc.extract_regex(request, REQUEST_RE)
-        method = pc.struct_field(parts, "method")
-        target = pc.struct_field(parts, "target")
-        protocol = nullify(pc.struct_field(parts, "protocol"), "")
+    words = pc.split_pattern(set_null(request, pc.invert(shaped)), " ", max_splits=2)
+    method, target, protocol = (pc.list_element(words, i) for i in range(3))
+    odd = pc.and_(pc.invert(shaped), pc.is_valid(request))
+    if pc.any(odd).as_py():  # HTTP/0.9 `GET /`, doubled spaces: the regex decides
+        parts = pc.extract_regex(request.filter(odd), REQUEST_RE)
+        method = pc.replace_with_mask(method, odd, pc.struct_field(parts, "method"))
+        target = pc.replace_with_mask(target, odd, pc.struct_field(parts, "target"))
+        protocol = pc.replace_with_mask(protocol, odd, nullify(pc.struct_field(parts, "protocol"), ""))
     out = split_target(target)
     out["method"] = method
     out["protocol"] = protocol
@@ -205,24 +206,25 @@ def split_request(request: pa.Array) -> dict[str, pa.Array]:
 def split_target(target: pa.Array) -> dict[str, pa.Array]:
     """Split a request target (origin- or absolute-form) into scheme, host, path, query."""
     target = target.cast(pa.string())
-    null = pa.scalar(None, pa.string())
-    origin = pc.fill_null(pc.starts_with(target, "/"), False)
-    if pc.all(pc.or_(origin, pc.is_null(target))).as_py():
-        path = pc.list_element(pc.split_pattern(target, "?", max_splits=1), 0)
-        query = pc.struct_field(pc.extract_regex(target, r"\?(?P<q>.*)$"), "q")
-        n = len(target)
-        return {"scheme": pa.nulls(n, pa.string()), "host": pa.nulls(n, pa.string()), "path": path, "query": query}
-    t = pc.extract_regex(target, TARGET_RE)
+    n = len(target)
+    path = pc.list_element(pc.split_pattern(target, "?", max_splits=1), 0)
+    query = pc.struct_field(pc.extract_regex(target, r"\?(?P<q>.*)$"), "q")
+    out = {"scheme": pa.nulls(n, pa.string()), "host": pa.nulls(n, pa.string()), "path": path, "query": query}
+    other = pc.invert(pc.fill_null(pc.starts_with(target, "/"), True))
+    if not pc.any(other).as_py():
+        return out
+    # Absolute-form (`GET http://host:80/x`), `*`, or garbage: the full regex, on those rows only.
+    sub = target.filter(other)
+    t = pc.extract_regex(sub, TARGET_RE)
     scheme = nullify(pc.struct_field(t, "scheme"), "")
     host = host_only(nullify(pc.struct_field(t, "authority"), ""))
-    path = pc.struct_field(t, "path")
-    path = pc.if_else(pc.and_(pc.is_valid(scheme), pc.equal(path, "")), "/", path)
-    # Keep a null path where there was no target at all; `""` only where the target was empty.
-    path = set_null(path, pc.is_null(target))
-    query = pc.struct_field(t, "query")
-    has_q = pc.match_substring(target, "?")
-    query = pc.if_else(pc.fill_null(has_q, False), query, null)
-    return {"scheme": scheme, "host": host, "path": path, "query": query}
+    sub_path = pc.struct_field(t, "path")
+    sub_path = pc.if_else(pc.and_(pc.is_valid(scheme), pc.equal(sub_path, "")), "/", sub_path)
+    sub_query = pc.if_else(pc.fill_null(pc.match_substring(sub, "?"), False), pc.struct_field(t, "query"),
+                           pa.scalar(None, pa.string()))
+    for name, values in (("scheme", scheme), ("host", host), ("path", sub_path), ("query", sub_query)):
+        out[name] = pc.replace_with_mask(out[name], other, values.cast(pa.string()))
+    return out
 
 
 def host_only(arr: pa.Array) -> pa.Array:
