@@ -223,6 +223,9 @@ def iter_parsed(inputs: list[Input], options: ParseOptions, stats: RunStats) -> 
     # one open batch at a time. Stdin cannot be reopened: its first batch is kept.
     for inp in inputs:
         s = stats.sources.setdefault(inp.name, SourceStats(inp.name, input_size(inp), fmt.name if fmt else None))
+        if len(inputs) == 1:  # nothing to merge with: no need to know where it starts
+            pending.append((float("-inf"), next(counter), inp, None, None))
+            break
         probe = reader(inp, s if inp.is_stdin else SourceStats(inp.name))
         first = next(probe, None)
         if not inp.is_stdin:
