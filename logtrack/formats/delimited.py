@@ -230,9 +230,9 @@ def time_iso_z(arr: pa.Array) -> pa.Array:
 def seconds_ms(arr: pa.Array) -> pa.Array:
     """Seconds (`0.000043`) to milliseconds; `-1` (AWS: unknown) and `-` become null."""
     try:
-        ms = pc.multiply(arr.cast(pa.float64()), 1000.0)
+        ms = pc.round(pc.multiply(arr.cast(pa.float64()), 1000.0), 6)  # 9.511, not 9.511000000000001
     except pa.ArrowInvalid:
-        return cv.duration_ms(arr, "s")
+        return pc.round(cv.duration_ms(arr, "s"), 6)
     return pc.if_else(pc.less(ms, 0), pa.scalar(None, pa.float64()), ms)
 
 

@@ -1,0 +1,64 @@
+"""`elb`: AWS Classic Load Balancer access logs (DESIGN §2, §3).
+
+`time elb client:port backend:port request_processing_time backend_processing_time
+response_processing_time elb_status_code backend_status_code received_bytes sent_bytes
+"request" "user_agent" ssl_cipher ssl_protocol` — lines written before 2014 end at
+`"request"`. Columns follow `alb`: `ts` is `time`, `status` is `elb_status_code`,
+`request_time_ms` the sum of the three processing times (null when one is `-1`: no backend
+answered), `upstream_time_ms` the backend processing time. TCP/SSL listeners log `"- - - "` as
+the request and `-` statuses: those lines are kept with nulls and the raw request in
+`fields.request` (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from .base import register
+from .delimited import (
+    Delimited,
+    DelimitedFormat,
+    seconds_ms,
+    split_url_request,
+    strip_port,
+    sum_ms,
+    time_iso_z,
+)
+from .variables import Var
+
+SPEC = (
+    "time elb client backend request_processing_time backend_processing_time"
+    " response_processing_time elb_status_code backend_status_code received_bytes sent_bytes"
+    ' "request" "user_agent" ssl_cipher ssl_protocol'
+)
+_FIELDS = ("elb", "backend", "backend_status_code", "received_bytes", "ssl_cipher", "ssl_protocol")
+VARIABLES = [
+    Var("user_agent", "text", "user_agent"),
+    Var("elb_status_code", "status", "status"),
+    Var("sent_bytes", "int", "bytes_sent"),
+    *(Var(name, "str", None) for name in _FIELDS),
+]
+
+
+def derive(raw: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """ts, client_ip, the request line and the durations (see the module docstring)."""
+    times = [seconds_ms(raw[k]) for k in
+             ("request_processing_time", "backend_processing_time", "response_processing_time")]
+    request = split_url_request(raw["request"])
+    columns = {k: request[k] for k in ("method", "scheme", "host", "path", "query", "protocol")}
+    columns.update({
+        "ts": time_iso_z(raw["time"]),
+        "client_ip": strip_port(raw["client"]),
+        "request_time_ms": sum_ms(*times),
+        "upstream_time_ms": times[1],
+    })
+    return columns, {"request": request["request_raw"]}
+
+
+FORMAT = register(DelimitedFormat(
+    "elb",
+    "AWS Classic Load Balancer access log (time elb client:port backend:port … \"request\" …)",
+    Delimited(SPEC, required="request"),
+    VARIABLES,
+    derive,
+))
