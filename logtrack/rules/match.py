@@ -8,6 +8,7 @@ those rows only. Captures are extracted for emitted rows only.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import numpy as np
@@ -39,9 +40,7 @@ from .values import ARROW_TYPES, cast_values
 def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.ndarray:
     """Sorted row numbers (int64) within `rows` (None = all rows) where `node` holds."""
     if isinstance(node, And):
-        # Cheap, selective string tests first; each later child only sees surviving rows.
-        order = sorted(node.children, key=lambda c: 0 if isinstance(c, StrCond) else 1)
-        for child in order:
+        for child in _and_order(node):
             rows = select(child, ctx, rows)
             if len(rows) == 0:
                 break
@@ -65,6 +64,12 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
     if rows is None:
         return np.flatnonzero(mask)
     return rows[mask[rows]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _and_order(node: And) -> tuple[Node, ...]:
+    """Cheap, selective string tests first; each later child only sees the surviving rows."""
+    return tuple(sorted(node.children, key=lambda c: 0 if isinstance(c, StrCond) else 1))
 
 
 def _all(ctx: BatchContext) -> np.ndarray:
@@ -170,13 +175,15 @@ def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.
         # Extract from the distinct values these rows use, not from every value of the batch.
         ids = np.unique(row_ids[row_ids < strings.m])
         where = pa.array(np.searchsorted(ids, row_ids).clip(0, max(len(ids) - 1, 0)))
-        valid = pa.array(row_ids < strings.m)
+        valid = row_ids < strings.m
         pieces = []
         for item in node.items:
             if isinstance(item, Pattern) and name in dict(item.captures) and len(ids):
                 per_id = _extract(strings.values.take(pa.array(ids)), item, name, typ)
                 values = per_id.take(where)
-                pieces.append(pc.if_else(valid, values, pa.scalar(None, values.type)))
+                if not valid.all():
+                    values = pc.if_else(pa.array(valid), values, pa.scalar(None, values.type))
+                pieces.append(values)
         if not pieces:
             return pa.nulls(len(rows), ARROW_TYPES[typ])
         return pieces[0] if len(pieces) == 1 else pc.coalesce(*pieces)

@@ -154,16 +154,22 @@ class Always:
 
 @dataclass(frozen=True)
 class And:
+    """Every child holds."""
+
     children: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Or:
+    """At least one child holds (`any:`)."""
+
     children: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Not:
+    """The child does not hold (`not:`)."""
+
     child: Node
 
 
