@@ -80,7 +80,8 @@ def test_batches_stay_within_500_kb_and_2500_calls(segment_api, tmp_path):
     small = make_events(n, properties_json=["{}"] * n, user_agent=[None] * n, path=[None] * n,
                         client_ip=[None] * n, event_name=["e"] * n)
     s = deliver([small], "segment", options(segment_api, tmp_path / "a"))
-    assert s.requests == 3 and [len(json.loads(b)["batch"]) for b in segment_api.bodies] == [2500, 2500, 1000]
+    assert s.requests == 3  # (concurrent: they may arrive in any order)
+    assert sorted(len(json.loads(b)["batch"]) for b in segment_api.bodies) == [1000, 2500, 2500]
     # ~20 KB events: the byte limit cuts them, every body under 500 KB.
     segment_api.bodies.clear()
     big = make_events(60, properties_json=[json.dumps({"blob": "x" * 20_000})] * 60)

@@ -90,10 +90,11 @@ class _Progress:
     """A live line on stderr, only on a TTY (rich)."""
 
     def __init__(self) -> None:
+        from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                            transient=True, console=None)
+                            transient=True, console=Console(stderr=True))
         self.task = self.bar.add_task("sending", total=None)
 
     def __call__(self, s: SendSummary) -> None:

@@ -71,7 +71,7 @@ _INDEX_RE = re.compile(r"index: \[(\d+)\]")
 REFUSAL_HINT = ("GA4 re-dates events older than 72 h, so logtrack does not send them. To keep "
                 "history, write the events dataset (`logtrack report LOGS --rules PATH -o DIR`) or "
                 "import it where history is accepted (Mixpanel /import, Amplitude batch API, "
-                "PostHog historical_migration); select recent events with --since.")
+                "PostHog historical_migration); select recent events with --since 70h.")
 
 
 def check_name(name: str | None, kind: str) -> str | None:
