@@ -161,6 +161,12 @@ def test_routing_by_host_to_measurement_ids(ga4_api, tmp_path):
     assert sorted(e["measurement_id"] for e in ga4_api.events) == ["G-BLOG"] * 4 + [GA4_MID] * 4
 
 
+def test_unknown_destination_keys_point_at_the_line(tmp_path):
+    cfg = _config(tmp_path, "destinations:\n  ga4:\n    measurement_id: G-1\n    api_secrt: x\n")
+    with pytest.raises(ConfigError, match=r"logtrack.yaml:4: destinations.ga4.api_secrt: unknown key"):
+        deliver([make_events(1)], "ga4", options(None, tmp_path, config=cfg))
+
+
 def test_missing_credentials_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="LOGTRACK_GA4_API_SECRET"):
         deliver([make_events(1)], "ga4", options(None, tmp_path, env={}))

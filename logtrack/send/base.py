@@ -177,7 +177,8 @@ class Routes:
 
 
 def load_routes(name: str, config: Config, env: Mapping[str, str], env_names: dict[str, str],
-                required: tuple[str, ...], allow_missing: bool = False) -> Routes:
+                required: tuple[str, ...], allow_missing: bool = False,
+                extra_keys: tuple[str, ...] = ()) -> Routes:
     """Read credentials: env vars first, else `destinations.<name>` (`key`, or `key_env` naming
     an env var), and `destinations.<name>.hosts.<host>` routes. Flags never carry secrets."""
     section = config.section("destinations").get(name) or {}
@@ -196,6 +197,10 @@ def load_routes(name: str, config: Config, env: Mapping[str, str], env_names: di
                 out[key] = value
         return out
 
+    known = {*env_names, *(k + "_env" for k in env_names), "hosts", *extra_keys}
+    for key in section:
+        if key not in known:
+            raise config.error(("destinations", name, key), f"unknown key {key!r} (known: {', '.join(sorted(known))})")
     default = read(section, True)
     hosts_cfg = section.get("hosts") or {}
     if not isinstance(hosts_cfg, dict):

@@ -150,7 +150,8 @@ class GA4(Destination):
         self.routes = load_routes(
             "ga4", options.config, env_or(options.env),
             {"measurement_id": "LOGTRACK_GA4_MEASUREMENT_ID", "api_secret": "LOGTRACK_GA4_API_SECRET"},
-            ("measurement_id", "api_secret"), allow_missing=options.dry_run)
+            ("measurement_id", "api_secret"), allow_missing=options.dry_run,
+            extra_keys=("endpoint", "max_age_hours", "engagement_time_msec"))
         self.base = options.endpoint or section.get("endpoint") or DEFAULT_ENDPOINT
         max_age = float(section.get("max_age_hours", DEFAULT_MAX_AGE_HOURS))
         if not 0 < max_age <= DEFAULT_MAX_AGE_HOURS:

@@ -73,7 +73,7 @@ class Segment(Destination):
         section = options.config.section("destinations").get("segment") or {}
         self.routes = load_routes("segment", options.config, env_or(options.env),
                                   {"write_key": "LOGTRACK_SEGMENT_WRITE_KEY"}, ("write_key",),
-                                  allow_missing=options.dry_run)
+                                  allow_missing=options.dry_run, extra_keys=("endpoint",))
         self.base = options.endpoint or section.get("endpoint") or DEFAULT_ENDPOINT
 
     def secrets(self) -> list[str]:
