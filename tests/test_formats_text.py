@@ -381,3 +381,18 @@ def test_round_trip_escape_helper_is_what_servers_write() -> None:
     assert _escape('Alba 10" Build', "apache") == r"Alba 10\" Build"
     assert _escape("é", "nginx") == r"\xC3\xA9" and _escape("é", "apache") == "é"
     assert re.fullmatch(r"[ -~]*", _escape("\u2028\x00ü", "nginx"))
+
+
+def test_nginx_bracketed_time_local_takes_the_split_plan() -> None:
+    # `[$time_local]`: the word's brackets are sliced off before the value is checked against the
+    # variable's pattern; otherwise every line silently falls back to the slow full regex.
+    text = pa.array([
+        '10.0.0.1 - - [10/Oct/2026:13:55:36 +0200] "GET / HTTP/1.1" 200 5 "-" "curl/8.0" 0.250 0.120',
+        '10.0.0.2 - bob [10/Oct/2026:13:55:37 +0200] "GET /a HTTP/1.1" 404 0 "-" "x" 0.001 -',
+    ])
+    for fmt in ("nginx_timed", "traefik", "nginx_upstream"):
+        template = get_format(fmt).templates[0]
+        assert template.segments is not None
+    pieces = get_format("nginx_timed").templates[0].pieces(text)
+    assert len(pieces) == 1 and list(pieces[0][0]) == [0, 1]
+    assert pieces[0][1]["time_local"].to_pylist() == ["10/Oct/2026:13:55:36 +0200", "10/Oct/2026:13:55:37 +0200"]

@@ -301,12 +301,12 @@ def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np
         value = pc.list_element(words, pos)
         for extra in range(1, span + 1):
             value = pc.binary_join_element_wise(value, pc.list_element(words, pos + extra), " ")
-        if var.pattern not in _WORD_PATTERNS:
-            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
         if prefix or suffix:
             fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
             ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
             value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
+        if var.pattern not in _WORD_PATTERNS:  # after the slice: `[$time_local]`'s pattern has no brackets
+            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
         values[var.name] = value
     return values, ok
 
