@@ -28,13 +28,14 @@ from .scan import (
     as_int,
     count_rows,
     flag,
-    group_paths,
     local_date,
     local_hour,
+    map_paths,
     maybe_pageview,
     pageviews,
     ratio,
     scan,
+    tally,
     top,
     zero_fill,
 )
@@ -60,7 +61,7 @@ def _traffic(out_dir: Path, timezone: str) -> pa.Table:
 
     aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
             ("bytes_sent", "sum", None, "bytes_sent")]
-    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews), aggs,
+    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=["path"]), aggs,
                       keys=["date", "hour", "status"])
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
@@ -113,25 +114,24 @@ def top_pages(out_dir: Path, grouper: PathGrouper | None, limit: int | None) -> 
     page), then distinct visitors for the ranked pages only (a distinct count holds every
     (page, visitor) pair, nearly one per pageview on a site with a long tail of pages).
     """
-    group = group_paths("path", grouper)
     cols = {c: F(c) for c in PAGEVIEW_INPUTS}
 
-    def pages_of(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = batch.filter(pageviews(batch))
-        return group(batch) if group else batch
+    def count_pages(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return tally(batch.column("path").filter(pageviews(batch)), "path", mapper=grouper)
 
-    counts = aggregate(scan(out_dir, "requests", cols, where=maybe_pageview(), transform=pages_of),
-                       [count_rows("pageviews")], keys=["path"])
+    counts = aggregate(scan(out_dir, "requests", cols, where=maybe_pageview(), transform=count_pages,
+                            dictionary=["path"]), [("n", "sum", None, "pageviews")], keys=["path"])
     total = pc.sum(counts["pageviews"]).as_py() or 0
     ranked = top(counts, "pageviews", ["path"], limit)
     keep = ranked["path"].combine_chunks() if counts.num_rows > ranked.num_rows else None
+    as_text = map_paths("path", grouper)
 
     def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = pages_of(batch)
+        batch = as_text(batch.filter(pageviews(batch))).select(["path", "anonymous_id"])
         return batch if keep is None else batch.filter(pc.is_in(batch.column("path"), value_set=keep))
 
     reader = scan(out_dir, "requests", {**cols, "anonymous_id": F("anonymous_id")}, where=maybe_pageview(),
-                  transform=ranked_only)
+                  transform=ranked_only, dictionary=["path"])
     visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["path"])
     table = ranked.join(visitors, "path", join_type="left outer")
     table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
@@ -146,18 +146,28 @@ def request_reports(out_dir: Path, limit: int | None) -> dict[str, pa.Table]:
              where=flag("is_bot")),
         [count_rows("requests"), ("client_ip", "count_distinct", DISTINCT, "client_ips"),
          ("ts", "min", None, "first_seen"), ("ts", "max", None, "last_seen")], keys=["bot_name"])
+
+    def count_404(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return tally(batch.column("path"), "path", {"bot": (batch.column("bot"), "sum"),
+                                                    "ts": (batch.column("ts"), "max")})
+
     not_found = aggregate(
         scan(out_dir, "requests", {"path": F("path"), "bot": as_int(flag("is_bot")), "ts": F("ts")},
-             where=status == 404),
-        [count_rows("requests"), ("bot", "sum", None, "bot_requests"), ("ts", "max", None, "last_seen")],
+             where=status == 404, transform=count_404, dictionary=["path"]),
+        [("n", "sum", None, "requests"), ("bot", "sum", None, "bot_requests"), ("ts", "max", None, "last_seen")],
         keys=["path"])
     server = aggregate(
         scan(out_dir, "requests", {"path": F("path"), "status": status, "ts": F("ts")},
              where=(status >= 500) & (status < 600)),
         [count_rows("requests"), ("ts", "max", None, "last_seen")], keys=["path", "status"])
+
+    def count_agents(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return tally(batch.column("user_agent"), "user_agent", {"bot": (batch.column("bot"), "max")})
+
     agents = aggregate(
-        scan(out_dir, "requests", {"user_agent": F("user_agent"), "bot": flag("is_bot")}),
-        [count_rows("requests"), ("bot", "any", None, "is_bot")], keys=["user_agent"])
+        scan(out_dir, "requests", {"user_agent": F("user_agent"), "bot": flag("is_bot")}, transform=count_agents,
+             dictionary=["user_agent"]),
+        [("n", "sum", None, "requests"), ("bot", "any", None, "is_bot")], keys=["user_agent"])
     return {
         "bots_by_name": finish("bots_by_name", top(bots, "requests", ["bot_name"], limit)),
         "not_found_paths": finish("not_found_paths", top(not_found, "requests", ["path"], limit)),

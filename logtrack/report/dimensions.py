@@ -18,8 +18,8 @@ from .scan import (
     aggregate,
     as_int,
     count_rows,
-    group_paths,
     local_date,
+    map_paths,
     ratio,
     scan,
     top,
@@ -62,7 +62,7 @@ def session_dimension(out_dir: Path, name: str, keys: dict[str, Expr], total_ses
                       where: Expr | None = None, grouper: PathGrouper | None = None,
                       limit: int | None = 1000) -> pa.Table:
     """Sessions, visitors, pageviews, bounce rate, engagement and share by `keys`."""
-    transform = group_paths("path", grouper) if "path" in keys else None
+    transform = map_paths("path", grouper) if "path" in keys and grouper is not None else None
     reader = scan(out_dir, "sessions", _session_columns(keys), where, transform)
     table = aggregate(reader, SESSION_AGGS, keys=list(keys))
     return _finish_sessions(name, table, list(keys), total_sessions, limit)
