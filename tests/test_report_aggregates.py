@@ -70,8 +70,9 @@ def table(rows: list[tuple], columns: list[str], target: pa.Schema) -> pa.Table:
     return schema.conform(pa.table({c: pa.array(v, types[c]) for c, v in data.items()}), target)
 
 
-def write_run(out: Path, key: str, reqs: list, sessions: list, events: list, rejects: int = 0) -> None:
-    with DatasetWriter(out, key, run_date=D1) as w:
+def write_run(out: Path, key: str, reqs: list, sessions: list, events: list, rejects: int = 0,
+              row_group_rows: int = 128 * 1024) -> None:
+    with DatasetWriter(out, key, run_date=D1, row_group_rows=row_group_rows) as w:
         w.write("requests", table(reqs, REQ_COLS, schema.ENRICHED_REQUESTS))
         w.write("sessions", table(sessions, SESSION_COLS, schema.SESSIONS))
         w.write("events", table(events, ["event_id", "event_name", "ts", "anonymous_id", "user_id"], schema.EVENTS))
@@ -245,3 +246,15 @@ def test_pageview_definition_matches_the_sessionizer(rows_: list[tuple]) -> None
     }), schema.ENRICHED_REQUESTS)
     batch = t.combine_chunks().to_batches()[0] if len(rows_) else pa.RecordBatch.from_pylist([], schema=t.schema)
     assert pageviews(batch).to_pylist() == pageview_mask(t).tolist()
+
+
+def test_reports_do_not_depend_on_row_groups(reports: dict[str, pa.Table], tmp_path: Path) -> None:
+    # One row per row group: every batch has its own dictionaries, pre-aggregates merge them.
+    for key, reqs, sessions, events, rejects in (("runa", RUN_A, SESSIONS_A, EVENTS_A, 3),
+                                                 ("runb", RUN_B, SESSIONS_B, EVENTS_B, 0)):
+        for i, req in enumerate(reqs):  # and one write per request
+            write_run(tmp_path, f"{key}{i}", [req], sessions if i == 0 else [], events if i == 0 else [],
+                      rejects if i == 0 else 0, row_group_rows=1)
+    again = build_reports(tmp_path, path_grouper=group_products, write=False)
+    for name, expected in reports.items():
+        assert again[name].equals(expected), name
