@@ -63,7 +63,7 @@ class Delimited:
         parts = []
         for i, it in enumerate(self.items):
             pat = rf"\[(?P<f{i}>[^\]]*)\]" if it.bracket else (rf"(?P<f{i}>{_QUOTED})" if it.quoted else rf"(?P<f{i}>\S+)")
-            parts.append(("" if i == 0 else " ") + ("(?:" if i >= self.n_required else "") + pat)
+            parts.append(("(?:" if i >= self.n_required else "") + ("" if i == 0 else " +") + pat)
         closing = ")?" * (len(self.items) - self.n_required)
         return "^" + "".join(parts) + closing + "(?: .*)?$"
 
