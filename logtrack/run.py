@@ -21,12 +21,14 @@ import pyarrow.compute as pc
 from . import privacy
 from .config import Config
 from .enrich import EnrichConfig, enrich
+from .errors import UsageError
 from .identity import IdentityConfig, identify, load_or_create_salt
-from .pipeline import ParsedBatch
+from .pipeline import ParsedBatch, ParseOptions, RunStats, iter_parsed
 from .privacy import PrivacyConfig
 from .rules import RuleSet, load_rules
 from .schema import ENRICHED_REQUESTS, EVENTS, REJECTS, SESSIONS, conform, empty
 from .sessions import SessionConfig, Sessionizer
+from .sources import Input
 
 PAGE_VIEW = "page_view"
 RULES_BATCH = 64 * 1024
@@ -167,3 +169,14 @@ class Chain:
 def _value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], list[int]]:
     vc = pc.value_counts(values)
     return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+
+
+def iter_events(inputs: list[Input], config: Config, parse: ParseOptions, state: Path, rules: list[str],
+                keep_ip: bool = False, stats: RunStats | None = None) -> Iterator[pa.Table]:
+    """Events of the rules over log inputs, batch by batch (for `logtrack send LOGS`)."""
+    if not rules:
+        raise UsageError("reading logs needs --rules (or `rules:` in the config file) to make events")
+    chain = Chain(config, state, keep_ip=keep_ip, rules_paths=rules)
+    for step in chain.run(iter_parsed(inputs, parse, stats if stats is not None else RunStats())):
+        if step.events.num_rows:
+            yield step.events

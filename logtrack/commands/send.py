@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -119,6 +118,11 @@ class _Progress:
               help="Skip events in flight when an earlier run died (GA4 cannot deduplicate them).")
 @click.option("--config", "config_path", default=None, metavar="FILE",
               help="Config file (else $LOGTRACK_CONFIG): destinations, host routing, send tuning.")
+@click.option("--format", "format_name", default=None, metavar="NAME", help="Log format (log inputs; default auto).")
+@click.option("--log-format", default=None, metavar="SPEC", help="Your layout: 'nginx:…' or 'apache:…' (log inputs).")
+@click.option("--trusted-proxies", default=None, metavar="CIDR,…", help="Client from X-Forwarded-For (log inputs).")
+@click.option("--host", "hosts", multiple=True, metavar="HOST", help="Only these virtual hosts (log inputs).")
+@click.option("--keep-ip", is_flag=True, help="Send full client IPs (default: truncated, as in every output).")
 @click.pass_context
 def send(ctx: click.Context, inputs: tuple[str, ...], to: str, **kw: Any) -> None:
     """Deliver events to an analytics destination; a re-run sends only what was not delivered.
@@ -158,11 +162,14 @@ def send(ctx: click.Context, inputs: tuple[str, ...], to: str, **kw: Any) -> Non
 
 
 def _events_from_logs(inputs: list[str], config: Config, kw: dict[str, Any], opts: SendOptions) -> Any:
-    try:
-        from ..pipeline import iter_events  # written alongside; imported only for log inputs
-    except ImportError as exc:
-        raise UsageError("reading logs needs logtrack.pipeline.iter_events, which is not available "
-                         "in this build; pass an events Parquet file or dataset instead") from exc
-    options = SimpleNamespace(rules=kw["rules"], config=config, config_path=kw["config_path"],
-                              since=opts.since, until=opts.until, state=opts.state)
-    return iter_events(inputs, options)
+    from ..pipeline import ParseOptions  # imported only for log inputs
+    from ..run import iter_events
+    from ..sources import expand_inputs
+    from ..state import state_dir
+    from .common import parse_options
+
+    parse: ParseOptions = parse_options(config, {**kw, "since": None, "until": None})
+    parse.since, parse.until = opts.since, opts.until
+    rules = [kw["rules"]] if kw.get("rules") else list(config.get("rules") or [])
+    return iter_events(expand_inputs(inputs), config, parse, state_dir(opts.state), rules,
+                       keep_ip=bool(kw.get("keep_ip")))
