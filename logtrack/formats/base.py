@@ -123,11 +123,13 @@ def assemble(lines: Lines, columns: dict[str, pa.Array], ok: pa.Array, fields: d
 
 
 def build_map(fields: dict[str, pa.Array], n: int) -> pa.MapArray:
-    """A map<string,string> column from named columns, leaving out null values."""
+    """A map<string,string> column from named columns, leaving out null and `-` values."""
     if not fields:
         return pa.nulls(n, REQUESTS.field("fields").type)
     names = list(fields)
-    values = [a.cast(pa.string()) for a in fields.values()]  # converters already nulled `-`
+    # `-` means "no value" in logs, except in `request`, which keeps the raw request as logged.
+    values = [a.cast(pa.string()) if k == "request" else
+              pc.if_else(pc.equal(a.cast(pa.string()), "-"), None, a.cast(pa.string())) for k, a in fields.items()]
     valid = np.stack([pc.is_valid(v).to_numpy(zero_copy_only=False) for v in values], axis=1)
     counts = valid.sum(axis=1)
     offsets = np.zeros(n + 1, dtype=np.int32)
