@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from ..lines import Lines
 from ..schema import REJECTS, REQUESTS, empty
+from . import convert as cv
 from .base import LogFormat, Parsed, assemble, rejects_table
 from .w3c_fields import Decoding, map_fields
 
@@ -104,7 +106,8 @@ def split_fields(text: pa.Array, k: int) -> tuple[list[pa.Array], np.ndarray]:
     quote = pc.fill_null(pc.match_substring(text, '"'), False).to_numpy(zero_copy_only=False) & ~tab
     plain = ~tab & ~quote
     parts: list[tuple[np.ndarray, pa.Array]] = []
-    for mask, splitter in ((tab, _split_tabs), (quote, _split_quoted), (plain, _split_spaces)):
+    quoted = partial(_split_quoted, k=k)
+    for mask, splitter in ((tab, _split_tabs), (quote, quoted), (plain, _split_spaces)):
         if mask.all():
             parts = [(np.arange(n), splitter(text))]
             break
@@ -136,7 +139,18 @@ def _split_spaces(text: pa.Array) -> pa.Array:
     return pc.split_pattern_regex(pc.utf8_trim(text, " \t"), r"[ \t]+")
 
 
-def _split_quoted(text: pa.Array) -> pa.Array:
+def _split_quoted(text: pa.Array, k: int) -> pa.Array:
+    # Every value quoted (Incapsula): `"a" "b c" ""` splits on `" "` without a regex.
+    whole = cv.as_mask(pc.and_(pc.starts_with(text, '"'), pc.ends_with(text, '"')))
+    if whole.all() and len(text):
+        lists = pc.split_pattern(pc.utf8_slice_codeunits(text, 1, -1), '" "')
+        if pc.all(pc.equal(pc.list_value_length(lists), k)).as_py():
+            return lists
+    return _tokenize_quoted(text)
+
+
+def _tokenize_quoted(text: pa.Array) -> pa.Array:
+    """Quote-aware tokens of each line (some values quoted, some not), quotes removed."""
     marked = pc.utf8_rtrim(pc.replace_substring_regex(text, _TOKEN, "\\1" + _SEP), _SEP)
     lists = pc.split_pattern(marked, _SEP)
     flat = pc.replace_substring_regex(pc.list_flatten(lists), r'^"(.*)"$', r"\1")
