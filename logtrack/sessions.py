@@ -126,6 +126,18 @@ class SessionOutput(NamedTuple):
     sessions: pa.Table
 
 
+# Internal columns the buffer carries next to ENRICHED_REQUESTS, computed once per row at push:
+# visitor key, whether the row takes part in sessions, pageview flag, UTM tag set (ua mode).
+_INTERNAL = pa.schema([("_key", pa.string()), ("_eligible", pa.bool_()), ("_pv", pa.bool_()), ("_utm", pa.string())])
+_BUFFER = pa.schema(list(ENRICHED_REQUESTS) + list(_INTERNAL))
+
+
+def _chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+    return col
+
+
 def _ints(col: pa.ChunkedArray | pa.Array, null: int) -> np.ndarray:
     return pc.fill_null(pc.cast(col, pa.int64()), null).to_numpy()
 
@@ -158,10 +170,11 @@ def pageview_mask(table: pa.Table) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots."""
     status = _ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
-    method = _bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
-    page = _bools(is_page_path(table.column("path").combine_chunks()))
-    human = ~_bools(table.column("is_bot")) & ~_bools(table.column("is_static"))
-    return ok & method & page & human
+    ok &= _bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
+    ok &= ~_bools(table.column("is_bot")) & ~_bools(table.column("is_static"))
+    candidates = np.flatnonzero(ok)  # the path regex only runs where it can matter
+    ok[candidates] = _bools(is_page_path(_chunk(table.column("path")).take(pa.array(candidates))))
+    return ok
 
 
 class Sessionizer:
@@ -170,7 +183,7 @@ class Sessionizer:
     def __init__(self, cfg: SessionConfig | None = None) -> None:
         """Start with no visitors and an empty buffer."""
         self.cfg = cfg or SessionConfig()
-        self._pending = empty(ENRICHED_REQUESTS)
+        self._pending = empty(_BUFFER)
         self._cutoff: int | None = None  # µs since the epoch, UTC
         self._seen = np.empty(0, np.uint64)  # sorted visitor hashes …
         self._counts = np.empty(0, np.int64)  # … and their sessions emitted so far
@@ -188,7 +201,8 @@ class Sessionizer:
         batch = conform(table, ENRICHED_REQUESTS)
         if self._cutoff is not None and batch.num_rows:
             self.late_rows += int((_ints(batch.column("ts"), 0) < self._cutoff).sum())
-        self._pending = pa.concat_tables([self._pending, batch]) if batch.num_rows else self._pending
+        if batch.num_rows:
+            self._pending = pa.concat_tables([self._pending, self._derive(batch)])
         if watermark is not None:
             w = pd.Timestamp(watermark)
             w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
@@ -199,57 +213,79 @@ class Sessionizer:
     def finish(self) -> SessionOutput:
         """Close every session and emit everything still buffered."""
         out = self._emit(final=True)
-        self._pending = empty(ENRICHED_REQUESTS)
+        self._pending = empty(_BUFFER)
         return out
 
-    def _eligible(self, p: pa.Table) -> tuple[np.ndarray, pa.Array]:
-        anon, user = p.column("anonymous_id"), p.column("user_id")
+    def _derive(self, batch: pa.Table) -> pa.Table:
+        """The batch with the internal columns appended."""
+        anon, user = batch.column("anonymous_id"), batch.column("user_id")
         key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
-        ok = _bools(pc.is_valid(key)) & ~_bools(pc.equal(p.column("consent"), "denied"))
+        ok = pc.and_(pc.is_valid(key), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
         if "bots" in self.cfg.exclude:
-            ok &= ~_bools(p.column("is_bot"))
+            ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column("is_bot"), False)))
         if "static" in self.cfg.exclude:
-            ok &= ~_bools(p.column("is_static"))
-        return ok, key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
+            ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column("is_static"), False)))
+        utm = pa.nulls(batch.num_rows, pa.string())
+        if self.cfg.mode == "ua":
+            joined = pc.binary_join_element_wise(*[pc.fill_null(batch.column(c), "") for c in _UTM], "\x1f")
+            tagged = pc.or_(pc.or_(pc.is_valid(batch.column("utm_source")), pc.is_valid(batch.column("utm_medium"))),
+                            pc.is_valid(batch.column("utm_campaign")))
+            utm = pc.if_else(tagged, joined, pa.scalar(None, pa.string()))
+        derived = {"_key": key, "_eligible": ok, "_pv": pa.array(pageview_mask(batch)), "_utm": utm}
+        for name, values in derived.items():
+            batch = batch.append_column(_INTERNAL.field(name), values)
+        return batch
 
     def _emit(self, final: bool) -> SessionOutput:
         p = self._pending
         if p.num_rows == 0 or (self._cutoff is None and not final):
             return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
         ts = _ints(p.column("ts"), 0)
+        # Output order is (ts, source, line), nulls first; sources ranked by name.
+        scode, sdict = _codes(p.column("source"))
+        rank_of = np.argsort(np.argsort(np.array(sdict.to_pylist(), dtype=object))) if len(sdict) else np.zeros(1, np.int64)
+        srank = np.where(scode >= 0, rank_of[np.maximum(scode, 0)], -1)
+        line = _ints(p.column("line"), -1)
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
-        eligible, key = self._eligible(p)
-        rows_e = np.flatnonzero(eligible)
+        eligible = _bools(p.column("_eligible"))
         out_other = np.flatnonzero(~eligible & (ts < cutoff))
-        sess_rows, sessions, cols = self._sessionize(p, rows_e, key, ts, cutoff, final)
+        sess_rows, sessions, cols = self._sessionize(p, np.flatnonzero(eligible), ts, srank, line, cutoff, final)
         emitted = np.concatenate([out_other, sess_rows])
         keep = np.ones(p.num_rows, bool)
         keep[emitted] = False
-        self._pending = p.take(np.flatnonzero(keep))
-        other = p.take(out_other)
-        done = p.take(sess_rows)
-        for name, values in cols.items():
-            done = done.set_column(done.column_names.index(name), ENRICHED_REQUESTS.field(name), values)
-        requests = pa.concat_tables([other, done])
-        order = pc.sort_indices(requests, [("ts", "ascending", "at_start"), ("source", "ascending", "at_start"),
-                                           ("line", "ascending", "at_start")])
-        return SessionOutput(requests.take(order), sessions)
+        self._pending = p.filter(keep)
+        if self._pending.column("ts").num_chunks > 8:  # takes over many small chunks get slow
+            self._pending = self._pending.combine_chunks()
+        order = np.lexsort((line[emitted], srank[emitted], ts[emitted]))
+        requests = p.select(ENRICHED_REQUESTS.names).take(emitted[order])  # one wide take per push
+        none = pa.nulls(len(out_other), pa.string())
+        new = {
+            "session_id": pa.concat_arrays([none, cols.get("session_id", pa.array([], pa.string()))]),
+            "session_seq": pa.concat_arrays([pa.nulls(len(out_other), pa.int32()),
+                                             cols.get("session_seq", pa.array([], pa.int32()))]),
+            "user_id": pa.concat_arrays([_chunk(p.column("user_id").take(out_other)),
+                                         cols.get("user_id", pa.array([], pa.string()))]),
+        }
+        for name, values in new.items():
+            i = requests.column_names.index(name)
+            requests = requests.set_column(i, ENRICHED_REQUESTS.field(name), pc.take(values, order))
+        return SessionOutput(requests, sessions)
 
-    def _sessionize(self, p: pa.Table, rows: np.ndarray, key: pa.Array, ts_all: np.ndarray, cutoff: int,
-                    final: bool) -> tuple[np.ndarray, pa.Table, dict[str, pa.Array]]:
-        """Sessions over the eligible rows: (rows emitted, SESSIONS table, new column values)."""
+    def _sessionize(self, p: pa.Table, rows: np.ndarray, ts_all: np.ndarray, srank: np.ndarray,
+                    line: np.ndarray, cutoff: int, final: bool) -> tuple[np.ndarray, pa.Table, dict[str, pa.Array]]:
+        """Sessions over the eligible rows: (rows emitted, SESSIONS table, new column values).
+
+        Everything runs on integer codes in "sorted space" (eligible rows sorted by visitor, ts,
+        source, line); `rows` maps it back to buffer positions, so strings are only gathered
+        for the rows and sessions that are emitted.
+        """
         nothing = (np.empty(0, np.int64), empty(SESSIONS), {})
         if len(rows) == 0:
             return nothing
-        sub = p.take(rows)
-        kcode, kdict = _codes(key.take(pa.array(rows)))
-        scode, sdict = _codes(sub.column("source"))
-        # Order sources by name (as the output sort does), nulls first.
-        rank_of = np.argsort(np.argsort(np.array(sdict.to_pylist(), dtype=object))) if len(sdict) else np.zeros(1, np.int64)
-        srank = np.where(scode >= 0, rank_of[np.maximum(scode, 0)], -1)
-        ts = ts_all[rows]
-        order = np.lexsort((_ints(sub.column("line"), -1), srank, ts, kcode))
-        rows, sub, k, t = rows[order], sub.take(order), kcode[order], ts[order]
+        kcode_all, kdict = _codes(p.column("_key"))
+        order = np.lexsort((line[rows], srank[rows], ts_all[rows], kcode_all[rows]))
+        rows = rows[order]
+        k, t = kcode_all[rows], ts_all[rows]
         n = len(rows)
         new_visitor = np.ones(n, bool)
         new_visitor[1:] = k[1:] != k[:-1]
@@ -258,7 +294,7 @@ class Sessionizer:
         if self.cfg.mode == "ua":
             days = _local_days(t, self.cfg.timezone)
             brk[1:] |= days[1:] != days[:-1]
-            brk |= self._campaign_splits(sub, brk)
+            brk |= self._campaign_splits(_codes(p.column("_utm"))[0][rows], brk)
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], n) - 1
         group = np.cumsum(brk) - 1
@@ -273,17 +309,21 @@ class Sessionizer:
                 done |= _local_days(np.array([cutoff]), self.cfg.timezone)[0] > _local_days(t[ends], self.cfg.timezone)
         if not done.any():
             return nothing
-        # session_seq: per visitor, counting on from what earlier pushes emitted.
+        # session_seq: per visitor, counting on from what earlier pushes emitted. Only the
+        # visitors of done sessions are hashed (64-bit, pandas' vectorized SipHash).
         svis = k[starts]
         first_of_visitor = np.ones(len(starts), bool)
         first_of_visitor[1:] = svis[1:] != svis[:-1]
         rank = np.arange(len(starts)) - np.maximum.accumulate(np.where(first_of_visitor, np.arange(len(starts)), 0))
-        vkeys = np.array(kdict.to_pylist(), dtype=object)
-        vhash = pd.util.hash_array(vkeys)[svis] if len(vkeys) else np.empty(0, np.uint64)
-        seq = self._base_counts(vhash) + rank + 1
-        self._add_counts(vhash[done])
+        done_vis, inverse = np.unique(svis[done], return_inverse=True)
+        vkeys = kdict.take(pa.array(done_vis)).to_pylist()
+        vhash = pd.util.hash_array(np.array(vkeys, dtype=object))[inverse]
+        seq = np.zeros(len(starts), np.int64)
+        seq[done] = self._base_counts(vhash) + rank[done] + 1
+        self._add_counts(vhash)
         # Stitch user ids within each session: forward, then backward.
-        ucode, udict = _codes(sub.column("user_id"))
+        ucode_all, udict = _codes(p.column("user_id"))
+        ucode = ucode_all[rows]
         valid = ucode >= 0
         fwd = _ffill_index(valid, starts[group])
         rev = _ffill_index(valid[::-1], (n - 1 - ends[group])[::-1])[::-1]
@@ -293,8 +333,8 @@ class Sessionizer:
         # Keep only rows of sessions that are done.
         row_done = done[group]
         sel = np.flatnonzero(row_done)
-        ids = [hashlib.blake2b(f"{kdict[int(v)].as_py()}\x1f{int(s)}".encode(), digest_size=16).hexdigest()
-               for v, s in zip(svis[done], t[starts[done]], strict=True)]  # once per session
+        ids = [hashlib.blake2b(f"{vkeys[v]}\x1f{s}".encode(), digest_size=16).hexdigest()
+               for v, s in zip(inverse.tolist(), t[starts[done]].tolist(), strict=True)]  # once per session
         sid_of = np.full(len(starts), -1, np.int64)
         sid_of[done] = np.arange(int(done.sum()))
         sid_arr = pa.array(ids, pa.string())
@@ -303,16 +343,12 @@ class Sessionizer:
             "session_seq": pa.array(seq[group[sel]].astype(np.int32)),
             "user_id": pc.take(udict, pa.array(stitched[sel], mask=stitched[sel] < 0)),
         }
-        sessions = self._session_rows(sub, starts, ends, done, sid_arr, cols["user_id"], sel, t)
+        pv = _bools(p.column("_pv"))[rows]
+        sessions = self._session_rows(p, rows, pv, starts, ends, done, sid_arr, cols["user_id"], sel, t)
         return rows[sel], sessions, cols
 
-    def _campaign_splits(self, sub: pa.Table, brk: np.ndarray) -> np.ndarray:
-        """UA mode: a request whose UTM tags differ from the latest ones seen in its session."""
-        parts = [pc.fill_null(sub.column(c), "") for c in _UTM]
-        joined = pc.binary_join_element_wise(*parts, "\x1f")
-        tagged = pc.or_(pc.or_(pc.is_valid(sub.column("utm_source")), pc.is_valid(sub.column("utm_medium"))),
-                        pc.is_valid(sub.column("utm_campaign")))
-        code, _ = _codes(pc.if_else(tagged, joined, pa.scalar(None, pa.string())))
+    def _campaign_splits(self, code: np.ndarray, brk: np.ndarray) -> np.ndarray:
+        """UA mode: a request whose UTM tags (code, -1 = none) differ from the latest ones in its session."""
         seg_start = np.flatnonzero(brk)[np.cumsum(brk) - 1]
         last = _ffill_index(code >= 0, seg_start)
         prev = np.full(len(code), -1)
@@ -337,11 +373,10 @@ class Sessionizer:
         self._seen = np.insert(self._seen, pos[~found], uniq[~found])
         self._counts = np.insert(self._counts, pos[~found], n[~found])
 
-    def _session_rows(self, sub: pa.Table, starts: np.ndarray, ends: np.ndarray, done: np.ndarray,
-                      sid: pa.Array, stitched: pa.Array, sel: np.ndarray, t: np.ndarray) -> pa.Table:
-        """One SESSIONS row per done session; starts/ends (all sessions) index the sorted rows."""
+    def _session_rows(self, p: pa.Table, rows: np.ndarray, pv: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                      done: np.ndarray, sid: pa.Array, stitched: pa.Array, sel: np.ndarray, t: np.ndarray) -> pa.Table:
+        """One SESSIONS row per done session; starts/ends (all sessions) index sorted space."""
         n = len(t)
-        pv = pageview_mask(sub)
         pv_cum = np.concatenate([[0], np.cumsum(pv)])
         pageviews = pv_cum[ends + 1] - pv_cum[starts]
         first_pv = np.minimum.reduceat(np.where(pv, np.arange(n), n), starts)
@@ -350,25 +385,26 @@ class Sessionizer:
         exit_ = np.where(pageviews > 0, last_pv, ends)[done]
         starts, ends, pageviews = starts[done], ends[done], pageviews[done]
         duration = (t[ends] - t[starts]) / _US
+        first, last, land, exit_rows = (pa.array(rows[i]) for i in (starts, ends, landing, exit_))
         cols: dict[str, pa.Array] = {
             "session_id": sid,
             # The stitched user of the session's first request (its first login).
             "user_id": pc.take(stitched, pa.array(np.searchsorted(sel, starts))),
-            "anonymous_id": pc.take(sub.column("anonymous_id"), pa.array(starts)),
-            "start": pc.take(sub.column("ts"), pa.array(starts)),
-            "end": pc.take(sub.column("ts"), pa.array(ends)),
+            "anonymous_id": pc.take(p.column("anonymous_id"), first),
+            "start": pc.take(p.column("ts"), first),
+            "end": pc.take(p.column("ts"), last),
             "duration_s": pa.array(duration),
             "requests": pa.array(ends - starts + 1),
             "pageviews": pa.array(pageviews),
             "events": pa.array(np.zeros(len(starts), np.int64)),
-            "landing_path": pc.take(sub.column("path"), pa.array(landing)),
-            "exit_path": pc.take(sub.column("path"), pa.array(exit_)),
+            "landing_path": pc.take(p.column("path"), land),
+            "exit_path": pc.take(p.column("path"), exit_rows),
             "is_bounce": pa.array(pageviews == 1),
             "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
         }
         for name in ("referer_host", "channel") + _UTM:
-            cols[name] = pc.take(sub.column(name), pa.array(landing))
+            cols[name] = pc.take(p.column(name), land)
         for name in ("browser", "os", "device", "host"):
-            cols[name] = pc.take(sub.column(name), pa.array(starts))
+            cols[name] = pc.take(p.column(name), first)
         table = conform(pa.table(cols), SESSIONS)
         return table.take(pc.sort_indices(table, [("start", "ascending"), ("session_id", "ascending")]))

@@ -39,6 +39,7 @@ class EnrichConfig:
     not_bots: tuple[str, ...] = ()
     internal_hosts: tuple[str, ...] = ()
     parser: useragent.UAParser | None = field(default=None, compare=False, repr=False)
+    cache: useragent.UACache = field(default_factory=useragent.UACache, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> EnrichConfig:
@@ -75,6 +76,32 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
 
 
+_UA_COLUMNS = ("browser", "browser_version", "os", "device", "is_bot", "bot_name")
+
+
+def _user_agent_columns(distinct: pa.Array, cfg: EnrichConfig) -> dict[str, pa.Array]:
+    """The user agent columns for each distinct string; new strings are parsed and bot-checked
+    (in one vectorized pass), known ones come from the config's cache."""
+    strings = distinct.to_pylist()
+    new = cfg.cache.missing(strings)
+    if new:
+        arr = pa.array(new, pa.string())
+        parsed = useragent.parse_distinct(arr, cfg.parser)
+        is_bot, bot_name = bots.detect_bots(arr, parsed["spider"], parsed["browser"], cfg.extra_bots, cfg.not_bots)
+        device = pc.if_else(is_bot, pa.scalar("bot"), parsed["device"])
+        cols = [parsed["browser"], parsed["browser_version"], parsed["os"], device, is_bot, bot_name]
+        cfg.cache.add(new, list(zip(*(c.to_pylist() for c in cols), strict=True)))
+    rows = cfg.cache.rows
+    found = [rows.get(s) for s in strings]
+    if any(r is None for r in found):  # evicted while adding: parse without the cache
+        return _user_agent_columns(distinct, EnrichConfig(cfg.static_extensions, cfg.extra_bots, cfg.not_bots,
+                                                          cfg.internal_hosts, cfg.parser,
+                                                          useragent.UACache(len(strings) + 1)))
+    columns = list(zip(*found, strict=True)) if found else [()] * len(_UA_COLUMNS)
+    return {name: pa.array(list(values), ENRICHMENT.field(name).type)
+            for name, values in zip(_UA_COLUMNS, columns, strict=True)}
+
+
 def enrich(requests: pa.Table, cfg: EnrichConfig | None = None) -> pa.Table:
     """Append the ENRICHMENT columns to a requests table (other columns pass through unchanged).
 
@@ -87,17 +114,12 @@ def enrich(requests: pa.Table, cfg: EnrichConfig | None = None) -> pa.Table:
     n = req.num_rows
     out: dict[str, pa.Array] = {}
 
-    # User agents: parse the dictionary (distinct strings), then take per row.
+    # User agents: per distinct string (the dictionary), then `take` per row.
     distinct, indices = useragent.distinct_user_agents(_column(req, "user_agent"))
-    parsed = useragent.parse_distinct(distinct, cfg.parser)
-    is_bot, bot_name = bots.detect_bots(distinct, parsed["spider"], parsed["browser"],
-                                        cfg.extra_bots, cfg.not_bots)
-    for name in ("browser", "browser_version", "os"):
-        out[name] = pc.take(parsed[name], indices)
-    device = pc.take(pc.if_else(is_bot, pa.scalar("bot"), parsed["device"]), indices)
-    out["device"] = pc.fill_null(device, "other")
-    out["is_bot"] = pc.fill_null(pc.take(is_bot, indices), False)
-    out["bot_name"] = pc.take(bot_name, indices)
+    for name, values in _user_agent_columns(distinct, cfg).items():
+        out[name] = pc.take(values, indices)
+    out["device"] = pc.fill_null(out["device"], "other")
+    out["is_bot"] = pc.fill_null(out["is_bot"], False)
 
     path, fields, query = _column(req, "path"), _column(req, "fields"), _column(req, "query")
     out["is_static"] = static.is_static(path, fields, cfg.static_extensions)

@@ -5,8 +5,8 @@ about 420 µs per string and keeps a 200-entry cache that is cleared when full (
 `user-agents`' device-class rules (`is_tablet`, `is_mobile`, `is_pc`: the knowledge worth
 keeping) but feed its `UserAgent` class from ua-parser 1.x's best resolver (ua-parser-rs when
 installed, else re2, else the pure-Python matcher), called directly without ua-parser's own cache:
-we already parse each distinct string once per batch (dictionary-encode, parse the dictionary,
-`take`) and keep a bounded cache across batches.
+we parse each distinct string once per batch (dictionary-encode, parse the dictionary, `take`),
+and `UACache` (held by `EnrichConfig`) remembers the results across batches.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ class _ResolvedUserAgent(UserAgent):
 
 
 class UAParser:
-    """Parse distinct user agents with ua-parser 1.x's fastest resolver and a bounded cache."""
+    """Parse user agents with ua-parser 1.x's fastest resolver (no cache: see UACache)."""
 
-    def __init__(self, cache_limit: int = _CACHE_LIMIT) -> None:
+    def __init__(self) -> None:
         """Build the resolver (ua-parser-rs, re2 or basic, whichever is installed)."""
         if ua_parser.BestAvailableResolver is ua_parser.BasicResolver:
             matchers = ua_parser.load_builtins()
@@ -65,9 +65,6 @@ class UAParser:
             matchers = ua_parser.load_lazy_builtins()
         self._resolve = ua_parser.BestAvailableResolver(matchers)
         self.resolver_name = f"{type(self._resolve).__module__}.{type(self._resolve).__name__}"
-        self._cache: dict[str, ParsedUA] = {}
-        self._limit = cache_limit
-        self._lock = threading.Lock()
 
     def parse_one(self, ua: str) -> ParsedUA:
         """Parse one user agent string (no cache)."""
@@ -90,25 +87,35 @@ class UAParser:
         )
 
     def parse_many(self, distinct: list[str | None]) -> list[ParsedUA | None]:
-        """Parse a list of distinct strings (None and empty strings give None), using the cache."""
-        out: list[ParsedUA | None] = []
-        cache = self._cache
-        for ua in distinct:  # one iteration per distinct string, never per row
-            if ua is None or ua.strip() in EMPTY_UA:
-                out.append(None)
-                continue
-            hit = cache.get(ua)
-            if hit is None:
-                hit = self.parse_one(ua)
-                cache[ua] = hit
-            out.append(hit)
-        if len(cache) > self._limit:
-            with self._lock:
-                # Drop the older half (dicts keep insertion order) instead of clearing it all,
-                # so a working set just above the limit does not re-parse everything.
-                for key in list(cache)[: len(cache) // 2]:
-                    cache.pop(key, None)
-        return out
+        """Parse a list of distinct strings (None, empty and "-" give None)."""
+        # One iteration per distinct string, never per row.
+        return [None if ua is None or ua.strip() in EMPTY_UA else self.parse_one(ua) for ua in distinct]
+
+
+class UACache:
+    """Enrichment results per user agent string, kept across batches, bounded.
+
+    When full, the older half is dropped (dicts keep insertion order) rather than everything,
+    so a working set just above the limit does not re-parse all of it.
+    """
+
+    def __init__(self, limit: int = _CACHE_LIMIT) -> None:
+        """An empty cache holding at most `limit` strings."""
+        self.rows: dict[str, tuple] = {}
+        self.limit = limit
+        self._lock = threading.Lock()
+
+    def missing(self, strings: list[str]) -> list[str]:
+        """The strings not cached yet."""
+        return [s for s in strings if s not in self.rows]
+
+    def add(self, strings: list[str], rows: list[tuple]) -> None:
+        """Remember one result row per string, evicting the older half when over the limit."""
+        with self._lock:
+            self.rows.update(zip(strings, rows, strict=True))
+            if len(self.rows) > self.limit:
+                for key in list(self.rows)[: len(self.rows) // 2]:
+                    self.rows.pop(key, None)
 
 
 _default: UAParser | None = None
