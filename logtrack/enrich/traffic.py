@@ -16,6 +16,7 @@ Channel (first rule that applies wins; DESIGN §2's channel names):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote_plus
 
 import pyarrow as pa
@@ -79,12 +80,22 @@ def decode_distinct(raw: pa.Array) -> pa.Array:
     return pc.take(pa.array(decoded, pa.string()), encoded.indices)
 
 
+def per_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """Apply `fn` to the distinct values only, then spread the results back (referrers and
+    their hosts repeat a lot: regexes then run a fraction of the rows)."""
+    encoded = pc.dictionary_encode(arr)
+    return pc.take(fn(encoded.dictionary), encoded.indices)
+
+
 def referer_host(referer: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Lower-case host of an absolute referrer URL (no port, no userinfo); null for `-` and junk."""
-    referer = _array(referer).cast(pa.string())
-    host = pc.struct_field(pc.extract_regex(referer, _REFERER_HOST), [0])
-    host = pc.utf8_rtrim(pc.utf8_lower(host), ".")
-    return pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
+
+    def hosts(distinct: pa.Array) -> pa.Array:
+        host = pc.struct_field(pc.extract_regex(distinct, _REFERER_HOST), [0])
+        host = pc.utf8_rtrim(pc.utf8_lower(host), ".")
+        return pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
+
+    return per_distinct(_array(referer).cast(pa.string()), hosts)
 
 
 def _bare(host: pa.Array) -> pa.Array:
@@ -104,7 +115,7 @@ def channel(
     source = pc.utf8_lower(utm["utm_source"])
 
     def match(arr: pa.Array, pattern: str) -> pa.Array:
-        return pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+        return pc.fill_null(per_distinct(arr, lambda d: pc.match_substring_regex(d, pattern)), False)
 
     any_utm = pc.is_valid(utm["utm_source"])
     for name in ("utm_medium", "utm_campaign"):
