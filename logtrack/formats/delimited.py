@@ -138,7 +138,7 @@ class Delimited:
             required = n_words
             ok = cv.as_mask(pc.equal(count, width))
         # Fixed-size slices pad short lists with nulls: optional tail fields come out null.
-        grid = _fixed(words, width)
+        grid = fixed_width(words, width)
         if lead:
             ok &= grid.lengths[:, 0] == 0
         if trail:
@@ -158,8 +158,9 @@ class Delimited:
         return ok
 
 
-def _fixed(lists: pa.Array, width: int) -> _Grid:
-    """The first `width` elements of every list (nulls where shorter or where the list is null)."""
+def fixed_width(lists: pa.Array, width: int) -> _Grid:
+    """The first `width` elements of every list (nulls where shorter or where the list is null);
+    `.element(j)` is then one strided `take`, about twice as fast as `list_element`."""
     lengths = pc.min_max(pc.list_value_length(lists))
     if lengths["min"].as_py() == width == lengths["max"].as_py() and lists.null_count == 0:
         return _Grid(pc.list_flatten(lists), width)  # the usual case: no copy at all
@@ -253,23 +254,23 @@ def split_url_request(request: pa.Array) -> dict[str, pa.Array]:
     n = len(request)
     words = pc.split_pattern(request, " ")
     fit = cv.as_mask(pc.equal(pc.list_value_length(words), 3))
-    three = _fixed(words, 3)
+    three = fixed_width(words, 3)
     method, url, protocol = (three.element(i) for i in range(3))
     fit &= cv.as_mask(pc.ascii_is_alpha(method)) & cv.as_mask(pc.starts_with(protocol, "HTTP/"))
     halves = pc.split_pattern(url, "://", max_splits=1)
     fit &= cv.as_mask(pc.equal(pc.list_value_length(halves), 2))
-    two = _fixed(halves, 2)
+    two = fixed_width(halves, 2)
     scheme, rest = two.element(0), two.element(1)
     fit &= cv.as_mask(pc.ascii_is_alpha(scheme))
     for odd in "#@[":  # fragments, user info, IPv6 literals: the general splitter
         fit &= ~cv.as_mask(pc.match_substring(rest, odd))
     auth_path = pc.split_pattern(rest, "/", max_splits=1)
     fit &= cv.as_mask(pc.equal(pc.list_value_length(auth_path), 2))
-    ap = _fixed(auth_path, 2)
+    ap = fixed_width(auth_path, 2)
     authority, after = ap.element(0), ap.element(1)
     fit &= ~cv.as_mask(pc.match_substring(authority, "?"))
-    path_query = _fixed(pc.split_pattern(after, "?", max_splits=1), 2)
-    host_port = _fixed(pc.split_pattern(authority, ":", max_splits=1), 2)
+    path_query = fixed_width(pc.split_pattern(after, "?", max_splits=1), 2)
+    host_port = fixed_width(pc.split_pattern(authority, ":", max_splits=1), 2)
     port = host_port.element(1)
     fit &= cv.as_mask(pc.or_kleene(pc.is_null(port), pc.ascii_is_decimal(port)))
     out = {

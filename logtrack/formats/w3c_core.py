@@ -24,6 +24,7 @@ from ..lines import Lines
 from ..schema import REJECTS, REQUESTS, empty
 from . import convert as cv
 from .base import LogFormat, Parsed, assemble, rejects_table
+from .delimited import fixed_width
 from .w3c_fields import Decoding, map_fields
 
 _SEP = "\x1f"  # marks token ends in quote-aware splitting; a line holding it simply mismatches
@@ -122,10 +123,8 @@ def split_fields(text: pa.Array, k: int) -> tuple[list[pa.Array], np.ndarray]:
         order = np.concatenate([idx for idx, _ in parts])
         lists = pa.concat_arrays([lst for _, lst in parts]).take(pa.array(np.argsort(order, kind="stable")))
     ok = pc.equal(pc.list_value_length(lists), k).to_numpy(zero_copy_only=False)
-    if not ok.all():
-        # Lines with another field count keep nulls; `list_element` needs every list long enough.
-        lists = pc.if_else(pa.array(ok), lists, pa.scalar([None] * k, lists.type))
-    return [pc.list_element(lists, i) for i in range(k)], ok
+    grid = fixed_width(lists, k)  # lines with another count are padded or cut, and not ok
+    return [grid.element(i) for i in range(k)], ok
 
 
 def _split_tabs(text: pa.Array) -> pa.Array:
