@@ -1,40 +1,38 @@
 """Sessions: group each visitor's requests into visits, stitch logins, emit SESSIONS rows (DESIGN §4).
 
-Usage — the whole chain over the batches of `pipeline.iter_parsed` (identity before privacy, so an
-email user id is hashed rather than lost to `REDACTED`; identity truncates IPs itself before
-hashing them):
+Usage, the whole chain over `pipeline.iter_parsed` batches (identify before privacy.apply, so an
+email user id is hashed instead of becoming `REDACTED`; identify truncates IPs before hashing):
 
     config = load_config(path)
     ecfg, icfg = EnrichConfig.from_config(config), IdentityConfig.from_config(config)
     pcfg, scfg = PrivacyConfig.from_config(config, keep_ip=keep_ip), SessionConfig.from_config(config)
     salt = load_or_create_salt(state_dir(state_option), icfg.salt_env)
     sessionizer = Sessionizer(scfg)
-    for batch in iter_parsed(inputs, options):
+    for batch in iter_parsed(inputs, options, stats):
         table = privacy.apply(identify(enrich(batch.requests, ecfg), icfg, salt), pcfg)
         out = sessionizer.push(table, batch.watermark)   # SessionOutput(requests, sessions)
         write(out.requests, out.sessions)
     write(*sessionizer.finish())
 
-Rules. A visitor is `anonymous_id`, else `user_id` (rows with neither, opt-out rows, and bots /
-static assets per `exclude` get no session but are still emitted, with null session_id). A new
-session starts after more than `timeout` of inactivity (a gap of exactly `timeout` continues);
-`mode: ua` also splits at midnight in `timezone` and when a request carries UTM tags different from
-the session's latest ones (a direct request never splits). `session_id` is a hash of the visitor
-key and the session's first timestamp; `session_seq` is the visitor's session number (1-based,
-counted within the run). A login is carried to the same session's requests before and after it
-(`user_id` stitched, `anonymous_id` kept). Sessions rows: landing/exit path, referrer, channel and
-UTM of the first pageview (else of the first request), device of the first request; pageviews =
-2xx/304 GET/HEAD non-static non-bot page-like paths; is_bounce = exactly one pageview; is_engaged
-= longer than 10 s, ≥ 2 pageviews or a key event; `events` stays 0 here (rules count events later).
+Rules. A visitor is `anonymous_id`, else `user_id`; rows with neither, opt-out rows, and bots or
+static assets per `exclude` are emitted with a null session_id. A new session starts after more
+than `timeout` of inactivity (exactly `timeout` continues); `mode: ua` also splits at midnight in
+`timezone` and when a request carries UTM tags other than the session's latest (direct requests
+never split). `session_id` hashes the visitor key and the session's first timestamp; `session_seq`
+is the visitor's session number (1-based, within the run). A login is carried to the session's
+requests before and after it (`user_id` stitched, `anonymous_id` kept). SESSIONS rows: landing and
+exit path, referrer, channel and UTM of the first pageview (else first request), device of the
+first request; pageviews = 2xx/304 GET/HEAD non-static non-bot page-like paths; is_bounce = one
+pageview; is_engaged = over 10 s or ≥ 2 pageviews; `events` stays 0 (rules count events later).
 
 Streaming. `push(table, watermark)` promises that later pushes hold no row older than `watermark -
-reorder_window`; rows before that cutoff are final. A session is emitted (its requests, sorted by
-ts, source, line, and its SESSIONS row) once nothing can change it: its last request is more than
-`timeout` before the cutoff, the visitor's next session started before the cutoff, or (ua mode)
-the cutoff is on a later local day. Everything else stays buffered, so memory holds the open
-sessions and the reorder window, plus 16 bytes per visitor seen (for session_seq); the union of
-all outputs is identical whatever the batch sizes and watermark cadence. Rows older than an
-earlier cutoff (later than the window promised) are still processed and counted in `late_rows`.
+reorder_window` (the cutoff). A session is emitted (its requests and its SESSIONS row) once nothing
+can change it: its last request is more than `timeout` before the cutoff, the visitor's next
+session started before the cutoff, or (ua mode) the cutoff is on a later local day; other rows are
+emitted once older than the cutoff. Each output's requests are sorted by (ts, source, line). Memory
+holds open sessions and the reorder window, plus 16 bytes per visitor seen (for session_seq); the
+union of all outputs is the same whatever the batch sizes and watermark cadence. Rows older than an
+earlier cutoff (later than promised) are still processed and counted in `late_rows`.
 """
 
 from __future__ import annotations
@@ -129,7 +127,7 @@ class SessionOutput(NamedTuple):
 # Internal columns the buffer carries next to ENRICHED_REQUESTS, computed once per row at push:
 # visitor key, whether the row takes part in sessions, pageview flag, UTM tag set (ua mode).
 _INTERNAL = pa.schema([("_key", pa.string()), ("_eligible", pa.bool_()), ("_pv", pa.bool_()), ("_utm", pa.string())])
-_BUFFER = pa.schema(list(ENRICHED_REQUESTS) + list(_INTERNAL))
+_BUFFER = pa.schema([pa.field(f.name, f.type) for f in [*ENRICHED_REQUESTS, *_INTERNAL]])  # all nullable
 
 
 def _chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -148,9 +146,7 @@ def _bools(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Integer codes (-1 for null) and the dictionary of a string column."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks else pa.array([], pa.string())
-    enc = pc.dictionary_encode(col)
+    enc = pc.dictionary_encode(_chunk(col))
     return pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64), enc.dictionary
 
 
@@ -216,8 +212,7 @@ class Sessionizer:
         self._pending = empty(_BUFFER)
         return out
 
-    def _derive(self, batch: pa.Table) -> pa.Table:
-        """The batch with the internal columns appended."""
+    def _derive(self, batch: pa.Table) -> pa.Table:  # the batch plus the internal columns
         anon, user = batch.column("anonymous_id"), batch.column("user_id")
         key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
         ok = pc.and_(pc.is_valid(key), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
@@ -232,9 +227,7 @@ class Sessionizer:
                             pc.is_valid(batch.column("utm_campaign")))
             utm = pc.if_else(tagged, joined, pa.scalar(None, pa.string()))
         derived = {"_key": key, "_eligible": ok, "_pv": pa.array(pageview_mask(batch)), "_utm": utm}
-        for name, values in derived.items():
-            batch = batch.append_column(_INTERNAL.field(name), values)
-        return batch
+        return pa.Table.from_arrays([*batch.columns, *derived.values()], schema=_BUFFER)
 
     def _emit(self, final: bool) -> SessionOutput:
         p = self._pending
@@ -258,17 +251,13 @@ class Sessionizer:
             self._pending = self._pending.combine_chunks()
         order = np.lexsort((line[emitted], srank[emitted], ts[emitted]))
         requests = p.select(ENRICHED_REQUESTS.names).take(emitted[order])  # one wide take per push
-        none = pa.nulls(len(out_other), pa.string())
-        new = {
-            "session_id": pa.concat_arrays([none, cols.get("session_id", pa.array([], pa.string()))]),
-            "session_seq": pa.concat_arrays([pa.nulls(len(out_other), pa.int32()),
-                                             cols.get("session_seq", pa.array([], pa.int32()))]),
-            "user_id": pa.concat_arrays([_chunk(p.column("user_id").take(out_other)),
-                                         cols.get("user_id", pa.array([], pa.string()))]),
-        }
-        for name, values in new.items():
-            i = requests.column_names.index(name)
-            requests = requests.set_column(i, ENRICHED_REQUESTS.field(name), pc.take(values, order))
+        # Rows outside sessions keep their user_id and get null session columns.
+        before = {"session_id": pa.nulls(len(out_other), pa.string()), "session_seq": pa.nulls(len(out_other), pa.int32()),
+                  "user_id": _chunk(p.column("user_id").take(out_other))}
+        for name, head in before.items():
+            values = pa.concat_arrays([head, cols.get(name, pa.array([], head.type))])
+            requests = requests.set_column(requests.column_names.index(name), ENRICHED_REQUESTS.field(name),
+                                           pc.take(values, order))
         return SessionOutput(requests, sessions)
 
     def _sessionize(self, p: pa.Table, rows: np.ndarray, ts_all: np.ndarray, srank: np.ndarray,
@@ -356,19 +345,19 @@ class Sessionizer:
         split = (code >= 0) & (code != prev)
         return split & ~brk
 
-    def _base_counts(self, vhash: np.ndarray) -> np.ndarray:
+    def _lookup(self, vhash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self._seen, vhash)
         found = pos < len(self._seen)
         found[found] = self._seen[pos[found]] == vhash[found]
-        base = np.zeros(len(vhash), np.int64)
-        base[found] = self._counts[pos[found]]
-        return base
+        return pos, found
+
+    def _base_counts(self, vhash: np.ndarray) -> np.ndarray:
+        pos, found = self._lookup(vhash)
+        return np.where(found, self._counts[np.where(found, pos, 0)] if len(self._counts) else 0, 0)
 
     def _add_counts(self, vhash: np.ndarray) -> None:
         uniq, n = np.unique(vhash, return_counts=True)
-        pos = np.searchsorted(self._seen, uniq)
-        found = pos < len(self._seen)
-        found[found] = self._seen[pos[found]] == uniq[found]
+        pos, found = self._lookup(uniq)
         self._counts[pos[found]] += n[found]
         self._seen = np.insert(self._seen, pos[~found], uniq[~found])
         self._counts = np.insert(self._counts, pos[~found], n[~found])
