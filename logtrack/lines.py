@@ -110,15 +110,19 @@ def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
 
 
 def _repair_utf8(data: bytes) -> tuple[bytes, int]:
-    """Decode with replacement; count the lines that held invalid bytes."""
+    """Decode with replacement; count the lines that held invalid bytes (vectorized: lines that
+    gained a U+FFFD, not counting lines that carried a genuine one before)."""
     fixed = data.decode("utf-8", "replace").encode("utf-8")
-    bad = sum(1 for ln in data.split(b"\n") if _invalid(ln))
-    return fixed, bad
+    return fixed, _lines_holding(fixed, pa.string()) - _lines_holding(data, pa.binary())
 
 
-def _invalid(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
+def _lines_holding(data: bytes, typ: pa.DataType) -> int:
+    """How many lines of `data` contain U+FFFD (its UTF-8 bytes, for binary)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    if not len(ends) or ends[-1] != len(buf):
+        ends = np.append(ends, len(buf))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    large = pa.large_binary() if typ == pa.binary() else pa.large_string()
+    arr = pa.Array.from_buffers(large, len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return int(pc.sum(pc.match_substring(arr, "\ufffd")).as_py() or 0)
