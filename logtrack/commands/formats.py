@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+import pyarrow as pa
 
 from ..formats import registry
-from ..formats.detect import detect
-from ..lines import split_lines
-from ..sources import SAMPLE_BYTES, expand_inputs, iter_blocks, open_input
+from ..formats.detect import SAMPLE_LINES, detect
+from ..lines import Lines, split_lines
+from ..sources import SAMPLE_BYTES, Input, expand_inputs, iter_blocks, open_input
 
 
 @click.group("formats", invoke_without_command=True)
@@ -36,16 +37,11 @@ def detect_cmd(files: tuple[str, ...]) -> None:
     """
     failed = False
     for inp in expand_inputs(list(files)):
-        stream = open_input(inp)
-        try:
-            block = next(iter_blocks(stream, inp.name, SAMPLE_BYTES), None)
-        finally:
-            if not inp.is_stdin:
-                stream.close()
-        if block is None:
-            click.echo(f"{inp.name}: empty")
+        sample = _sample(inp)
+        if sample is None:
+            click.echo(f"{inp.name}: no data lines")
             continue
-        result = detect(split_lines(block))
+        result = detect(sample)
         if result.chosen is None:
             failed = True
             click.echo(f"{inp.name}: no format matched well; best candidates:")
@@ -55,3 +51,21 @@ def detect_cmd(files: tuple[str, ...]) -> None:
         click.echo(result.describe())
     if failed:
         raise SystemExit(2)
+
+
+def _sample(inp: Input) -> Lines | None:
+    """The first data lines of an input (reading on past a header-only first block)."""
+    stream = open_input(inp)
+    parts: list[Lines] = []
+    try:
+        for block in iter_blocks(stream, inp.name, SAMPLE_BYTES):
+            parts.append(split_lines(block))
+            if sum(len(p) for p in parts) >= SAMPLE_LINES:
+                break
+    finally:
+        if not inp.is_stdin:
+            stream.close()
+    if not sum(len(p) for p in parts):
+        return None
+    return Lines(inp.name, pa.concat_arrays([p.text for p in parts]), pa.concat_arrays([p.line for p in parts]),
+                 [c for p in parts for c in p.comments])
