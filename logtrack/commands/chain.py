@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import click
 
 from ..config import Config
 from ..pipeline import RunStats, iter_parsed
+from ..report.dataset import HEAD_BYTES, InputIdentity, run_key_for
 from ..run import Chain, StageOutput
 from ..sources import Input, expand_inputs
 from ..state import state_dir
@@ -45,6 +48,21 @@ class ChainRun:
     def finish(self) -> None:
         """Exit codes for read errors and the reject rate."""
         common.finish(self.stats, common.max_reject_rate(self.config, self.kw))
+
+
+def run_key(inputs: list[Input]) -> str:
+    """The dataset run key of these inputs; stdin is identified by its first line, peeked
+    without consuming it, so re-sending the same stream replaces its earlier parts."""
+    idents = []
+    for inp in inputs:
+        if inp.is_stdin:
+            head = sys.stdin.buffer.peek(HEAD_BYTES)[:HEAD_BYTES] if hasattr(sys.stdin.buffer, "peek") else b""
+            nl = head.find(b"\n")
+            head = head[: nl + 1] if nl >= 0 else head
+            idents.append(InputIdentity("<stdin>", 0, hashlib.blake2b(head, digest_size=16).hexdigest()))
+        else:
+            idents.append(InputIdentity.of(inp.path))
+    return run_key_for(idents)
 
 
 def out_dir(path: str) -> Path:

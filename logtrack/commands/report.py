@@ -10,9 +10,9 @@ from typing import Any
 import click
 import pyarrow.compute as pc
 
-from ..report import DatasetWriter, InputIdentity, build_reports, render_html, run_key_for, write_run_json
+from ..report import DatasetWriter, build_reports, render_html, write_run_json
 from ..report.summary import summary_lines, summary_renderable
-from .chain import ChainRun, chain_options, out_dir
+from .chain import ChainRun, chain_options, out_dir, run_key
 
 
 @click.command("report")
@@ -38,7 +38,7 @@ def report_cmd(logs: tuple[str, ...], rules: tuple[str, ...], out: str, timezone
     started = dt.datetime.now(dt.UTC)
     run = ChainRun(logs, kw, rules)
     target = out_dir(out)
-    key = run_key_for([InputIdentity.of(i.path) for i in run.inputs if not i.is_stdin])
+    key = run_key(run.inputs)
     reasons: Counter[str] = Counter()
     show_progress = not quiet and sys.stderr.isatty()
     with DatasetWriter(target, key, timezone) as writer, _progress(show_progress) as advance:

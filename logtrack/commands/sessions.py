@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..report import DatasetWriter, InputIdentity, run_key_for
+from ..report import DatasetWriter
 from ..runsummary import parse_summary
 from . import common
-from .chain import ChainRun, chain_options, out_dir
+from .chain import ChainRun, chain_options, out_dir, run_key
 
 
 @click.command("sessions")
@@ -29,7 +29,7 @@ def sessions_cmd(logs: tuple[str, ...], out: str, timezone: str, quiet: bool, **
     """
     run = ChainRun(logs, kw)
     target = out_dir(out)
-    key = run_key_for([InputIdentity.of(i.path) for i in run.inputs if not i.is_stdin] or [])
+    key = run_key(run.inputs)
     with DatasetWriter(target, key, timezone) as writer:
         for step in run.outputs():
             writer.write("requests", step.requests)
