@@ -166,3 +166,16 @@ def test_config_validation_points_at_the_line():
         EnrichConfig.from_config(Config(doc=doc))
     cfg = EnrichConfig.from_config(Config(doc=load_yaml("c.yaml", text="enrich:\n  static_extensions: [.CSS]\n")))
     assert cfg.static_extensions == ("css",)
+
+
+@pytest.mark.parametrize(("path", "page"), [
+    ("/", True), ("/about", True), ("/index.php", True), ("/users/jane.doe", True), ("/products/42", True),
+    ("/apiary", True), ("/rapid/x", True), ("/my-api/docs", True),  # "api" only as a whole segment
+    ("/api/v1/products", False), ("/api", False), ("/API/v2/x", False), ("/shop/api/v2/cart", False),
+    ("/graphql", False), ("/wp-json/wp/v2/posts", False), ("/xmlrpc.php", False),
+    ("/api;jsessionid=1", False), ("/feed.xml", False), ("/robots.txt", False), ("/data.json", False),
+    ("/static/app.css", False), (None, False),
+])
+def test_page_paths_exclude_api_endpoints_data_and_static(path, page):
+    from logtrack.enrich.static import is_page_path
+    assert is_page_path(pa.array([path], pa.string())).to_pylist() == [page]

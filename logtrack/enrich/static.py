@@ -62,7 +62,15 @@ def is_static(path: pa.Array, fields: pa.Array, extensions: tuple[str, ...] = ST
 
 
 def is_page_path(path: pa.Array) -> pa.Array:
-    """True when a path looks like a page (not a static or data extension). Null path → False."""
+    """True when a path looks like a page (not a static or data extension, not an API endpoint).
+
+    Null path → False. JSON API calls (`/api/v1/products?category=…`, `/graphql`) are XHRs of a
+    page or an app's traffic, not pages a person viewed. An API endpoint is a whole path segment
+    (`/api/…`, `/shop/api/v2/…`, `/graphql`, WordPress `/wp-json/…`, `/xmlrpc.php`), any case;
+    `/apiary` and `/rapid/` are pages.
+    """
+    api_path = r"(?:^|/)(?:api|graphql|wp-json|xmlrpc\.php)(?:[/;]|$)"
     not_pages = pa.array(list(STATIC_EXTENSIONS + DATA_EXTENSIONS), pa.string())
     data = pc.fill_null(pc.is_in(extension(path), not_pages), False)
-    return pc.and_(pc.is_valid(path), pc.invert(data))
+    api = pc.fill_null(pc.match_substring_regex(path, api_path, ignore_case=True), False)
+    return pc.and_(pc.is_valid(path), pc.invert(pc.or_(data, api)))
