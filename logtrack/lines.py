@@ -8,6 +8,7 @@ replacement and counted; they never reject a line by themselves.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,19 +111,26 @@ def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
 
 
 def _repair_utf8(data: bytes) -> tuple[bytes, int]:
-    """Decode with replacement; count the lines that held invalid bytes (vectorized: lines that
-    gained a U+FFFD, not counting lines that carried a genuine one before)."""
-    fixed = data.decode("utf-8", "replace").encode("utf-8")
-    return fixed, _lines_holding(fixed) - _lines_holding(data)
+    """Replace invalid UTF-8 line by line; return the repaired bytes and how many lines needed it.
 
-
-def _lines_holding(data: bytes) -> int:
-    """How many lines of `data` contain the bytes of U+FFFD (EF BF BD), by numpy scans."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    if len(buf) < 3:
-        return 0
-    hits = np.flatnonzero((buf[:-2] == 0xEF) & (buf[1:-1] == 0xBF) & (buf[2:] == 0xBD))
-    if not len(hits):
-        return 0
-    newlines = np.flatnonzero(buf == 10)
-    return len(np.unique(np.searchsorted(newlines, hits)))
+    Only the lines that hold an invalid sequence are decoded with replacement; the rest of the
+    block is copied as it is (one decode pass finds the errors, resuming after each bad line).
+    """
+    view = memoryview(data)
+    pieces: list[bytes | memoryview] = []
+    pos, bad, n = 0, 0, len(data)
+    while pos < n:
+        try:
+            codecs.utf_8_decode(view[pos:], "strict", True)
+            break
+        except UnicodeDecodeError as exc:
+            err = pos + exc.start
+            start = data.rfind(b"\n", 0, err) + 1
+            end = data.find(b"\n", err)
+            end = n if end < 0 else end
+            pieces.append(view[pos:start])
+            pieces.append(data[start:end].decode("utf-8", "replace").encode("utf-8"))
+            bad += 1
+            pos = end
+    pieces.append(view[pos:])
+    return b"".join(pieces), bad

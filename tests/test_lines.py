@@ -37,3 +37,21 @@ def test_round_trip_of_arbitrary_lines(texts: list[str]) -> None:
     kept = [(i + 1, t) for i, t in enumerate(texts) if t.strip(" \t\n\r\f\v") and not t.startswith("#")]
     assert list(zip(lines.line.to_pylist(), lines.text.to_pylist(), strict=True)) == kept
     assert len(lines) + lines.skipped == len(texts)
+
+
+@given(st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b), min_size=1, max_size=20))
+def test_invalid_utf8_repair_matches_per_line_replacement(raw: list[bytes]) -> None:
+    data = b"".join(line + b"\n" for line in raw)
+    lines = split_lines(Block("s", 1, data))
+    decoded = [line.decode("utf-8", "replace") for line in raw]
+    kept = [t for t in decoded if t.strip(" \t\n\r\f\v") and not t.startswith("#")]
+    assert lines.text.to_pylist() == kept
+    assert lines.invalid_utf8 == sum(1 for line in raw if _invalid(line))
+
+
+def _invalid(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
