@@ -248,9 +248,13 @@ def host_only(arr: pa.Array) -> pa.Array:
 def client_ip(arr: pa.Array) -> pa.Array:
     """An address as logged: IPv6 without brackets, no port (`1.2.3.4:5678` → `1.2.3.4`)."""
     arr = nullify(arr.cast(pa.string()))
-    bracket = pc.struct_field(pc.extract_regex(arr, r"^\[(?P<h>[^\]]*)\]"), "h")
-    v4port = pc.replace_substring_regex(arr, r"^([^:]+):\d+$", r"\1")
-    return pc.coalesce(bracket, v4port)
+    colon = pc.fill_null(pc.match_substring(arr, ":"), False)
+    if not pc.any(colon).as_py():  # plain IPv4 or names: nothing to strip
+        return arr
+    sub = arr.filter(colon)
+    bracket = pc.struct_field(pc.extract_regex(sub, r"^\[(?P<h>[^\]]*)\]"), "h")
+    v4port = pc.replace_substring_regex(sub, r"^([^:]+):\d+$", r"\1")
+    return pc.replace_with_mask(arr, colon, pc.coalesce(bracket, v4port))
 
 
 # --- escapes ------------------------------------------------------------------------------
