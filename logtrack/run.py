@@ -7,6 +7,7 @@ destinations — consume the outputs; nothing here writes.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -111,18 +112,34 @@ class Chain:
             pending.append((out.requests, out.sessions, self._rejects(batch.rejects)))
             rows += out.requests.num_rows
             if rows >= RULES_BATCH:
-                yield self._flush(pending)
-                pending, rows = [], 0
+                step, pending, rows = self._flush(pending), [], 0
+                # Hold nothing of this step or batch while the consumer writes it and while the
+                # next batch is parsed: each would otherwise stay alive for another step.
+                del batch, table, out
+                yield step
+                del step
         out = self.sessionizer.finish()
         pending.append((out.requests, out.sessions, empty(REJECTS)))
-        yield self._flush(pending)
+        requests, sessions, rejects = self._concat(pending)
+        del pending, out
+        # The last output holds every session still open (twice a step on a 1 M-line log): rules
+        # over RULES_BATCH slices keep each step and its events as small as the others. The
+        # sessions come with the last slice, once their key events have all been counted.
+        while requests.num_rows > RULES_BATCH:
+            yield self._finish_step(requests.slice(0, RULES_BATCH), empty(SESSIONS), empty(REJECTS))
+            requests = requests.slice(RULES_BATCH)
+        yield self._finish_step(requests, sessions, rejects)
 
     def _flush(self, pending: list[tuple[pa.Table, pa.Table, pa.Table]]) -> StageOutput:
+        return self._finish_step(*self._concat(pending))
+
+    @staticmethod
+    def _concat(pending: list[tuple[pa.Table, pa.Table, pa.Table]]) -> tuple[pa.Table, pa.Table, pa.Table]:
         requests, sessions, rejects = (
             pa.concat_tables([conform(p[i], schema) for p in pending])
             for i, schema in enumerate((ENRICHED_REQUESTS, SESSIONS, REJECTS))
         )
-        return self._finish_step(requests, sessions, rejects)
+        return requests, sessions, rejects
 
     def _rejects(self, rejects: pa.Table) -> pa.Table:
         if rejects.num_rows == 0:
@@ -134,6 +151,10 @@ class Chain:
         t = time.perf_counter()
         requests = conform(requests, ENRICHED_REQUESTS)
         events = self.ruleset.evaluate(requests) if self.ruleset is not None and requests.num_rows else empty(EVENTS)
+        # Rule evaluation leaves a reference cycle around its per-batch cache (tens of MB of
+        # columns): collect the young generations now (under a millisecond) rather than
+        # whenever Python's object-count threshold next fires.
+        gc.collect(1)
         events = conform(events, EVENTS)
         self._timed("rules", t)
         self._count_events(events)

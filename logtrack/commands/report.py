@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 from collections import Counter
 from typing import Any
 
 import click
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..report import DatasetWriter, build_reports, render_html, write_run_json
@@ -52,7 +54,12 @@ def report_cmd(logs: tuple[str, ...], rules: tuple[str, ...], out: str, timezone
                 vc = pc.value_counts(step.rejects["reason"])
                 reasons.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
             advance(run.stats.total("lines_read"))
+            # Unbind the step before the chain computes the next one (it would stay alive).
+            del step
         outputs = writer.commit()
+    # Give the freed write buffers back before the report scans allocate on other threads.
+    gc.collect()
+    pa.default_memory_pool().release_unused()
     grouper = run.chain.ruleset.group_paths if run.chain.ruleset is not None else None
     reports = build_reports(target, path_grouper=grouper, timezone=timezone)
     info = _run_info(run, key, started, timezone, reasons, outputs)

@@ -4,8 +4,10 @@ Layout: `DIR/<kind>/date=YYYY-MM-DD/part-<run_key>.parquet` (zstd), kinds `reque
 `events`, `rejects`, each file holding exactly the kind's columns from `schema.py` (the `date` is
 the partition only). A run owns the parts named after its run key, a hash of its input set:
 
-- rows stream in by batch; each (kind, date) has one open part file that receives row groups, so
-  memory holds at most a few row groups, never the run;
+- rows stream in by batch; each (kind, date) has one open part file that receives row groups.
+  Buffers are bounded twice: a part flushes at `row_group_rows`, and when every part's buffers
+  together exceed `buffer_bytes` the largest flushes first. Without the second bound a run of a
+  few days kept up to a row group per open (kind, date) — 300 MB of Arrow on a 1 M-line log;
 - everything is written aside in `DIR/.tmp-<run_key>-<nonce>/` (hidden: pyarrow, pandas and a
   `**/*.parquet` glob ignore it) and `commit()` renames the parts into place, replacing this run
   key's previous parts and deleting the ones of dates the run no longer produced; other runs'
@@ -112,6 +114,7 @@ class _Part:
     writer: pq.ParquetWriter | None = None
     buffer: list[pa.Table] = field(default_factory=list)
     buffered: int = 0
+    buffered_bytes: int = 0
     rows: int = 0
 
     def flush(self) -> None:
@@ -129,7 +132,7 @@ class _Part:
         if self.buffered:
             data = pa.concat_tables(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
             self.writer.write_table(data, row_group_size=max(self.buffered, 1))
-        self.buffer, self.buffered = [], 0
+        self.buffer, self.buffered, self.buffered_bytes = [], 0, 0
 
     def close(self) -> None:
         self.flush()
@@ -148,12 +151,14 @@ class DatasetWriter:
     """Write one run's rows into the datasets under `out_dir`; `commit()` publishes them.
 
     Use as a context manager (commit on success, abort on an exception) or call `commit()` /
-    `abort()` yourself. `row_group_rows` bounds the rows buffered per part; `max_open_files`
-    bounds open part files (an evicted partition continues in a new part `part-<key>-N`).
+    `abort()` yourself. `row_group_rows` bounds the rows buffered per part, `buffer_bytes` the
+    bytes buffered by all parts together (the largest buffer flushes first, as a smaller row
+    group); `max_open_files` bounds open part files (an evicted partition continues in a new part
+    `part-<key>-N`).
     """
 
     def __init__(self, out_dir: Path, run_key: str, timezone: str = "UTC", *,
-                 row_group_rows: int = 128 * 1024, max_open_files: int = 64,
+                 row_group_rows: int = 128 * 1024, buffer_bytes: int = 32 << 20, max_open_files: int = 64,
                  run_date: dt.date | None = None) -> None:
         if not _RUN_KEY.match(run_key):
             raise UsageError(f"invalid run key {run_key!r}: letters, digits and _ only")
@@ -166,6 +171,8 @@ class DatasetWriter:
         self.timezone = timezone
         self.run_date = run_date or dt.datetime.now(tz).date()
         self.row_group_rows = row_group_rows
+        self.buffer_bytes = buffer_bytes
+        self._buffered_bytes = 0
         self.max_open_files = max_open_files
         self._staging = self.out_dir / f".tmp-{run_key}-{uuid.uuid4().hex[:8]}"
         self._open: OrderedDict[tuple[str, str], _Part] = OrderedDict()
@@ -235,15 +242,25 @@ class DatasetWriter:
             part = self._new_part(key)
         else:
             self._open.move_to_end(key)
+        size = data.get_total_buffer_size()
         part.buffer.append(data)
         part.buffered += data.num_rows
+        part.buffered_bytes += size
         part.rows += data.num_rows
+        self._buffered_bytes += size
         if part.buffered >= self.row_group_rows:
-            part.flush()
+            self._flush(part)
+        while self._buffered_bytes > self.buffer_bytes:
+            self._flush(max(self._open.values(), key=lambda p: p.buffered_bytes))
+
+    def _flush(self, part: _Part) -> None:
+        self._buffered_bytes -= part.buffered_bytes
+        part.flush()
 
     def _new_part(self, key: tuple[str, str]) -> _Part:
         while len(self._open) >= self.max_open_files:
             _, old = self._open.popitem(last=False)
+            self._buffered_bytes -= old.buffered_bytes
             old.close()
             self._done.append(old)
         seq = self._seq.get(key, -1) + 1
@@ -267,6 +284,7 @@ class DatasetWriter:
                     self._new_part((kind, self.run_date.isoformat()))
             while self._open:
                 _, part = self._open.popitem(last=False)
+                self._buffered_bytes -= part.buffered_bytes
                 part.close()
                 self._done.append(part)
             published = set()
