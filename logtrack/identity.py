@@ -27,21 +27,27 @@ import hashlib
 import os
 import re
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import Config
+from .enrich import encoding
+from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
-from .privacy import parse_ip_truncate, truncate_ips
+from .privacy import parse_ip_truncate, truncation
 from .schema import REQUESTS
 
 SOURCE_KINDS = ("field", "cookie", "query", "header", "path")
 ABSENT = ("", "-", "REDACTED")
 SALT_FILE = "salt"
+_HASH_CACHE_LIMIT = 500_000
 _IDENTITY_KEYS = {"user_id", "anonymous_id", "salt_env", "rotate", "ip_truncate", "hash_emails"}
 
 
@@ -88,6 +94,8 @@ class IdentityConfig:
     ipv6_prefix: int = 48
     hash_emails: bool = True
     consent: ConsentConfig = field(default_factory=ConsentConfig)
+    # Keyed hashes computed so far (per salt), so recurring visitors are hashed once per run.
+    hashes: HashCache = field(default_factory=lambda: HashCache(), init=False, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> IdentityConfig:
@@ -201,13 +209,77 @@ def _key(salt: bytes) -> bytes:
     return salt if 0 < len(salt) <= 64 else hashlib.blake2b(salt).digest()
 
 
-def keyed_hashes(values: pa.Array, salt: bytes, person: bytes) -> pa.Array:
-    """Keyed BLAKE2b (128-bit, hex) of each value, computed once per distinct value; null stays null."""
-    encoded = pc.dictionary_encode(values)
+class HashCache:
+    """Keyed hashes already computed, per (salt, purpose), kept across batches, bounded.
+
+    A visitor's (IP, user agent) recurs in many batches; hashing is the costly part of identity,
+    so each distinct value is hashed once per run. When full, the older half is dropped.
+    """
+
+    def __init__(self, limit: int = _HASH_CACHE_LIMIT) -> None:
+        """An empty cache holding at most `limit` values per (salt, purpose)."""
+        self.limit = limit
+        self._tables: dict[tuple[bytes, bytes], dict[str, str]] = {}
+        self._ids: dict[str, int] = {}
+        self._next_id = 0
+        self._lock = threading.Lock()
+
+    def ids(self, strings: list[str]) -> list[int]:
+        """A number for each string, the same for the whole run (numbers are never reused, so
+        dropping old ones when full never makes two strings share one)."""
+        with self._lock:
+            ids = self._ids
+            if len(ids) > self.limit:
+                for key in list(ids)[: len(ids) // 2]:
+                    ids.pop(key, None)
+            out = []
+            for s in strings:  # per distinct user agent of a batch
+                found = ids.get(s)
+                if found is None:
+                    found = ids[s] = self._next_id
+                    self._next_id += 1
+                out.append(found)
+            return out
+
+    def table(self, salt: bytes, person: bytes) -> dict[str, str]:
+        """The value → hex digest mapping for one salt and purpose (trimmed when over the limit)."""
+        with self._lock:
+            found = self._tables.setdefault((salt, person), {})
+            if len(found) > self.limit:
+                for key in list(found)[: len(found) // 2]:
+                    found.pop(key, None)
+            return found
+
+
+def _digests(values: list[str | None], salt: bytes, person: bytes, known: dict[str, str],
+             text: Callable[[int], str] | None = None) -> list[str | None]:
+    """The digest of each value (None stays None), hashing only values `known` lacks. With `text`,
+    values are cache keys and `text(i)` gives the string to hash for values[i]."""
+    out = [known.get(v) for v in values]  # per distinct value; most were hashed in earlier batches
+    missing = [i for i, digest in enumerate(out) if digest is None]
+    if not missing:
+        return out
     key = _key(salt)
-    digests = [None if v is None else hashlib.blake2b(v.encode("utf-8"), key=key, digest_size=16,
-                                                       person=person).hexdigest()
-               for v in encoded.dictionary.to_pylist()]
+    for i in missing:
+        value = values[i]
+        if value is None:
+            continue
+        digest = known.get(value)  # a duplicate of an earlier value of this list
+        if digest is None:
+            data = (value if text is None else text(i)).encode("utf-8")
+            digest = known[value] = hashlib.blake2b(data, key=key, digest_size=16, person=person).hexdigest()
+        out[i] = digest
+    return out
+
+
+def keyed_hashes(values: pa.Array, salt: bytes, person: bytes, cache: HashCache | None = None) -> pa.Array:
+    """Keyed BLAKE2b (128-bit, hex) of each value, computed once per distinct value; null stays null.
+
+    With a `cache`, values hashed in earlier batches are not hashed again.
+    """
+    encoded = pc.dictionary_encode(single(values))
+    known = cache.table(salt, person) if cache is not None else {}
+    digests = _digests(encoded.dictionary.to_pylist(), salt, person, known)
     return pc.take(pa.array(digests, pa.string()), encoded.indices)
 
 
@@ -216,13 +288,29 @@ def _clean(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.is_in(values, pa.array(ABSENT)), pa.scalar(None, pa.string()), values)
 
 
+def _clean_distinct(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`_clean` over the distinct values of a column (cheaper: the column repeats, and the
+    encoding is shared with privacy's scrubbing of the same column)."""
+    arr = single(col)
+    if arr.null_count == len(arr):
+        return arr.cast(pa.string())
+    return per_distinct(arr, _clean)
+
+
 def _field(table: pa.Table, key: str) -> pa.Array:
-    if "fields" not in table.column_names or table.num_rows == 0:
-        return pa.nulls(table.num_rows, pa.string())
-    fields = table.column("fields").combine_chunks()
-    if fields.null_count == len(fields):
-        return pa.nulls(table.num_rows, pa.string())
+    n = table.num_rows
+    if "fields" not in table.column_names or n == 0:
+        return pa.nulls(n, pa.string())
+    fields = single(table.column("fields"))
+    if key not in encoding.field_keys(fields):
+        return pa.nulls(n, pa.string())  # no row has it: skip the lookup over every map
     return pc.map_lookup(fields, key, "first")
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    if name in table.column_names:
+        return single(table.column(name))
+    return pa.nulls(table.num_rows, pa.string())
 
 
 def resolve(table: pa.Table, source: Source) -> pa.Array:
@@ -230,8 +318,7 @@ def resolve(table: pa.Table, source: Source) -> pa.Array:
     n = table.num_rows
     if source.kind == "field":
         if source.name in REQUESTS.names and source.name != "fields":
-            col = table.column(source.name) if source.name in table.column_names else pa.nulls(n, pa.string())
-            return _clean(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+            return _clean_distinct(_column(table, source.name))
         return _clean(_field(table, source.name))
     if source.kind == "header":
         return _clean(_field(table, "http_" + source.name.lower().replace("-", "_")))
@@ -244,41 +331,119 @@ def resolve(table: pa.Table, source: Source) -> pa.Array:
         parsed = _clean(pc.struct_field(pc.extract_regex(header, pattern), [0]))
         return pc.coalesce(direct, parsed)
     if source.kind == "query":
-        query = table.column("query") if "query" in table.column_names else pa.nulls(n, pa.string())
+        query = _column(table, "query")
         return _clean(query_params(query, (source.name,))[source.name])
     if source.kind == "path":
         literal = re.split(r"\{\w+\}", source.name)
         pattern = "^" + re.escape(literal[0]) + "(?P<id>[^/?#;]+)" + re.escape(literal[1]) + "(?:/|$)"
-        path = table.column("path").combine_chunks() if "path" in table.column_names else pa.nulls(n, pa.string())
-        return _clean(decode_distinct(pc.struct_field(pc.extract_regex(path, pattern), [0])))
+        return _clean(decode_distinct(pc.struct_field(pc.extract_regex(_column(table, "path"), pattern), [0])))
     raise ValueError(f"not a value source: {source}")
+
+
+def _codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, int]:
+    """Row indices into the dictionary as int64, nulls pointing at one extra slot; and the slot count."""
+    size = len(encoded.dictionary)
+    return pc.fill_null(encoded.indices, size).cast(pa.int64()).to_numpy(), size + 1
+
+
+def _with_null_slot(values: pa.Array) -> pa.Array:
+    return pa.concat_arrays([values.cast(pa.string()), pa.nulls(1, pa.string())])
+
+
+def _combinations(codes: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct combinations of per-row codes (each `(codes, radix)`): for each row the index
+    of its combination, and for each part the code of every combination. Mixed radix, made dense
+    again after each part so the int64 keys never overflow."""
+    row, radix = codes[0]
+    combos = [np.arange(radix)]
+    for part, size in codes[1:]:
+        encoded = pc.dictionary_encode(pa.array(row * size + part))
+        keys = encoded.dictionary.to_numpy()
+        combos = [c[keys // size] for c in combos] + [keys % size]
+        row = encoded.indices.to_numpy().astype(np.int64)
+    return row, combos
 
 
 def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Array:
     """Keyed hash of truncated IP + user agent (+ UTC date when rotate: daily), once per distinct pair.
 
-    Null when both the IP and the user agent are missing.
+    Null when both the IP and the user agent are missing. Works on integer codes: the distinct
+    combinations are found without building a string per row. Hashes are remembered across
+    batches in `cfg.hashes` under a short key (truncated IP, a number standing for the user
+    agent, date), so a recurring visitor costs a dictionary lookup, not a long string and a hash.
     """
     n = table.num_rows
-    ip = table.column("client_ip") if "client_ip" in table.column_names else pa.nulls(n, pa.string())
-    ua = table.column("user_agent") if "user_agent" in table.column_names else pa.nulls(n, pa.string())
-    ip = truncate_ips(ip, cfg.ipv4_prefix, cfg.ipv6_prefix)
-    ua = _clean(ua.combine_chunks() if isinstance(ua, pa.ChunkedArray) else ua)
-    parts = [pc.fill_null(ip, ""), pc.fill_null(ua, "")]
+    if n == 0:
+        return pa.array([], pa.string())
+    ips = truncation(_column(table, "client_ip"), cfg.ipv4_prefix, cfg.ipv6_prefix)
+    uas = encoding.encode(_column(table, "user_agent"))
+    ua_text = _clean(uas.dictionary)
+    ua_list = pc.fill_null(ua_text, "").to_pylist() + [""]  # + the slot of null user agents
+    ua_ids = pa.array(cfg.hashes.ids(ua_list), pa.int64())
+    ua_absent = pa.concat_arrays([pc.is_null(ua_text), pa.array([True])])
+    codes = [_codes(ips.encoded), _codes(uas)]
+    days = None
     if cfg.rotate == "daily":
-        parts.append(pc.cast(pc.cast(table.column("ts"), pa.date32()), pa.string()).combine_chunks())
-    joined = pc.binary_join_element_wise(*parts, "\x1f")
-    joined = pc.if_else(pc.and_(pc.is_null(ip), pc.is_null(ua)), pa.scalar(None, pa.string()), joined)
-    return keyed_hashes(joined, salt, b"logtrack-anon")
+        days = pc.dictionary_encode(pc.cast(_column(table, "ts"), pa.date32()))
+        codes.append(_codes(days))
+    row, combos = _combinations(codes)
+    ip_text = pc.take(_with_null_slot(ips.truncated), pa.array(combos[0]))
+    ua_code = pa.array(combos[1])
+    key_parts = [pc.fill_null(ip_text, ""), pc.take(ua_ids, ua_code).cast(pa.string())]
+    day_text = None
+    if days is not None:
+        day_text = pc.take(_with_null_slot(days.dictionary), pa.array(combos[2]))
+        key_parts.append(day_text)  # a null date makes the key, and so the hash, null
+    keys = pc.binary_join_element_wise(*key_parts, "\x1f")
+    keys = pc.if_else(pc.and_(pc.is_null(ip_text), pc.take(ua_absent, ua_code)), pa.scalar(None, pa.string()), keys)
+
+    lists: list[list] = []
+
+    def full_text(i: int) -> str:  # the hashed text of combination i (only for new ones)
+        if not lists:
+            lists.extend(t.to_pylist() for t in (pc.fill_null(ip_text, ""), day_text) if t is not None)
+        return "\x1f".join([lists[0][i], ua_list[combos[1][i]], *(d[i] for d in lists[1:])])
+
+    digests = _digests(keys.to_pylist(), salt, b"logtrack-anon", cfg.hashes.table(salt, b"logtrack-anon"), full_text)
+    return pc.take(pa.array(digests, pa.string()), pa.array(row))
 
 
 def consent_denied(table: pa.Table, consent: ConsentConfig) -> pa.Array:
     """True where a configured opt-out signal is present (never null)."""
-    denied = pa.repeat(False, table.num_rows)
+    denied = _denied(table, consent)
+    return denied if denied is not None else pa.array(np.zeros(table.num_rows, dtype=bool))
+
+
+def _denied(table: pa.Table, consent: ConsentConfig) -> pa.Array | None:
+    """Like consent_denied, but None when no row has a signal (the usual case: nothing to mask)."""
+    denied = None
     for signal in consent.signals:
-        value = pc.utf8_lower(resolve(table, signal.source))
-        denied = pc.or_(denied, pc.fill_null(pc.is_in(value, pa.array(signal.values)), False))
-    return denied
+        value = resolve(table, signal.source)
+        if value.null_count == len(value):
+            continue  # the log does not carry this signal
+        hit = pc.fill_null(pc.is_in(pc.utf8_lower(value), pa.array(signal.values)), False)
+        denied = hit if denied is None else pc.or_(denied, hit)
+    return denied if denied is not None and pc.any(denied).as_py() else None
+
+
+def _first(values: list[pa.Array], n: int) -> pa.Array:
+    if not values:
+        return pa.nulls(n, pa.string())
+    return values[0] if len(values) == 1 else pc.coalesce(*values)  # the first source wins
+
+
+def _hash_emails(user: pa.Array, salt: bytes, cache: HashCache) -> pa.Array:
+    """An email user id becomes `h:<keyed hash>` (per distinct value)."""
+    if user.null_count == len(user):
+        return user
+    encoded = pc.dictionary_encode(user)
+    distinct = encoded.dictionary
+    email = pc.match_substring_regex(distinct, r"@|%40", ignore_case=True)
+    if not pc.any(email).as_py():
+        return user
+    hashed = keyed_hashes(pc.filter(distinct, email), salt, b"logtrack-user", cache)
+    distinct = pc.replace_with_mask(distinct, email, pc.binary_join_element_wise("h:", hashed, ""))
+    return pc.take(distinct, encoded.indices)
 
 
 def identify(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Table:
@@ -290,29 +455,25 @@ def identify(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Table:
     removed (mode drop).
     """
     n = table.num_rows
-    user = pa.nulls(n, pa.string())
-    for source in reversed(cfg.user_id):  # the first source wins
-        user = pc.coalesce(resolve(table, source), user)
+    user = _first([resolve(table, source) for source in cfg.user_id], n)
     if cfg.hash_emails and n:
-        email = pc.fill_null(pc.match_substring_regex(user, r"@|%40", ignore_case=True), False)
-        if pc.any(email).as_py():
-            hashed = keyed_hashes(pc.filter(user, email), salt, b"logtrack-user")
-            user = pc.replace_with_mask(user, email, pc.binary_join_element_wise("h:", hashed, ""))
-    anon = pa.nulls(n, pa.string())
-    for source in reversed(cfg.anonymous_id):
-        value = anonymous_hash(table, cfg, salt) if source.kind == "hash" else resolve(table, source)
-        anon = pc.coalesce(value, anon)
-    denied = consent_denied(table, cfg.consent) if n else pa.array([], pa.bool_())
+        user = _hash_emails(user, salt, cfg.hashes)
+    anon = _first([anonymous_hash(table, cfg, salt) if source.kind == "hash" else resolve(table, source)
+                   for source in cfg.anonymous_id], n)
+    denied = _denied(table, cfg.consent) if n else None
     null = pa.scalar(None, pa.string())
-    consent = pc.if_else(denied, pa.scalar("denied"), null)
-    user = pc.if_else(denied, null, user)
-    anon = pc.if_else(denied, null, anon)
+    if denied is None:
+        consent = pa.nulls(n, pa.string())
+    else:
+        consent = pc.if_else(denied, pa.scalar("denied"), null)
+        user = pc.if_else(denied, null, user)
+        anon = pc.if_else(denied, null, anon)
     for name, values in (("user_id", user), ("anonymous_id", anon), ("consent", consent)):
         if name in table.column_names:
             i = table.column_names.index(name)
             table = table.set_column(i, pa.field(name, pa.string()), values)
         else:
             table = table.append_column(pa.field(name, pa.string()), values)
-    if cfg.consent.mode == "drop" and n:
+    if cfg.consent.mode == "drop" and denied is not None:
         table = table.filter(pc.invert(denied))
     return table

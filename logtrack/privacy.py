@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import Config
+from .enrich import encoding
 
 REDACTED = "REDACTED"
 _SECRET_WORDS = (r"token|passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
@@ -65,6 +67,9 @@ class PrivacyConfig:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 48
     redact_params: tuple[str, ...] = ()
+    # Scrubbed text of the values that needed it, across batches (the same few recur).
+    cache: encoding.ValueCache = field(default_factory=lambda: encoding.ValueCache(50_000), init=False,
+                                       compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config, keep_ip: bool | None = None) -> PrivacyConfig:
@@ -108,9 +113,26 @@ def parse_ip_truncate(config: Config, path: tuple[str, ...], value: Any) -> tupl
 
 
 def _array(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
-    return col
+    return encoding.single(col)
+
+
+class Truncated(NamedTuple):
+    """Truncated addresses of a column, per distinct value (shared by identity and privacy)."""
+
+    encoded: pa.DictionaryArray  # the column dictionary-encoded: distinct values and row indices
+    truncated: pa.Array  # string, aligned with encoded.dictionary; null where not an address
+
+
+def truncation(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> Truncated:
+    """Truncate each distinct address of a column once; remembered for that very array, so
+    `identify` and `apply` over the same batch share the work (see enrich/encoding.py)."""
+    return encoding.memo(("truncate", ipv4_prefix, ipv6_prefix), _array(arr),
+                         lambda a: _truncation(a, ipv4_prefix, ipv6_prefix))
+
+
+def _truncation(arr: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> Truncated:
+    encoded = encoding.encode(arr)
+    return Truncated(encoded, _truncate_distinct(encoded.dictionary, ipv4_prefix, ipv6_prefix))
 
 
 def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> pa.Array:
@@ -119,30 +141,73 @@ def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_pr
     Each distinct value is handled once: dotted IPv4 with numpy, anything else with `ipaddress`
     (IPv4-mapped IPv6 is truncated as IPv4). Values that are not addresses become null.
     """
-    encoded = pc.dictionary_encode(_array(arr).cast(pa.string()))
-    distinct = encoded.dictionary
+    t = truncation(arr, ipv4_prefix, ipv6_prefix)
+    return pc.take(t.truncated, t.encoded.indices)
+
+
+_V4_OCTETS = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
+# An octet written canonically (no leading zero, at most 255): its text is its number.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+
+
+def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> pa.Array:
     if len(distinct) == 0:
-        return pc.take(distinct, encoded.indices)
-    octets = pc.extract_regex(distinct, r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$")
-    parts = [pc.cast(pc.struct_field(octets, [i]), pa.int64()).to_numpy(zero_copy_only=False) for i in range(4)]
-    stacked = np.nan_to_num(np.vstack(parts).astype(np.float64), nan=-1).astype(np.int64)
-    is_v4 = (stacked >= 0).all(axis=0) & (stacked <= 255).all(axis=0)
+        return pa.array([], pa.string())
+    keep = ipv4_prefix // 8
+    if ipv4_prefix % 8 or keep in (0, 4):
+        return _truncate_any(distinct, ipv4_prefix, ipv6_prefix)
+    # Fast path for whole-octet prefixes: a canonical dotted quad keeps its first octets as
+    # written (a regex without groups, then a split at the last dots); anything else (IPv6,
+    # leading zeros, junk) takes the full path.
+    canonical = pc.match_substring_regex(distinct, "^" + r"\.".join([_OCTET] * 4) + "$")
+    kept = pc.list_element(pc.split_pattern(distinct, ".", max_splits=4 - keep, reverse=True), 0)
+    texts = pc.binary_join_element_wise(kept, ".0" * (4 - keep), "")
+    if pc.all(canonical).as_py():
+        return texts
+    other = pc.invert(canonical)
+    # The few other distinct values (IPv6 mostly), in Python, cached across batches.
+    fixed = [_truncate_text(v, ipv4_prefix, ipv6_prefix) for v in pc.filter(distinct, other).to_pylist()]
+    return pc.replace_with_mask(texts, other, pa.array(fixed, pa.string()))
+
+
+def _truncate_any(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> pa.Array:
+    if len(distinct) == 0:
+        return pa.array([], pa.string())
+    octets = pc.extract_regex(distinct, _V4_OCTETS)
+    # Non-matches get 999 in every octet: out of range, so not IPv4 (no float detour for nulls).
+    parts = [pc.cast(pc.fill_null(pc.struct_field(octets, [i]), "999"), pa.int64()).to_numpy() for i in range(4)]
+    stacked = np.vstack(parts)
+    is_v4 = (stacked <= 255).all(axis=0)
     value = (stacked[0] << 24) | (stacked[1] << 16) | (stacked[2] << 8) | stacked[3]
-    mask = ((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1)
-    value &= mask
-    texts = [None] * len(distinct)
-    v4_idx = np.flatnonzero(is_v4)
-    if len(v4_idx):
-        v = value[v4_idx]
-        quads = pc.binary_join_element_wise(*[pa.array((v >> s) & 255).cast(pa.string()) for s in (24, 16, 8, 0)], ".")
-        for i, text in zip(v4_idx.tolist(), quads.to_pylist(), strict=True):
-            texts[i] = text
-    raw = distinct.to_pylist()
-    for i in np.flatnonzero(~is_v4).tolist():  # the rare non-IPv4 distinct values
-        texts[i] = _truncate_one(raw[i], ipv4_prefix, ipv6_prefix)
-    return pc.take(pa.array(texts, pa.string()), encoded.indices)
+    value &= ((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1)
+    texts = pc.binary_join_element_wise(*[pa.array((value >> s) & 255).cast(pa.string()) for s in (24, 16, 8, 0)], ".")
+    if is_v4.all():
+        return texts
+    other = np.flatnonzero(~is_v4)
+    raw = pc.take(distinct, pa.array(other)).to_pylist()
+    # The rare non-IPv4 distinct values, in Python (cached: the same addresses recur across batches).
+    fixed = pa.array([_truncate_one(v, ipv4_prefix, ipv6_prefix) for v in raw], pa.string())
+    return pc.replace_with_mask(texts, pa.array(~is_v4), fixed)
 
 
+_V4_TEXT = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
+
+
+@lru_cache(maxsize=65536)
+def _truncate_text(text: str, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
+    """One value as `_truncate_any` treats it: dotted IPv4 (leading zeros allowed) numerically,
+    anything else with `ipaddress`."""
+    found = _V4_TEXT.fullmatch(text)
+    if found is None:
+        return _truncate_one(text, ipv4_prefix, ipv6_prefix)
+    octets = [int(g) for g in found.groups()]
+    if max(octets) > 255:
+        return _truncate_one(text, ipv4_prefix, ipv6_prefix)
+    value = int.from_bytes(bytes(octets), "big") & (((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1))
+    return ".".join(str(b) for b in value.to_bytes(4, "big"))
+
+
+@lru_cache(maxsize=65536)
 def _truncate_one(text: str | None, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
     if text is None:
         return None
@@ -197,23 +262,53 @@ def _secret_param_patterns(cfg: PrivacyConfig) -> list[tuple[str, str]]:
     ]
 
 
-def scrub_strings(arr: pa.Array | pa.ChunkedArray, cfg: PrivacyConfig, emails_only: bool = False) -> pa.Array:
-    """Replace emails and secrets in a string column with REDACTED (only flagged rows are touched)."""
-    arr = _array(arr).cast(pa.string())
-    if len(arr) == 0:
-        return arr
-    prefilter = "|".join([_PREFILTER, *(re.escape(p) for p in cfg.redact_params)])
-    flagged = pc.fill_null(pc.match_substring_regex(arr, prefilter), False)
-    if not pc.any(flagged).as_py():
-        return arr
-    sub = pc.filter(arr, flagged)
+@lru_cache(maxsize=64)
+def _prefilter(redact_params: tuple[str, ...], emails_only: bool) -> str:
+    # A necessary condition for any rule to match: rows it does not flag would not change.
+    if emails_only:
+        return r"@|%40|%2540"
+    return "|".join([_PREFILTER, *(re.escape(p) for p in redact_params)])
+
+
+def _scrub_flagged(sub: pa.Array, cfg: PrivacyConfig, emails_only: bool) -> pa.Array:
     rules = [(_EMAIL, REDACTED)]
     if not emails_only:
         rules = [(_JWT, REDACTED), (_AWS_KEY, REDACTED), (_BEARER, rf"\1 {REDACTED}"),
                  (_URL_CREDENTIALS, r"\1"), *_secret_param_patterns(cfg), *rules]
     for pattern, replacement in rules:
         sub = pc.replace_substring_regex(sub, pattern, replacement)
-    return pc.replace_with_mask(arr, flagged, sub)
+    return sub
+
+
+def scrub_strings(arr: pa.Array | pa.ChunkedArray, cfg: PrivacyConfig, emails_only: bool = False) -> pa.Array:
+    """Replace emails and secrets in a string column with REDACTED (only flagged values are touched).
+
+    Works on the distinct values (a regex call costs per row even for nulls, and most columns
+    repeat a lot); a column with nothing to scrub comes back as the same array, uncopied.
+    """
+    arr = _array(arr)
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    if len(arr) == 0 or arr.null_count == len(arr):
+        return arr
+    enc = encoding.encode(arr)
+    distinct = enc.dictionary
+    flagged = pc.match_substring_regex(distinct, _prefilter(cfg.redact_params, emails_only))
+    if not pc.any(flagged).as_py():
+        return arr
+    values = pc.filter(distinct, flagged).to_pylist()
+    keys = [(emails_only, v) for v in values]
+    scrubbed = cfg.cache.get_many(keys)
+    missing = [i for i, v in enumerate(scrubbed) if v is None]
+    if missing:
+        done = _scrub_flagged(pa.array([values[i] for i in missing], pa.string()), cfg, emails_only).to_pylist()
+        cfg.cache.put_many([keys[i] for i in missing], done)
+        for i, v in zip(missing, done, strict=True):
+            scrubbed[i] = v
+    if scrubbed == values:
+        return arr  # flagged but nothing to redact (`/api/v1/sessions`)
+    fixed = pc.replace_with_mask(distinct, flagged, pa.array(scrubbed, pa.string()))
+    return pc.take(fixed, enc.indices)
 
 
 def scrub_text(arr: pa.Array | pa.ChunkedArray, cfg: PrivacyConfig) -> pa.Array:
@@ -226,8 +321,8 @@ def _scrub_fields(col: pa.ChunkedArray | pa.Array, cfg: PrivacyConfig) -> pa.Chu
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     out = []
     for chunk in chunks:
-        if len(chunk) == 0 or chunk.null_count == len(chunk):
-            out.append(chunk)
+        if len(chunk) == 0 or chunk.null_count == len(chunk) or len(chunk.keys) == 0:
+            out.append(chunk)  # no entries at all (formats without extra fields): nothing to scrub
             continue
         keys, items = chunk.keys, chunk.items
         items = scrub_strings(items, cfg)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from ..config import Config
 from ..schema import ENRICHMENT, REQUESTS, conform
-from . import bots, static, traffic, useragent
+from . import bots, encoding, static, traffic, useragent
 
 __all__ = ["EnrichConfig", "enrich"]
 
@@ -39,7 +39,9 @@ class EnrichConfig:
     not_bots: tuple[str, ...] = ()
     internal_hosts: tuple[str, ...] = ()
     parser: useragent.UAParser | None = field(default=None, compare=False, repr=False)
-    cache: useragent.UACache = field(default_factory=useragent.UACache, compare=False, repr=False)
+    # User agent results across batches; not an init argument, so `dataclasses.replace` (other
+    # bot lists) starts a new one.
+    cache: useragent.UACache = field(default_factory=useragent.UACache, init=False, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> EnrichConfig:
@@ -72,34 +74,34 @@ class EnrichConfig:
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
-    col = table.column(name)
-    return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+    return encoding.single(table.column(name))
 
 
 _UA_COLUMNS = ("browser", "browser_version", "os", "device", "is_bot", "bot_name")
 
 
-def _user_agent_columns(distinct: pa.Array, cfg: EnrichConfig) -> dict[str, pa.Array]:
-    """The user agent columns for each distinct string; new strings are parsed and bot-checked
-    (in one vectorized pass), known ones come from the config's cache."""
-    strings = distinct.to_pylist()
-    new = cfg.cache.missing(strings)
-    if new:
-        arr = pa.array(new, pa.string())
-        parsed = useragent.parse_distinct(arr, cfg.parser)
-        is_bot, bot_name = bots.detect_bots(arr, parsed["spider"], parsed["browser"], cfg.extra_bots, cfg.not_bots)
-        device = pc.if_else(is_bot, pa.scalar("bot"), parsed["device"])
-        cols = [parsed["browser"], parsed["browser_version"], parsed["os"], device, is_bot, bot_name]
-        cfg.cache.add(new, list(zip(*(c.to_pylist() for c in cols), strict=True)))
-    rows = cfg.cache.rows
-    found = [rows.get(s) for s in strings]
-    if any(r is None for r in found):  # evicted while adding: parse without the cache
-        return _user_agent_columns(distinct, EnrichConfig(cfg.static_extensions, cfg.extra_bots, cfg.not_bots,
-                                                          cfg.internal_hosts, cfg.parser,
-                                                          useragent.UACache(len(strings) + 1)))
-    columns = list(zip(*found, strict=True)) if found else [()] * len(_UA_COLUMNS)
-    return {name: pa.array(list(values), ENRICHMENT.field(name).type)
-            for name, values in zip(_UA_COLUMNS, columns, strict=True)}
+def _parse_new(strings: list[str], cfg: EnrichConfig) -> dict[str, pa.Array]:
+    """The user agent columns of strings not seen before: parsed, then bot-checked in one pass."""
+    arr = pa.array(strings, pa.string())
+    parsed = useragent.parse_distinct(arr, cfg.parser)
+    is_bot, bot_name = bots.detect_bots(arr, parsed["spider"], parsed["browser"], cfg.extra_bots, cfg.not_bots)
+    device = pc.if_else(is_bot, pa.scalar("bot"), parsed["device"])
+    cols = [parsed["browser"], parsed["browser_version"], parsed["os"], device, is_bot, bot_name]
+    return {name: col.cast(ENRICHMENT.field(name).type) for name, col in zip(_UA_COLUMNS, cols, strict=True)}
+
+
+def _user_agent_columns(user_agent: pa.Array, cfg: EnrichConfig) -> dict[str, pa.Array]:
+    """The user agent columns per row: each distinct string is looked up in (or added to) the
+    config's cache, then every column is one `take`."""
+    agents = encoding.encode(user_agent)
+    positions, columns = cfg.cache.rows(agents.dictionary.to_pylist(), lambda new: _parse_new(new, cfg))
+    rows = pc.take(positions, agents.indices)  # null for rows without a user agent
+    out = {}
+    for name in _UA_COLUMNS:
+        out[name] = (pc.take(columns[name], rows) if columns else pa.nulls(len(rows), ENRICHMENT.field(name).type))
+    out["device"] = pc.fill_null(out["device"], "other")
+    out["is_bot"] = pc.fill_null(out["is_bot"], False)
+    return out
 
 
 def enrich(requests: pa.Table, cfg: EnrichConfig | None = None) -> pa.Table:
@@ -107,36 +109,24 @@ def enrich(requests: pa.Table, cfg: EnrichConfig | None = None) -> pa.Table:
 
     Columns of REQUESTS the table lacks are read as nulls; existing ENRICHMENT columns are
     recomputed. The result keeps the input's columns followed by ENRICHMENT's, in schema order.
+    Every column is computed on the distinct values of what it depends on (user agents,
+    paths, queries, referrers) and spread to the rows with `take`.
     """
     cfg = cfg or EnrichConfig()
     base = requests.drop_columns([c for c in ENRICHMENT.names if c in requests.column_names])
     req = conform(base, REQUESTS)
     n = req.num_rows
-    out: dict[str, pa.Array] = {}
-
-    # User agents: per distinct string (the dictionary), then `take` per row.
-    distinct, indices = useragent.distinct_user_agents(_column(req, "user_agent"))
-    for name, values in _user_agent_columns(distinct, cfg).items():
-        out[name] = pc.take(values, indices)
-    out["device"] = pc.fill_null(out["device"], "other")
-    out["is_bot"] = pc.fill_null(out["is_bot"], False)
-
-    path, fields, query = _column(req, "path"), _column(req, "fields"), _column(req, "query")
-    out["is_static"] = static.is_static(path, fields, cfg.static_extensions)
-
-    utm = traffic.query_params(query, traffic.UTM_PARAMS)
-    out.update(utm)
-    out["click_id"], click_kind = traffic.click_ids(query)
-    out["referer_host"] = traffic.referer_host(_column(req, "referer"))
-    out["channel"] = traffic.channel(utm, click_kind, out["referer_host"], _column(req, "host"),
-                                     cfg.internal_hosts)
-    if n and fields.null_count < n:
+    out: dict[str, pa.Array] = _user_agent_columns(_column(req, "user_agent"), cfg)
+    fields = _column(req, "fields")
+    out["is_static"] = static.is_static(_column(req, "path"), fields, cfg.static_extensions)
+    out.update(traffic.query_columns(_column(req, "query")))
+    out["referer_host"], referer_channel = traffic.referer_columns(_column(req, "referer"), _column(req, "host"),
+                                                                   cfg.internal_hosts)
+    out["channel"] = pc.coalesce(out.pop("query_channel"), referer_channel)  # UTM tags and click ids first
+    if "http_accept_language" in encoding.field_keys(fields):
         out["language"] = traffic.language(pc.map_lookup(fields, "http_accept_language", "first"))
     else:
         out["language"] = pa.nulls(n, pa.string())
-
-    extra = conform(pa.table(out), ENRICHMENT)
-    result = base
-    for name in ENRICHMENT.names:
-        result = result.append_column(ENRICHMENT.field(name), extra.column(name))
-    return result
+    out["consent"] = pa.nulls(n, pa.string())
+    columns = list(base.columns) + [out[name] for name in ENRICHMENT.names]
+    return pa.Table.from_arrays(columns, schema=pa.schema(list(base.schema) + list(ENRICHMENT), base.schema.metadata))

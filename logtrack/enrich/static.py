@@ -12,8 +12,12 @@ static or data extension (`.json`, `.xml`, feeds…), so `/about`, `/index.php` 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from . import encoding
 
 STATIC_EXTENSIONS = (
     "css", "js", "mjs", "map", "jpg", "jpeg", "png", "gif", "ico", "svg", "webp", "avif", "bmp",
@@ -51,10 +55,25 @@ def content_type(fields: pa.Array) -> pa.Array:
     return found
 
 
+@lru_cache(maxsize=16)
+def _value_set(values: tuple[str, ...]) -> pa.Array:
+    return pa.array(list(values), pa.string())
+
+
 def is_static(path: pa.Array, fields: pa.Array, extensions: tuple[str, ...] = STATIC_EXTENSIONS) -> pa.Array:
-    """True for static assets: by content type when logged, else by extension. Never null."""
-    by_ext = pc.fill_null(pc.is_in(extension(path), pa.array(list(extensions), pa.string())), False)
-    ctype = content_type(fields)
+    """True for static assets: by content type when logged, else by extension. Never null.
+
+    The extension is read once per distinct path; content types only when the log has them.
+    """
+    path = encoding.single(path)
+    if len(path) == 0:
+        return pa.array([], pa.bool_())
+    paths = encoding.encode(path)
+    static_ext = pc.fill_null(pc.is_in(extension(paths.dictionary), _value_set(tuple(extensions))), False)
+    by_ext = pc.fill_null(pc.take(static_ext, paths.indices), False)
+    if not encoding.field_keys(fields).intersection(CONTENT_TYPE_FIELDS):
+        return by_ext
+    ctype = content_type(encoding.single(fields))
     static_type = pc.fill_null(pc.match_substring_regex(ctype, _STATIC_TYPES, ignore_case=True), False)
     page_type = pc.fill_null(pc.match_substring_regex(ctype, _PAGE_TYPES, ignore_case=True), False)
     decided = pc.or_(static_type, page_type)

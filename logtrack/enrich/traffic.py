@@ -22,6 +22,8 @@ from urllib.parse import unquote_plus
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import encoding
+
 UTM_PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 PAID_SEARCH_CLICK_IDS = ("gclid", "gbraid", "wbraid", "dclid", "msclkid")
 SOCIAL_CLICK_IDS = ("fbclid", "ttclid", "twclid")
@@ -53,24 +55,39 @@ _SOCIAL = r"^(?:social|social[-_ ]?(?:network|media)|sm|paid[-_ ]?social|faceboo
 def query_params(query: pa.ChunkedArray | pa.Array, names: tuple[str, ...]) -> dict[str, pa.Array]:
     """The first value of each named parameter in raw query strings, percent-decoded (nulls when absent).
 
-    Only rows whose query contains one of the names are searched; decoding runs once per
-    distinct value (`+` is a space, as browsers encode forms).
+    Works on the distinct query strings, and only those that mention one of the names are
+    searched; decoding runs once per distinct value (`+` is a space, as browsers encode forms).
     """
-    query = _array(query).cast(pa.string())
+    query = encoding.single(query)
     n = len(query)
     out = {name: pa.nulls(n, pa.string()) for name in names}
-    if n == 0 or not names:
+    if n == 0 or not names or query.null_count == n:
         return out
-    mention = pc.fill_null(pc.match_substring_regex(query, "|".join(names)), False)
-    if not pc.any(mention).as_py():
-        return out
-    subset = pc.filter(query, mention)
-    for name in names:
-        pattern = rf"(?:^|&){name}=(?P<v>[^&#]*)"
-        raw = pc.struct_field(pc.extract_regex(subset, pattern), [0])
-        decoded = decode_distinct(raw)
-        out[name] = pc.replace_with_mask(out[name], mention, decoded)
+    queries = encoding.encode(query)
+    for name, values in _distinct_params(queries.dictionary, names).items():
+        out[name] = pc.take(values, queries.indices)
     return out
+
+
+def _distinct_params(distinct: pa.Array, names: tuple[str, ...]) -> dict[str, pa.Array]:
+    """`query_params` over distinct strings: aligned arrays, only for the names found at all."""
+    mention = pc.match_substring_regex(distinct, "|".join(names))
+    if not pc.any(mention).as_py():
+        return {}
+    subset = pc.filter(distinct, mention)
+    found = {}
+    for name, values in _subset_params(subset, names).items():
+        found[name] = pc.replace_with_mask(pa.nulls(len(distinct), pa.string()), mention, values)
+    return found
+
+
+def _subset_params(subset: pa.Array, names: tuple[str, ...]) -> dict[str, pa.Array]:
+    found = {}
+    for name in names:
+        raw = pc.struct_field(pc.extract_regex(subset, rf"(?:^|&){name}=(?P<v>[^&#]*)"), [0])
+        if raw.null_count < len(raw):
+            found[name] = decode_distinct(raw)
+    return found
 
 
 def decode_distinct(raw: pa.Array) -> pa.Array:
@@ -87,78 +104,118 @@ def per_distinct(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
     return pc.take(fn(encoded.dictionary), encoded.indices)
 
 
+def _hosts(distinct: pa.Array) -> pa.Array:
+    host = pc.struct_field(pc.extract_regex(distinct, _REFERER_HOST), [0])
+    host = pc.utf8_rtrim(pc.utf8_lower(host), ".")
+    return pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
+
+
 def referer_host(referer: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Lower-case host of an absolute referrer URL (no port, no userinfo); null for `-` and junk."""
-
-    def hosts(distinct: pa.Array) -> pa.Array:
-        host = pc.struct_field(pc.extract_regex(distinct, _REFERER_HOST), [0])
-        host = pc.utf8_rtrim(pc.utf8_lower(host), ".")
-        return pc.if_else(pc.equal(host, ""), pa.scalar(None, pa.string()), host)
-
-    return per_distinct(_array(referer).cast(pa.string()), hosts)
+    return per_distinct(_array(referer).cast(pa.string()), _hosts)
 
 
 def _bare(host: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(pc.utf8_lower(host), r"^www\.", "")
 
 
-def channel(
-    utm: dict[str, pa.Array],
-    click_kind: pa.Array,
-    ref_host: pa.Array,
-    request_host: pa.Array,
-    internal_hosts: tuple[str, ...] = (),
-) -> pa.Array:
-    """The channel of each request (see the module docstring for the rules, in order)."""
-    n = len(ref_host)
-    medium = pc.utf8_lower(utm["utm_medium"])
-    source = pc.utf8_lower(utm["utm_source"])
-
-    def match(arr: pa.Array, pattern: str) -> pa.Array:
-        return pc.fill_null(per_distinct(arr, lambda d: pc.match_substring_regex(d, pattern)), False)
-
-    any_utm = pc.is_valid(utm["utm_source"])
-    for name in ("utm_medium", "utm_campaign"):
-        any_utm = pc.or_(any_utm, pc.is_valid(utm[name]))
-    social_source = match(source, _SOCIAL)
-    same_host = pc.fill_null(pc.equal(_bare(ref_host), _bare(request_host)), False)
-    if internal_hosts:
-        same_host = pc.or_(same_host, pc.fill_null(pc.is_in(_bare(ref_host), pa.array(
-            [h.lower().removeprefix("www.") for h in internal_hosts])), False))
-    # Highest precedence last: each rule overwrites the ones below it.
-    rules: list[tuple[pa.Array, str]] = [
-        (match(ref_host, SOCIAL_HOSTS), "social"),
-        (match(ref_host, SEARCH_HOSTS), "organic_search"),
-        (match(ref_host, EMAIL_HOSTS), "email"),
-        (same_host, "internal"),
-        (pc.is_null(ref_host), "direct"),
-        (pc.fill_null(pc.is_in(click_kind, pa.array(SOCIAL_CLICK_IDS)), False), "social"),
-        (pc.fill_null(pc.is_in(click_kind, pa.array(PAID_SEARCH_CLICK_IDS)), False), "paid_search"),
-        (any_utm, "campaign"),
-        (match(medium, r"^referral$"), "referral"),
-        (match(medium, r"^organic$"), "organic_search"),
-        (match(medium, _SOCIAL), "social"),
-        (match(medium, _PAID_SEARCH_MEDIUM), "paid_search"),
-        (pc.and_(match(medium, _PAID_MEDIUM), social_source), "social"),
-        (pc.or_(match(medium, _EMAIL_MEDIUM), match(source, _EMAIL_MEDIUM)), "email"),
-    ]
-    result = pa.repeat(pa.scalar("referral"), n)
-    for mask, name in rules:
-        result = pc.if_else(mask, pa.scalar(name), result)
-    return result
+def _matches(arr: pa.Array, pattern: str) -> pa.Array:
+    return pc.fill_null(pc.match_substring_regex(arr, pattern), False)
 
 
-def click_ids(query: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(click_id value, click id kind) from the first ad click id parameter found in each query."""
-    values = query_params(query, CLICK_IDS)
+def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
+    """utm_* and click_id of each request, and `query_channel`: the channel its query decides
+    (UTM tags, ad click ids; rules 1–2 of the module docstring), null when the query says nothing.
+
+    Everything is computed on the distinct queries that mention a parameter, then spread to rows.
+    """
+    query = encoding.single(query)
     n = len(query)
-    value = pa.nulls(n, pa.string())
-    kind = pa.nulls(n, pa.string())
+    names = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id", "query_channel")
+    out = {name: pa.nulls(n, pa.string()) for name in names}
+    if n == 0 or query.null_count == n:
+        return out
+    queries = encoding.encode(query)
+    distinct = queries.dictionary
+    mention = pc.match_substring_regex(distinct, "|".join(UTM_PARAMS + CLICK_IDS))
+    if not pc.any(mention).as_py():
+        return out
+    for name, values in _query_subset(pc.filter(distinct, mention)).items():
+        out[name] = pc.take(pc.replace_with_mask(pa.nulls(len(distinct), pa.string()), mention, values),
+                            queries.indices)
+    return out
+
+
+def _query_subset(subset: pa.Array) -> dict[str, pa.Array]:
+    m = len(subset)
+    params = _subset_params(subset, UTM_PARAMS + CLICK_IDS)
+    null = pa.nulls(m, pa.string())
+    cols = {name: params.get(name, null) for name in UTM_PARAMS}
+    value, kind = null, null
     for name in reversed(CLICK_IDS):  # earlier names win
-        present = pc.is_valid(values[name])
-        value = pc.if_else(present, values[name], value)
-        kind = pc.if_else(present, pa.scalar(name), kind)
-    return value, kind
+        if name in params:
+            present = pc.is_valid(params[name])
+            value = pc.if_else(present, params[name], value)
+            kind = pc.if_else(present, pa.scalar(name), kind)
+    cols["click_id"] = value
+    medium, source = pc.utf8_lower(cols["utm_medium"]), pc.utf8_lower(cols["utm_source"])
+    any_utm = pc.or_(pc.or_(pc.is_valid(cols["utm_source"]), pc.is_valid(cols["utm_medium"])),
+                     pc.is_valid(cols["utm_campaign"]))
+    # Highest precedence last, as in the module docstring (rules 1–2 only; referrers decide otherwise).
+    rules: list[tuple[pa.Array, str]] = [
+        (pc.fill_null(pc.is_in(kind, pa.array(SOCIAL_CLICK_IDS)), False), "social"),
+        (pc.fill_null(pc.is_in(kind, pa.array(PAID_SEARCH_CLICK_IDS)), False), "paid_search"),
+        (any_utm, "campaign"),
+        (_matches(medium, r"^referral$"), "referral"),
+        (_matches(medium, r"^organic$"), "organic_search"),
+        (_matches(medium, _SOCIAL), "social"),
+        (_matches(medium, _PAID_SEARCH_MEDIUM), "paid_search"),
+        (pc.and_(_matches(medium, _PAID_MEDIUM), _matches(source, _SOCIAL)), "social"),
+        (pc.or_(_matches(medium, _EMAIL_MEDIUM), _matches(source, _EMAIL_MEDIUM)), "email"),
+    ]
+    channel = null
+    for mask, name in rules:
+        channel = pc.if_else(mask, pa.scalar(name), channel)
+    cols["query_channel"] = channel
+    return cols
+
+
+def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.ChunkedArray | pa.Array,
+                    internal_hosts: tuple[str, ...] = ()) -> tuple[pa.Array, pa.Array]:
+    """(referer_host, the channel the referrer decides: rules 3–4 of the module docstring).
+
+    Hosts and their classes are computed per distinct referrer; only the comparison with the
+    request's own host is per row.
+    """
+    referer = encoding.single(referer)
+    n = len(referer)
+    if n == 0:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    if referer.null_count == n:
+        return pa.nulls(n, pa.string()), pa.repeat(pa.scalar("direct"), n)
+    refs = encoding.encode(referer)
+    hosts = _hosts(refs.dictionary)
+    kind = pa.repeat(pa.scalar("referral"), len(hosts))
+    for pattern, name in ((SOCIAL_HOSTS, "social"), (SEARCH_HOSTS, "organic_search"), (EMAIL_HOSTS, "email")):
+        kind = pc.if_else(_matches(hosts, pattern), pa.scalar(name), kind)
+    bare = _bare(hosts)
+    if internal_hosts:
+        internal = pc.fill_null(pc.is_in(bare, pa.array([h.lower().removeprefix("www.") for h in internal_hosts])),
+                                False)
+        kind = pc.if_else(internal, pa.scalar("internal"), kind)
+    kind = pc.if_else(pc.is_null(hosts), pa.scalar("direct"), kind)
+    ref_host = pc.take(hosts, refs.indices)
+    channel = pc.fill_null(pc.take(kind, refs.indices), "direct")
+    same = pc.fill_null(pc.equal(pc.take(bare, refs.indices), _bare_hosts(request_host)), False)
+    return ref_host, pc.if_else(pc.and_(same, pc.not_equal(channel, "direct")), pa.scalar("internal"), channel)
+
+
+def _bare_hosts(host: pa.ChunkedArray | pa.Array) -> pa.Array:
+    host = encoding.single(host)
+    if host.null_count == len(host):
+        return host.cast(pa.string())
+    hosts = encoding.encode(host)
+    return pc.take(_bare(hosts.dictionary), hosts.indices)
 
 
 def language(accept_language: pa.Array) -> pa.Array:
@@ -169,6 +226,4 @@ def language(accept_language: pa.Array) -> pa.Array:
 
 
 def _array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
-    return col
+    return encoding.single(col)

@@ -12,6 +12,7 @@ and `UACache` (held by `EnrichConfig`) remembers the results across batches.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -93,29 +94,48 @@ class UAParser:
 
 
 class UACache:
-    """Enrichment results per user agent string, kept across batches, bounded.
+    """Enrichment columns per user agent string, kept across batches, bounded.
 
-    When full, the older half is dropped (dicts keep insertion order) rather than everything,
-    so a working set just above the limit does not re-parse all of it.
+    Results live in Arrow arrays (one per column) with a position per string, so a batch turns
+    its distinct strings into positions (a dict lookup each) and `take`s every column at once,
+    without building Python values per batch. When full, everything but the current batch's
+    strings is dropped.
     """
 
     def __init__(self, limit: int = _CACHE_LIMIT) -> None:
         """An empty cache holding at most `limit` strings."""
-        self.rows: dict[str, tuple] = {}
+        self.positions: dict[str, int] = {}
+        self.columns: dict[str, pa.Array] = {}
         self.limit = limit
         self._lock = threading.Lock()
 
-    def missing(self, strings: list[str]) -> list[str]:
-        """The strings not cached yet."""
-        return [s for s in strings if s not in self.rows]
-
-    def add(self, strings: list[str], rows: list[tuple]) -> None:
-        """Remember one result row per string, evicting the older half when over the limit."""
+    def rows(self, strings: list[str], compute: Callable[[list[str]], dict[str, pa.Array]]
+             ) -> tuple[pa.Array, dict[str, pa.Array]]:
+        """(position of each of the distinct `strings`, the cached columns), computing the
+        columns of unknown strings with `compute(new strings) -> {column: array}`."""
         with self._lock:
-            self.rows.update(zip(strings, rows, strict=True))
-            if len(self.rows) > self.limit:
-                for key in list(self.rows)[: len(self.rows) // 2]:
-                    self.rows.pop(key, None)
+            get = self.positions.get
+            found = [get(s) for s in strings]
+            new = [s for s, p in zip(strings, found, strict=True) if p is None]
+            if new:
+                if len(self.positions) + len(new) > self.limit:
+                    self._keep([s for s, p in zip(strings, found, strict=True) if p is not None])
+                self._append(new, compute(new))
+                found = [self.positions[s] for s in strings]
+            return pa.array(found, pa.int32()), self.columns
+
+    def _keep(self, strings: list[str]) -> None:
+        where = pa.array([self.positions[s] for s in strings], pa.int32())
+        self.columns = {name: col.take(where) for name, col in self.columns.items()}
+        self.positions = {s: i for i, s in enumerate(strings)}
+
+    def _append(self, strings: list[str], columns: dict[str, pa.Array]) -> None:
+        start = len(self.positions)
+        self.positions.update((s, start + i) for i, s in enumerate(strings))
+        if not self.columns:
+            self.columns = dict(columns)
+        else:
+            self.columns = {name: pa.concat_arrays([col, columns[name]]) for name, col in self.columns.items()}
 
 
 _default: UAParser | None = None

@@ -1,0 +1,124 @@
+"""Per-column work done once and shared between stages: dictionary encodings and derived results.
+
+The chain runs `identify` then `privacy.apply` over the same table: both need the distinct user
+agents, and both truncate `client_ip`. Rather than change the stage contracts, results are
+remembered per Arrow array (`memo`): the key is the identity of the array's buffers plus its
+offset and length, and the entry holds a reference to the array, so its buffers stay alive and no
+other array can reuse their addresses — an equal key then means the very same data (Arrow
+buffers are immutable). The memo is tiny (the last few columns): it spans one batch, not a run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+T = TypeVar("T")
+_MEMO_SIZE = 8
+_memo: OrderedDict[tuple, tuple[pa.Array, Any]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def single(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array, without copying when the column has a single chunk (the usual case:
+    `combine_chunks` copies even then, which would also defeat `memo`)."""
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks == 1:
+            return col.chunk(0)
+        return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+    return col
+
+
+def _identity(arr: pa.Array) -> tuple:
+    return (str(arr.type), arr.offset, len(arr),
+            tuple(0 if b is None else b.address for b in arr.buffers()))
+
+
+def memo(kind: Hashable, arr: pa.Array, compute: Callable[[pa.Array], T]) -> T:
+    """`compute(arr)`, remembered for this very array under `kind` (see the module docstring)."""
+    key = (kind, _identity(arr))
+    with _lock:
+        hit = _memo.get(key)
+        if hit is not None:
+            _memo.move_to_end(key)
+            return hit[1]
+    value = compute(arr)
+    with _lock:
+        _memo[key] = (arr, value)
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    return value
+
+
+def peek(kind: Hashable, arr: pa.Array) -> Any | None:
+    """What `memo` holds for this array under `kind`, without computing it (None when absent)."""
+    with _lock:
+        hit = _memo.get((kind, _identity(arr)))
+    return None if hit is None else hit[1]
+
+
+def _encode(arr: pa.Array) -> pa.DictionaryArray:
+    if pa.types.is_dictionary(arr.type):
+        return arr
+    return pc.dictionary_encode(arr.cast(pa.string()) if arr.type != pa.string() else arr)
+
+
+def encode(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """Dictionary encoding of a string column (nulls stay null in the indices), once per array."""
+    return memo("encode", single(col), _encode)
+
+
+def encoded_if_known(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray | None:
+    """The encoding `encode` already computed for this column, else None (nothing is computed)."""
+    return peek("encode", single(col))
+
+
+def _keys(fields: pa.Array) -> frozenset[str]:
+    return frozenset(pc.unique(fields.keys).to_pylist())
+
+
+def field_keys(fields: pa.Array | pa.ChunkedArray) -> frozenset[str]:
+    """Every key used in a `fields` map column (once per array). A superset when the array is a
+    slice — fine: it only tells which `map_lookup`s can be skipped because no row has the key."""
+    fields = single(fields)
+    if len(fields) == 0 or fields.null_count == len(fields) or len(fields.keys) == 0:
+        return frozenset()
+    return memo("field_keys", fields, _keys)
+
+
+def per_distinct(col: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """`fn` over the distinct values only, spread back to the rows with `take`."""
+    enc = encode(col)
+    return pc.take(fn(enc.dictionary), enc.indices)
+
+
+class ValueCache:
+    """Results per distinct string, kept across batches (held by a stage's config), bounded.
+
+    When full, the older half is dropped (dicts keep insertion order) rather than everything,
+    so a working set just above the limit does not recompute all of it.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        """An empty cache holding at most `limit` values."""
+        self.values: dict[Hashable, Any] = {}
+        self.limit = limit
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: list) -> list:
+        """The cached value of each key, None where unknown."""
+        get = self.values.get
+        return [get(k) for k in keys]
+
+    def put_many(self, keys: list, values: list) -> None:
+        """Remember values, evicting the older half when over the limit."""
+        with self._lock:
+            self.values.update(zip(keys, values, strict=True))
+            if len(self.values) > self.limit:
+                for key in list(self.values)[: len(self.values) // 2]:
+                    self.values.pop(key, None)
