@@ -51,7 +51,24 @@ import pyarrow.compute as pc
 
 from .config import Config
 from .enrich.static import is_page_path
-from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
+from .schema import ENRICHED_REQUESTS, SESSIONS, TS, conform, empty
+from .sessionstore import (
+    Cols,
+    RowStore,
+    VisitorCounts,
+    bools,
+    campaign_splits,
+    chunk,
+    hashes,
+    ints,
+    key_field,
+    local_days,
+    merge_sorted,
+    pack_keys,
+    select,
+    set_key_field,
+    stitch,
+)
 
 _KEYS = {"timeout", "mode", "timezone", "exclude", "reorder_window"}
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
@@ -117,6 +134,10 @@ class SessionConfig:
         return cls(**kw)
 
 
+_FIRST_COLS = ["anonymous_id", "user_id", "browser", "os", "device", "host"]
+_LANDING_COLS = ["path", "referer_host", "channel", *_UTM]
+
+
 class SessionOutput(NamedTuple):
     """What a push or finish emits: requests (ENRICHED_REQUESTS) and closed sessions (SESSIONS)."""
 
@@ -124,65 +145,41 @@ class SessionOutput(NamedTuple):
     sessions: pa.Table
 
 
-# Internal columns the buffer carries next to ENRICHED_REQUESTS, computed once per row at push:
-# visitor key, whether the row takes part in sessions, pageview flag, UTM tag set (ua mode).
-_INTERNAL = pa.schema([("_key", pa.string()), ("_eligible", pa.bool_()), ("_pv", pa.bool_()), ("_utm", pa.string())])
-_BUFFER = pa.schema([pa.field(f.name, f.type) for f in [*ENRICHED_REQUESTS, *_INTERNAL]])  # all nullable
-
-
-def _chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
-    return col
-
-
-def _ints(col: pa.ChunkedArray | pa.Array, null: int) -> np.ndarray:
-    return pc.fill_null(pc.cast(col, pa.int64()), null).to_numpy()
-
-
-def _bools(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return pc.fill_null(col, False).to_numpy(zero_copy_only=False)
-
-
-def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Integer codes (-1 for null) and the dictionary of a string column."""
-    enc = pc.dictionary_encode(_chunk(col))
-    return pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64), enc.dictionary
-
-
-def _local_days(ts_us: np.ndarray, tz: str) -> np.ndarray:
-    local = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC").tz_convert(tz)
-    return local.tz_localize(None).values.astype("datetime64[D]").astype(np.int64)
-
-
-def _ffill_index(valid: np.ndarray, group_start: np.ndarray) -> np.ndarray:
-    """For each position, the last valid position at or before it within its group, else -1."""
-    idx = np.where(valid, np.arange(len(valid)), -1)
-    last = np.maximum.accumulate(idx) if len(idx) else idx
-    return np.where(last >= group_start, last, -1)
+def _visitor_key(table: pa.Table) -> pa.ChunkedArray:
+    """`a:<anonymous_id>`, else `u:<user_id>`, else null."""
+    anon, user = table.column("anonymous_id"), table.column("user_id")
+    return pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
 
 
 def pageview_mask(table: pa.Table) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots."""
-    status = _ints(table.column("status"), 0)
+    status = ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
-    ok &= _bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
-    ok &= ~_bools(table.column("is_bot")) & ~_bools(table.column("is_static"))
-    candidates = np.flatnonzero(ok)  # the path regex only runs where it can matter
-    ok[candidates] = _bools(is_page_path(_chunk(table.column("path")).take(pa.array(candidates))))
+    ok &= bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
+    ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
+    candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
+    enc = pc.dictionary_encode(chunk(table.column("path")).take(pa.array(candidates)))
+    ok[candidates] = bools(is_page_path(enc.dictionary).take(enc.indices))
     return ok
 
 
 class Sessionizer:
-    """Stateful, vectorized sessionization across pushes (see the module docstring)."""
+    """Stateful, vectorized sessionization across pushes (see the module docstring).
+
+    Rows are kept as pushed (`RowStore`); the work is numeric. Rows in sessions are held as arrays
+    sorted by (visitor, ts, source, line) packed into one byte key, so a push merges its own sorted
+    rows in by binary search: no push sorts, copies or re-encodes strings of the whole buffer.
+    """
 
     def __init__(self, cfg: SessionConfig | None = None) -> None:
         """Start with no visitors and an empty buffer."""
         self.cfg = cfg or SessionConfig()
-        self._pending = empty(_BUFFER)
+        self._rows = RowStore()
+        self._open: Cols = {}  # rows in sessions: key (see pack_keys), ts, pos, pv, user [, utm, utmv, day]
+        self._waiting: Cols = {}  # rows outside sessions (ts, rank, line, pos) until older than the cutoff
+        self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
-        self._seen = np.empty(0, np.uint64)  # sorted visitor hashes …
-        self._counts = np.empty(0, np.int64)  # … and their sessions emitted so far
+        self._seen = VisitorCounts()  # sessions emitted so far per visitor hash
         self._timeout = int(self.cfg.timeout / timedelta(microseconds=1))
         self._window = int(self.cfg.reorder_window / timedelta(microseconds=1))
         self.late_rows = 0
@@ -190,15 +187,13 @@ class Sessionizer:
     @property
     def buffered_rows(self) -> int:
         """Rows held back (open sessions and the reorder window)."""
-        return self._pending.num_rows
+        return sum(len(c.get("ts", ())) for c in (self._open, self._waiting))
 
     def push(self, table: pa.Table, watermark: pd.Timestamp | None) -> SessionOutput:
         """Add enriched, identified requests; emit what the watermark makes final."""
         batch = conform(table, ENRICHED_REQUESTS)
-        if self._cutoff is not None and batch.num_rows:
-            self.late_rows += int((_ints(batch.column("ts"), 0) < self._cutoff).sum())
         if batch.num_rows:
-            self._pending = pa.concat_tables([self._pending, self._derive(batch)])
+            self._add(batch)
         if watermark is not None:
             w = pd.Timestamp(watermark)
             w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
@@ -209,85 +204,113 @@ class Sessionizer:
     def finish(self) -> SessionOutput:
         """Close every session and emit everything still buffered."""
         out = self._emit(final=True)
-        self._pending = empty(_BUFFER)
+        self._rows, self._open, self._waiting = RowStore(), {}, {}
         return out
 
-    def _derive(self, batch: pa.Table) -> pa.Table:  # the batch plus the internal columns
-        anon, user = batch.column("anonymous_id"), batch.column("user_id")
-        key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
+    def _add(self, batch: pa.Table) -> None:
+        """Numeric state of a batch's rows: rows in sessions merged into `_open`, others wait."""
+        ts = ints(batch.column("ts"), 0)
+        if self._cutoff is not None:
+            self.late_rows += int((ts < self._cutoff).sum())
+        key = _visitor_key(batch)
         ok = pc.and_(pc.is_valid(key), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
-        if "bots" in self.cfg.exclude:
-            ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column("is_bot"), False)))
-        if "static" in self.cfg.exclude:
-            ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column("is_static"), False)))
-        utm = pa.nulls(batch.num_rows, pa.string())
+        # A line whose request was not METHOD TARGET PROTOCOL (path null) is no visit (DESIGN §2).
+        ok = pc.and_(ok, pc.is_valid(batch.column("path")))
+        for flag, column in (("bots", "is_bot"), ("static", "is_static")):
+            if flag in self.cfg.exclude:
+                ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column(column), False)))
+        eligible = bools(ok)
+        base = {"ts": ts, "rank": self._source_ranks(batch.column("source")), "line": ints(batch.column("line"), -1),
+                "pos": self._rows.add(batch)}
+        wait = select(base, ~eligible)
+        self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
+        rows = np.flatnonzero(eligible)
+        if not len(rows):
+            return
+        part = batch.select(["user_id", *_UTM]).take(pa.array(rows))
+        vh, vh2 = hashes(key.take(pa.array(rows)), ("0123456789123456", "logtrack-visitor"))
+        new = {"key": pack_keys(vh, vh2, ts[rows], base["rank"][rows], base["line"][rows]), "ts": ts[rows],
+               "pos": base["pos"][rows], "pv": pageview_mask(batch)[rows],
+               "user": bools(pc.is_valid(part.column("user_id")))}
         if self.cfg.mode == "ua":
-            joined = pc.binary_join_element_wise(*[pc.fill_null(batch.column(c), "") for c in _UTM], "\x1f")
-            tagged = pc.or_(pc.or_(pc.is_valid(batch.column("utm_source")), pc.is_valid(batch.column("utm_medium"))),
-                            pc.is_valid(batch.column("utm_campaign")))
-            utm = pc.if_else(tagged, joined, pa.scalar(None, pa.string()))
-        derived = {"_key": key, "_eligible": ok, "_pv": pa.array(pageview_mask(batch)), "_utm": utm}
-        return pa.Table.from_arrays([*batch.columns, *derived.values()], schema=_BUFFER)
+            joined = pc.binary_join_element_wise(*[pc.fill_null(part.column(c), "") for c in _UTM], "\x1f")
+            tagged = bools(pc.or_(pc.or_(pc.is_valid(part.column("utm_source")), pc.is_valid(part.column("utm_medium"))),
+                                   pc.is_valid(part.column("utm_campaign"))))
+            new |= {"utm": hashes(joined, ("0123456789123456",))[0], "utmv": tagged,
+                    "day": local_days(new["ts"], self.cfg.timezone)}
+        new = select(new, np.argsort(new["key"], kind="stable"))
+        if not self._open:
+            self._open = new
+            return
+        self._open = merge_sorted(self._open, new)
+
+    def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
+        """Rank of each row's source name among the names seen (-1 for null); a new name re-ranks
+        the buffered rows (order between known names never changes)."""
+        enc = pc.dictionary_encode(chunk(col))
+        names = enc.dictionary.to_pylist()
+        if not self._sources.keys() >= set(names):
+            old = self._sources
+            self._sources = {name: i for i, name in enumerate(sorted(old.keys() | set(names)))}
+            remap = np.array([self._sources[n] for n in old] + [-1], np.int64)  # old rank -> new; -1 stays
+            if self._waiting:
+                self._waiting["rank"] = remap[self._waiting["rank"]]
+            if self._open:
+                set_key_field(self._open["key"], 3, remap[key_field(self._open["key"], 3)])
+        ranks = np.array([self._sources[n] for n in names] + [-1], np.int64)
+        return ranks[pc.fill_null(enc.indices, len(names)).to_numpy()]
 
     def _emit(self, final: bool) -> SessionOutput:
-        p = self._pending
-        if p.num_rows == 0 or (self._cutoff is None and not final):
+        if not self.buffered_rows or (self._cutoff is None and not final):
             return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
-        ts = _ints(p.column("ts"), 0)
-        # Output order is (ts, source, line), nulls first; sources ranked by name.
-        scode, sdict = _codes(p.column("source"))
-        rank_of = np.argsort(np.argsort(np.array(sdict.to_pylist(), dtype=object))) if len(sdict) else np.zeros(1, np.int64)
-        srank = np.where(scode >= 0, rank_of[np.maximum(scode, 0)], -1)
-        line = _ints(p.column("line"), -1)
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
-        eligible = _bools(p.column("_eligible"))
-        out_other = np.flatnonzero(~eligible & (ts < cutoff))
-        sess_rows, sessions, cols = self._sessionize(p, np.flatnonzero(eligible), ts, srank, line, cutoff, final)
-        emitted = np.concatenate([out_other, sess_rows])
-        keep = np.ones(p.num_rows, bool)
-        keep[emitted] = False
-        self._pending = p.filter(keep)
-        if self._pending.column("ts").num_chunks > 8:  # takes over many small chunks get slow
-            self._pending = self._pending.combine_chunks()
-        order = np.lexsort((line[emitted], srank[emitted], ts[emitted]))
-        requests = p.select(ENRICHED_REQUESTS.names).take(emitted[order])  # one wide take per push
-        # Rows outside sessions keep their user_id and get null session columns.
-        before = {"session_id": pa.nulls(len(out_other), pa.string()), "session_seq": pa.nulls(len(out_other), pa.int32()),
-                  "user_id": _chunk(p.column("user_id").take(out_other))}
-        for name, head in before.items():
-            values = pa.concat_arrays([head, cols.get(name, pa.array([], head.type))])
-            requests = requests.set_column(requests.column_names.index(name), ENRICHED_REQUESTS.field(name),
-                                           pc.take(values, order))
+        ready = self._waiting["ts"] < cutoff
+        rows = select(self._waiting, ready)
+        self._waiting = select(self._waiting, ~ready)
+        n_other = len(rows["ts"])
+        # Rows outside sessions keep their user_id; session rows get their stitched one.
+        sess = {"user_id": rows["pos"], "session_id": np.full(n_other, -1), "session_seq": np.full(n_other, -1)}
+        done, sid, sessions = self._close(cutoff, final)
+        if done:
+            rows = {name: np.concatenate([a, done[name]]) for name, a in rows.items()}
+            sess = {name: np.concatenate([a, done[name]]) for name, a in sess.items()}
+        order = np.lexsort((rows["line"], rows["rank"], rows["ts"]))
+        pos = rows["pos"][order]
+        requests = self._rows.take(pos)  # one wide take per push
+        sess = {name: a[order] for name, a in sess.items()}
+        values = {"user_id": self._rows.take(sess["user_id"], ["user_id"]).column(0),
+                  "session_id": pc.take(sid, pa.array(sess["session_id"], mask=sess["session_id"] < 0)),
+                  "session_seq": pa.array(sess["session_seq"], pa.int32(), mask=sess["session_seq"] < 0)}
+        for name, column in values.items():
+            requests = requests.set_column(requests.column_names.index(name), ENRICHED_REQUESTS.field(name), column)
+        moved = self._rows.release(pos)
+        if moved is not None:
+            for cols in (self._open, self._waiting):
+                if cols:
+                    cols["pos"] = moved[cols["pos"]]
         return SessionOutput(requests, sessions)
 
-    def _sessionize(self, p: pa.Table, rows: np.ndarray, ts_all: np.ndarray, srank: np.ndarray,
-                    line: np.ndarray, cutoff: int, final: bool) -> tuple[np.ndarray, pa.Table, dict[str, pa.Array]]:
-        """Sessions over the eligible rows: (rows emitted, SESSIONS table, new column values).
+    def _close(self, cutoff: int, final: bool) -> tuple[Cols, pa.Array, pa.Table]:
+        """Take the sessions nothing can change any more out of `_open`.
 
-        Everything runs on integer codes in "sorted space" (eligible rows sorted by visitor, ts,
-        source, line); `rows` maps it back to buffer positions, so strings are only gathered
-        for the rows and sessions that are emitted.
+        Returns their rows (position, ts, rank, line; session_id as an index into the returned ids,
+        session_seq, user_id as the position of the row whose user_id the row gets, or -1) and their
+        SESSIONS rows.
         """
-        nothing = (np.empty(0, np.int64), empty(SESSIONS), {})
-        if len(rows) == 0:
-            return nothing
-        kcode_all, kdict = _codes(p.column("_key"))
-        order = np.lexsort((line[rows], srank[rows], ts_all[rows], kcode_all[rows]))
-        rows = rows[order]
-        k, t = kcode_all[rows], ts_all[rows]
-        n = len(rows)
+        o = self._open
+        if not o or not len(o["ts"]):
+            return {}, pa.array([], pa.string()), empty(SESSIONS)
+        t, n = o["ts"], len(o["ts"])
+        fields = o["key"].view(">u8").reshape(-1, 5)
         new_visitor = np.ones(n, bool)
-        new_visitor[1:] = k[1:] != k[:-1]
+        new_visitor[1:] = (fields[1:, 0] != fields[:-1, 0]) | (fields[1:, 1] != fields[:-1, 1])
         brk = new_visitor.copy()
         brk[1:] |= (t[1:] - t[:-1]) > self._timeout
         if self.cfg.mode == "ua":
-            days = _local_days(t, self.cfg.timezone)
-            brk[1:] |= days[1:] != days[:-1]
-            brk |= self._campaign_splits(_codes(p.column("_utm"))[0][rows], brk)
+            brk[1:] |= o["day"][1:] != o["day"][:-1]
+            brk |= campaign_splits(o["utmv"], o["utm"], brk)
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], n) - 1
-        group = np.cumsum(brk) - 1
-        # Which sessions nothing can change any more (see the module docstring).
         if final:
             done = np.ones(len(starts), bool)
         else:
@@ -295,105 +318,65 @@ class Sessionizer:
             same_visitor_next = np.append(~new_visitor[starts[1:]], False)
             done = (t[ends] < cutoff - self._timeout) | (same_visitor_next & (next_start < cutoff))
             if self.cfg.mode == "ua":
-                done |= _local_days(np.array([cutoff]), self.cfg.timezone)[0] > _local_days(t[ends], self.cfg.timezone)
+                done |= local_days(np.array([cutoff]), self.cfg.timezone)[0] > o["day"][ends]
         if not done.any():
-            return nothing
-        # session_seq: per visitor, counting on from what earlier pushes emitted. Only the
-        # visitors of done sessions are hashed (64-bit, pandas' vectorized SipHash).
-        svis = k[starts]
-        first_of_visitor = np.ones(len(starts), bool)
-        first_of_visitor[1:] = svis[1:] != svis[:-1]
-        rank = np.arange(len(starts)) - np.maximum.accumulate(np.where(first_of_visitor, np.arange(len(starts)), 0))
-        done_vis, inverse = np.unique(svis[done], return_inverse=True)
-        vkeys = kdict.take(pa.array(done_vis)).to_pylist()
-        vhash = pd.util.hash_array(np.array(vkeys, dtype=object))[inverse]
-        seq = np.zeros(len(starts), np.int64)
-        seq[done] = self._base_counts(vhash) + rank[done] + 1
-        self._add_counts(vhash)
-        # Stitch user ids within each session: forward, then backward.
-        ucode_all, udict = _codes(p.column("user_id"))
-        ucode = ucode_all[rows]
-        valid = ucode >= 0
-        fwd = _ffill_index(valid, starts[group])
-        rev = _ffill_index(valid[::-1], (n - 1 - ends[group])[::-1])[::-1]
-        bwd = np.where(rev >= 0, n - 1 - rev, -1)
-        src = np.where(fwd >= 0, fwd, bwd)
-        stitched = np.where(src >= 0, ucode[np.maximum(src, 0)], -1)
-        # Keep only rows of sessions that are done.
-        row_done = done[group]
-        sel = np.flatnonzero(row_done)
-        ids = [hashlib.blake2b(f"{vkeys[v]}\x1f{s}".encode(), digest_size=16).hexdigest()
-               for v, s in zip(inverse.tolist(), t[starts[done]].tolist(), strict=True)]  # once per session
-        sid_of = np.full(len(starts), -1, np.int64)
-        sid_of[done] = np.arange(int(done.sum()))
-        sid_arr = pa.array(ids, pa.string())
-        cols = {
-            "session_id": pc.take(sid_arr, pa.array(sid_of[group[sel]])),
-            "session_seq": pa.array(seq[group[sel]].astype(np.int32)),
-            "user_id": pc.take(udict, pa.array(stitched[sel], mask=stitched[sel] < 0)),
-        }
-        pv = _bools(p.column("_pv"))[rows]
-        sessions = self._session_rows(p, rows, pv, starts, ends, done, sid_arr, cols["user_id"], sel, t)
-        return rows[sel], sessions, cols
+            return {}, pa.array([], pa.string()), empty(SESSIONS)
+        # session_seq: per visitor, counting on from what earlier pushes emitted. A visitor's
+        # done sessions are always its first ones in the buffer.
+        idx = np.arange(len(starts))
+        rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
+        vhash = fields[starts[done], 0].astype(np.uint64)
+        seq = self._seen.add(vhash) + rank + 1
+        row_done = np.repeat(done, ends - starts + 1)
+        d = select(o, row_done)
+        self._open = select(o, ~row_done)
+        # From here on, in the done rows' own index space (sessions are whole blocks of it).
+        lengths = (ends - starts + 1)[done]
+        ss = np.cumsum(lengths) - lengths
+        se = ss + lengths - 1
+        group = np.repeat(np.arange(len(ss)), lengths)
+        src = stitch(d["user"], ss[group], se[group])  # a login carries to the whole session
+        user_src = np.where(src >= 0, d["pos"][np.maximum(src, 0)], -1)
+        first = self._rows.take(d["pos"][ss], _FIRST_COLS)
+        keys = _visitor_key(first).to_pylist()
+        blake2b = hashlib.blake2b
+        ids = pa.array([blake2b(f"{k}\x1f{s}".encode(), digest_size=16).hexdigest()  # once per session
+                        for k, s in zip(keys, d["ts"][ss].tolist(), strict=True)], pa.string())
+        rows = {"pos": d["pos"], "ts": d["ts"], "rank": key_field(d["key"], 3), "line": key_field(d["key"], 4),
+                "session_id": group, "session_seq": seq[group], "user_id": user_src}
+        return rows, ids, self._session_rows(d, ss, se, ids, user_src[ss], first)
 
-    def _campaign_splits(self, code: np.ndarray, brk: np.ndarray) -> np.ndarray:
-        """UA mode: a request whose UTM tags (code, -1 = none) differ from the latest ones in its session."""
-        seg_start = np.flatnonzero(brk)[np.cumsum(brk) - 1]
-        last = _ffill_index(code >= 0, seg_start)
-        prev = np.full(len(code), -1)
-        prev[1:] = np.where(last[:-1] >= 0, code[np.maximum(last[:-1], 0)], -1)
-        split = (code >= 0) & (code != prev)
-        return split & ~brk
-
-    def _lookup(self, vhash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pos = np.searchsorted(self._seen, vhash)
-        found = pos < len(self._seen)
-        found[found] = self._seen[pos[found]] == vhash[found]
-        return pos, found
-
-    def _base_counts(self, vhash: np.ndarray) -> np.ndarray:
-        pos, found = self._lookup(vhash)
-        return np.where(found, self._counts[np.where(found, pos, 0)] if len(self._counts) else 0, 0)
-
-    def _add_counts(self, vhash: np.ndarray) -> None:
-        uniq, n = np.unique(vhash, return_counts=True)
-        pos, found = self._lookup(uniq)
-        self._counts[pos[found]] += n[found]
-        self._seen = np.insert(self._seen, pos[~found], uniq[~found])
-        self._counts = np.insert(self._counts, pos[~found], n[~found])
-
-    def _session_rows(self, p: pa.Table, rows: np.ndarray, pv: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                      done: np.ndarray, sid: pa.Array, stitched: pa.Array, sel: np.ndarray, t: np.ndarray) -> pa.Table:
-        """One SESSIONS row per done session; starts/ends (all sessions) index sorted space."""
-        n = len(t)
+    def _session_rows(self, d: Cols, ss: np.ndarray, se: np.ndarray, sid: pa.Array, user_src: np.ndarray,
+                      first: pa.Table) -> pa.Table:
+        """SESSIONS rows sorted by (start, session_id); ss/se are the sessions' first/last rows in
+        `d`, `first` their first requests."""
+        pv, n, t = d["pv"], len(d["ts"]), d["ts"]
         pv_cum = np.concatenate([[0], np.cumsum(pv)])
-        pageviews = pv_cum[ends + 1] - pv_cum[starts]
-        first_pv = np.minimum.reduceat(np.where(pv, np.arange(n), n), starts)
-        last_pv = np.maximum.reduceat(np.where(pv, np.arange(n), -1), starts)
-        landing = np.where(pageviews > 0, first_pv, starts)[done]
-        exit_ = np.where(pageviews > 0, last_pv, ends)[done]
-        starts, ends, pageviews = starts[done], ends[done], pageviews[done]
-        duration = (t[ends] - t[starts]) / _US
-        first, last, land, exit_rows = (pa.array(rows[i]) for i in (starts, ends, landing, exit_))
-        cols: dict[str, pa.Array] = {
+        pageviews = pv_cum[se + 1] - pv_cum[ss]
+        landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(n), n), ss), ss)
+        exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(n), -1), ss), se)
+        # Sort the numbers and positions first, so no wide table is reordered.
+        order = pc.sort_indices(pa.table({"s": t[ss], "id": sid}), [("s", "ascending"), ("id", "ascending")])
+        o = order.to_numpy()
+        ss, se, pageviews, landing, exit_, user_src = (a[o] for a in (ss, se, pageviews, landing, exit_, user_src))
+        first, sid = first.take(order), sid.take(order)
+        land = self._rows.take(d["pos"][landing], _LANDING_COLS)
+        duration = (t[se] - t[ss]) / _US
+        cols: dict[str, pa.Array | pa.ChunkedArray] = {
             "session_id": sid,
             # The stitched user of the session's first request (its first login).
-            "user_id": pc.take(stitched, pa.array(np.searchsorted(sel, starts))),
-            "anonymous_id": pc.take(p.column("anonymous_id"), first),
-            "start": pc.take(p.column("ts"), first),
-            "end": pc.take(p.column("ts"), last),
+            "user_id": self._rows.take(user_src, ["user_id"]).column(0),
+            "start": pa.array(t[ss], TS),
+            "end": pa.array(t[se], TS),
             "duration_s": pa.array(duration),
-            "requests": pa.array(ends - starts + 1),
+            "requests": pa.array(se - ss + 1),
             "pageviews": pa.array(pageviews),
-            "events": pa.array(np.zeros(len(starts), np.int64)),
-            "landing_path": pc.take(p.column("path"), land),
-            "exit_path": pc.take(p.column("path"), exit_rows),
+            "events": pa.array(np.zeros(len(ss), np.int64)),
+            "landing_path": land.column("path"),
+            "exit_path": self._rows.take(d["pos"][exit_], ["path"]).column(0),
             "is_bounce": pa.array(pageviews == 1),
             "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
         }
-        for name in ("referer_host", "channel") + _UTM:
-            cols[name] = pc.take(p.column(name), land)
-        for name in ("browser", "os", "device", "host"):
-            cols[name] = pc.take(p.column(name), first)
-        table = conform(pa.table(cols), SESSIONS)
-        return table.take(pc.sort_indices(table, [("start", "ascending"), ("session_id", "ascending")]))
+        cols |= {name: land.column(name) for name in _LANDING_COLS[1:]}
+        cols |= {name: first.column(name) for name in _FIRST_COLS if name != "user_id"}
+        return conform(pa.table(cols), SESSIONS)
