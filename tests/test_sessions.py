@@ -196,6 +196,58 @@ def test_config_and_durations():
             SessionConfig.from_config(Config(doc=load_yaml("c.yaml", text="sessions:\n" + bad)))
 
 
+def test_lines_without_a_request_neither_start_nor_extend_sessions():
+    # DESIGN §2: `"-"`, `""` or TLS bytes as the request: method/path null, status counted, no visit.
+    req, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/"},
+                    {"ts": "2026-03-01 10:20:00", "method": None, "path": None, "protocol": None, "status": 400},
+                    {"ts": "2026-03-01 10:45:00", "path": "/b"},  # 45 min after "/": a new session
+                    {"ts": "2026-03-01 11:00:00", "method": None, "path": None, "status": 400,
+                     "client_ip": "203.0.113.9"}])  # another visitor with only such a line: no session
+    assert len(req) == 4 and list(req.session_id.isna()) == [False, True, False, True]
+    assert list(ses.requests) == [1, 1] and list(ses.landing_path) == ["/", "/b"]
+    assert req.anonymous_id.notna().all()  # still identified, just not a visit
+
+
+def test_api_calls_are_requests_of_the_session_but_not_pageviews():
+    _, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/category/shoes"},
+                  {"ts": "2026-03-01 10:00:01", "path": "/api/v1/products", "query": "category=shoes&page=1"},
+                  {"ts": "2026-03-01 10:00:30", "path": "/graphql", "method": "POST"}])
+    assert list(ses.requests) == [3] and list(ses.pageviews) == [1]
+    assert list(ses.is_bounce) == [True] and list(ses.exit_path) == ["/category/shoes"]
+
+
+def test_a_source_seen_later_sorts_by_name_inside_open_sessions():
+    s = Sessionizer(SessionConfig())
+    s.push(prepared([{"ts": "2026-03-01 10:00:00", "source": "web2.log", "line": 7, "path": "/second"}]), None)
+    s.push(prepared([{"ts": "2026-03-01 10:00:00", "source": "web1.log", "line": 9, "path": "/first"},
+                     {"ts": "2026-03-01 10:00:00", "source": None, "line": 1, "path": "/nosource"}]), None)
+    out = s.finish()
+    assert out.requests.column("path").to_pylist() == ["/nosource", "/first", "/second"]  # (ts, source, line)
+    ses = out.sessions.to_pandas()
+    assert list(ses.landing_path) == ["/nosource"] and list(ses.exit_path) == ["/second"]
+
+
+def test_memory_follows_open_sessions_not_the_input():
+    # One visitor active every 10 min for 20 hours (one long session) among many one-request
+    # visitors: the rows held and the pushed tables kept stay bounded while 20 000 rows pass.
+    s = Sessionizer(SessionConfig())
+    base = pd.Timestamp("2026-03-01 00:00:00", tz="UTC")
+    held = []
+    for hour in range(20):
+        rows = [{"ts": base + pd.Timedelta(hours=hour, minutes=m), "path": "/long"} for m in range(0, 60, 10)]
+        rows += [{"ts": base + pd.Timedelta(hours=hour, seconds=i * 3.6), "client_ip": f"10.{i % 200}.{hour}.1",
+                  "line": 100 + i} for i in range(1000)]
+        s.push(prepared(rows), base + pd.Timedelta(hours=hour + 1))
+        held.append((s.buffered_rows, sum(t.num_rows for t in s._rows.tables), len(s._rows.tables)))
+    long_rows = 6 * 20
+    for buffered, stored, tables in held[3:]:
+        assert buffered <= long_rows + 1006 * 2  # the long session + about the last hour and a half
+        assert stored <= 4 * buffered + 1006  # compaction: a kept table is at least a quarter alive
+        assert tables <= 17
+    out = s.finish()
+    assert out.sessions.to_pandas().requests.max() == long_rows
+
+
 # --- streaming invariance ------------------------------------------------------------------------
 
 WINDOW = timedelta(minutes=10)
