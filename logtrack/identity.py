@@ -23,11 +23,10 @@ Hashes are computed once per distinct (IP, user agent[, date]) value, never per 
 
 from __future__ import annotations
 
-import hashlib
+import hashlib  # noqa: F401 - tests count identity.hashlib.blake2b calls
 import os
 import re
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,18 +35,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import hashing
 from .config import Config
 from .enrich import encoding
 from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
+from .hashing import HashCache, keyed_hashes
 from .privacy import parse_ip_truncate, truncation
 from .schema import REQUESTS
 
 SOURCE_KINDS = ("field", "cookie", "query", "header", "path")
 ABSENT = ("", "-", "REDACTED")
 SALT_FILE = "salt"
-_HASH_CACHE_LIMIT = 500_000
 _IDENTITY_KEYS = {"user_id", "anonymous_id", "salt_env", "rotate", "ip_truncate", "hash_emails"}
 
 
@@ -204,85 +204,6 @@ def load_or_create_salt(state_dir: Path, env_name: str = "LOGTRACK_SALT") -> byt
     return salt
 
 
-def _key(salt: bytes) -> bytes:
-    # BLAKE2b keys are at most 64 bytes; a longer salt is hashed down first.
-    return salt if 0 < len(salt) <= 64 else hashlib.blake2b(salt).digest()
-
-
-class HashCache:
-    """Keyed hashes already computed, per (salt, purpose), kept across batches, bounded.
-
-    A visitor's (IP, user agent) recurs in many batches; hashing is the costly part of identity,
-    so each distinct value is hashed once per run. When full, the older half is dropped.
-    """
-
-    def __init__(self, limit: int = _HASH_CACHE_LIMIT) -> None:
-        """An empty cache holding at most `limit` values per (salt, purpose)."""
-        self.limit = limit
-        self._tables: dict[tuple[bytes, bytes], dict[str, str]] = {}
-        self._ids: dict[str, int] = {}
-        self._next_id = 0
-        self._lock = threading.Lock()
-
-    def ids(self, strings: list[str]) -> list[int]:
-        """A number for each string, the same for the whole run (numbers are never reused, so
-        dropping old ones when full never makes two strings share one)."""
-        with self._lock:
-            ids = self._ids
-            if len(ids) > self.limit:
-                for key in list(ids)[: len(ids) // 2]:
-                    ids.pop(key, None)
-            out = []
-            for s in strings:  # per distinct user agent of a batch
-                found = ids.get(s)
-                if found is None:
-                    found = ids[s] = self._next_id
-                    self._next_id += 1
-                out.append(found)
-            return out
-
-    def table(self, salt: bytes, person: bytes) -> dict[str, str]:
-        """The value → hex digest mapping for one salt and purpose (trimmed when over the limit)."""
-        with self._lock:
-            found = self._tables.setdefault((salt, person), {})
-            if len(found) > self.limit:
-                for key in list(found)[: len(found) // 2]:
-                    found.pop(key, None)
-            return found
-
-
-def _digests(values: list[str | None], salt: bytes, person: bytes, known: dict[str, str],
-             text: Callable[[int], str] | None = None) -> list[str | None]:
-    """The digest of each value (None stays None), hashing only values `known` lacks. With `text`,
-    values are cache keys and `text(i)` gives the string to hash for values[i]."""
-    out = [known.get(v) for v in values]  # per distinct value; most were hashed in earlier batches
-    missing = [i for i, digest in enumerate(out) if digest is None]
-    if not missing:
-        return out
-    key = _key(salt)
-    for i in missing:
-        value = values[i]
-        if value is None:
-            continue
-        digest = known.get(value)  # a duplicate of an earlier value of this list
-        if digest is None:
-            data = (value if text is None else text(i)).encode("utf-8")
-            digest = known[value] = hashlib.blake2b(data, key=key, digest_size=16, person=person).hexdigest()
-        out[i] = digest
-    return out
-
-
-def keyed_hashes(values: pa.Array, salt: bytes, person: bytes, cache: HashCache | None = None) -> pa.Array:
-    """Keyed BLAKE2b (128-bit, hex) of each value, computed once per distinct value; null stays null.
-
-    With a `cache`, values hashed in earlier batches are not hashed again.
-    """
-    encoded = pc.dictionary_encode(single(values))
-    known = cache.table(salt, person) if cache is not None else {}
-    digests = _digests(encoded.dictionary.to_pylist(), salt, person, known)
-    return pc.take(pa.array(digests, pa.string()), encoded.indices)
-
-
 def _clean(values: pa.Array) -> pa.Array:
     values = pc.utf8_trim_whitespace(values.cast(pa.string()))
     return pc.if_else(pc.is_in(values, pa.array(ABSENT)), pa.scalar(None, pa.string()), values)
@@ -340,28 +261,24 @@ def resolve(table: pa.Table, source: Source) -> pa.Array:
     raise ValueError(f"not a value source: {source}")
 
 
-def _codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, int]:
-    """Row indices into the dictionary as int64, nulls pointing at one extra slot; and the slot count."""
-    size = len(encoded.dictionary)
-    return pc.fill_null(encoded.indices, size).cast(pa.int64()).to_numpy(), size + 1
-
-
 def _with_null_slot(values: pa.Array) -> pa.Array:
     return pa.concat_arrays([values.cast(pa.string()), pa.nulls(1, pa.string())])
 
 
-def _combinations(codes: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The distinct combinations of per-row codes (each `(codes, radix)`): for each row the index
-    of its combination, and for each part the code of every combination. Mixed radix, made dense
-    again after each part so the int64 keys never overflow."""
-    row, radix = codes[0]
-    combos = [np.arange(radix)]
-    for part, size in codes[1:]:
-        encoded = pc.dictionary_encode(pa.array(row * size + part))
-        keys = encoded.dictionary.to_numpy()
-        combos = [c[keys // size] for c in combos] + [keys % size]
-        row = encoded.indices.to_numpy().astype(np.int64)
-    return row, combos
+def _known_digests(keys: pa.Array, table: hashing.DigestTable, salt: bytes, person: bytes,
+                   texts: Callable[[np.ndarray], list[str]]) -> pa.Array:
+    """The digest of each key: from the table, else hashing `texts(positions of the new keys)`."""
+    hashes = table.hashes(keys.to_pylist())
+    found = table.find(keys, hashes)
+    if found.null_count == 0:
+        return found
+    missing = np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))
+    key = hashing.salt_key(salt)
+    done: dict[str, str] = {}  # two keys of a batch can share a text (two IPs of one /24)
+    new = pa.array([done[t] if t in done else done.setdefault(t, hashing.digest(t, key, person))
+                    for t in texts(missing)], pa.string())
+    table.add(keys.take(pa.array(missing)), hashes[missing], new)
+    return pc.replace_with_mask(found, found.is_null(), new)
 
 
 def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Array:
@@ -369,8 +286,8 @@ def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Arra
 
     Null when both the IP and the user agent are missing. Works on integer codes: the distinct
     combinations are found without building a string per row. Hashes are remembered across
-    batches in `cfg.hashes` under a short key (truncated IP, a number standing for the user
-    agent, date), so a recurring visitor costs a dictionary lookup, not a long string and a hash.
+    batches (`cfg.hashes`, see hashing.py) under a short key — the truncated IP and a number
+    standing for the user agent — so a recurring visitor costs a vectorized lookup, not a hash.
     """
     n = table.num_rows
     if n == 0:
@@ -379,33 +296,36 @@ def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Arra
     uas = encoding.encode(_column(table, "user_agent"))
     ua_text = _clean(uas.dictionary)
     ua_list = pc.fill_null(ua_text, "").to_pylist() + [""]  # + the slot of null user agents
-    ua_ids = pa.array(cfg.hashes.ids(ua_list), pa.int64())
-    ua_absent = pa.concat_arrays([pc.is_null(ua_text), pa.array([True])])
-    codes = [_codes(ips.encoded), _codes(uas)]
+    parts = [hashing.codes(ips.encoded), hashing.codes(uas)]
     days = None
     if cfg.rotate == "daily":
         days = pc.dictionary_encode(pc.cast(_column(table, "ts"), pa.date32()))
-        codes.append(_codes(days))
-    row, combos = _combinations(codes)
-    ip_text = pc.take(_with_null_slot(ips.truncated), pa.array(combos[0]))
-    ua_code = pa.array(combos[1])
-    key_parts = [pc.fill_null(ip_text, ""), pc.take(ua_ids, ua_code).cast(pa.string())]
-    day_text = None
-    if days is not None:
-        day_text = pc.take(_with_null_slot(days.dictionary), pa.array(combos[2]))
-        key_parts.append(day_text)  # a null date makes the key, and so the hash, null
+        parts.append(hashing.codes(days))
+    row, combos = hashing.combinations(parts)
+    # Key of a combination: truncated IP, a run-wide number for the user agent[, date].
+    ip_text = pc.fill_null(pc.take(_with_null_slot(ips.truncated), pa.array(combos[0])), "")
+    ua_ids = np.asarray(cfg.hashes.ids(ua_list), dtype=np.int64)
+    key_parts = [ip_text, pa.array(ua_ids[combos[1]]).cast(pa.string())]
+    if days is not None:  # a null date gives a null key, so a null hash
+        key_parts.append(pc.take(_with_null_slot(days.dictionary), pa.array(combos[2])))
     keys = pc.binary_join_element_wise(*key_parts, "\x1f")
-    keys = pc.if_else(pc.and_(pc.is_null(ip_text), pc.take(ua_absent, ua_code)), pa.scalar(None, pa.string()), keys)
+    ip_absent = np.append(pc.is_null(ips.truncated).to_numpy(zero_copy_only=False), True)[combos[0]]
+    ua_absent = np.append(pc.is_null(ua_text).to_numpy(zero_copy_only=False), True)[combos[1]]
+    valid = np.flatnonzero(~(ip_absent & ua_absent) & keys.is_valid().to_numpy(zero_copy_only=False))
+    keys = keys.take(pa.array(valid))
 
-    lists: list[list] = []
+    def texts(missing: np.ndarray) -> list[str]:  # the hashed texts of keys not seen before
+        at = pa.array(valid[missing])
+        cols = [ip_text.take(at).to_pylist(), [ua_list[u] for u in combos[1][valid[missing]].tolist()]]
+        if days is not None:
+            cols.append(key_parts[2].take(at).to_pylist())
+        return ["\x1f".join(f) for f in zip(*cols, strict=True)]
 
-    def full_text(i: int) -> str:  # the hashed text of combination i (only for new ones)
-        if not lists:
-            lists.extend(t.to_pylist() for t in (pc.fill_null(ip_text, ""), day_text) if t is not None)
-        return "\x1f".join([lists[0][i], ua_list[combos[1][i]], *(d[i] for d in lists[1:])])
-
-    digests = _digests(keys.to_pylist(), salt, b"logtrack-anon", cfg.hashes.table(salt, b"logtrack-anon"), full_text)
-    return pc.take(pa.array(digests, pa.string()), pa.array(row))
+    found = _known_digests(keys, cfg.hashes.digest_table(salt, b"logtrack-anon"), salt, b"logtrack-anon", texts)
+    where = np.full(len(combos[0]), len(valid), dtype=np.int64)
+    where[valid] = np.arange(len(valid))
+    per_combo = pc.take(pa.concat_arrays([found, pa.nulls(1, pa.string())]), pa.array(where))
+    return pc.take(per_combo, pa.array(row))
 
 
 def consent_denied(table: pa.Table, consent: ConsentConfig) -> pa.Array:

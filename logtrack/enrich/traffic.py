@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import unquote_plus
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -140,15 +141,39 @@ def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
     mention = pc.match_substring_regex(distinct, "|".join(UTM_PARAMS + CLICK_IDS))
     if not pc.any(mention).as_py():
         return out
+    # Row → position among the distinct queries that mention a parameter (null for the others).
+    mentioned = mention.to_numpy(zero_copy_only=False)
+    position = np.cumsum(mentioned) - 1
+    rows = pc.take(pa.array(position, mask=~mentioned), queries.indices)
     for name, values in _query_subset(pc.filter(distinct, mention)).items():
-        out[name] = pc.take(pc.replace_with_mask(pa.nulls(len(distinct), pa.string()), mention, values),
-                            queries.indices)
+        out[name] = pc.take(values, rows)
     return out
+
+
+def _split_params(subset: pa.Array, names: tuple[str, ...]) -> dict[str, pa.Array]:
+    """`_subset_params` for plain names (no regex characters) in a few calls whatever the number
+    of names: split each query into `key=value` pairs, keep the first pair of each name."""
+    m = len(subset)
+    pairs = pc.split_pattern(subset, "&")
+    kv = pc.extract_regex(pc.list_flatten(pairs), r"^(?P<k>[^=]*)=(?P<v>[^#]*)")
+    code = pc.index_in(pc.struct_field(kv, [0]), value_set=pa.array(names, pa.string()))
+    wanted = pc.is_valid(code)
+    if not pc.any(wanted).as_py():
+        return {}
+    codes = pc.filter(code, wanted).to_numpy().astype(np.int64)
+    parents = pc.filter(pc.list_parent_indices(pairs), wanted).to_numpy().astype(np.int64)
+    # Name-major keys; np.unique's first index is the first pair of each (name, query).
+    keys, first = np.unique(codes * m + parents, return_index=True)
+    values = decode_distinct(pc.take(pc.filter(pc.struct_field(kv, [1]), wanted), pa.array(first)))
+    where = np.full(len(names) * m, len(values), dtype=np.int64)
+    where[keys] = np.arange(len(values))
+    spread = pc.take(pa.concat_arrays([values, pa.nulls(1, pa.string())]), pa.array(where))
+    return {names[c]: spread.slice(c * m, m) for c in np.unique(codes).tolist()}
 
 
 def _query_subset(subset: pa.Array) -> dict[str, pa.Array]:
     m = len(subset)
-    params = _subset_params(subset, UTM_PARAMS + CLICK_IDS)
+    params = {k: v for k, v in _split_params(subset, UTM_PARAMS + CLICK_IDS).items() if v.null_count < m}
     null = pa.nulls(m, pa.string())
     cols = {name: params.get(name, null) for name in UTM_PARAMS}
     value, kind = null, null
