@@ -14,8 +14,9 @@ email user id is hashed instead of becoming `REDACTED`; identify truncates IPs b
         write(out.requests, out.sessions)
     write(*sessionizer.finish())
 
-Rules. A visitor is `anonymous_id`, else `user_id`; rows with neither, opt-out rows, and bots or
-static assets per `exclude` are emitted with a null session_id. A new session starts after more
+Rules. A visitor is `anonymous_id`, else `user_id`; rows with neither, opt-out rows, lines whose
+request was not `METHOD TARGET PROTOCOL` (null path, DESIGN §2), and bots or static assets per
+`exclude` are emitted with a null session_id. A new session starts after more
 than `timeout` of inactivity (exactly `timeout` continues); `mode: ua` also splits at midnight in
 `timezone` and when a request carries UTM tags other than the session's latest (direct requests
 never split). `session_id` hashes the visitor key and the session's first timestamp; `session_seq`
@@ -30,8 +31,9 @@ reorder_window` (the cutoff). A session is emitted (its requests and its SESSION
 can change it: its last request is more than `timeout` before the cutoff, the visitor's next
 session started before the cutoff, or (ua mode) the cutoff is on a later local day; other rows are
 emitted once older than the cutoff. Each output's requests are sorted by (ts, source, line). Memory
-holds open sessions and the reorder window, plus 16 bytes per visitor seen (for session_seq); the
-union of all outputs is the same whatever the batch sizes and watermark cadence. Rows older than an
+holds the rows of open sessions and the reorder window (pushed tables are compacted once less than a
+quarter of their rows is held: at most 4x those rows), plus 16 bytes per visitor seen (for
+session_seq); the union of all outputs is the same whatever the batch sizes and watermark cadence. Rows older than an
 earlier cutoff (later than promised) are still processed and counted in `late_rows`.
 """
 
