@@ -10,6 +10,13 @@ each in a fresh subprocess so peak RSS is per stage:
   full    — parse, then enrich → identify → privacy.apply → Sessionizer.push per batch;
 and prints rows/s, seconds per stage (wall clock: run it on an idle machine), peak RSS, how much sessionizing added to the parse time,
 whether the session count matches the truth, and the time to enrich 100 k distinct user agents.
+
+    /work/venv/bin/python benchmarks/bench_sessions.py --log benchmarks/data/combined-1000000-1.log [--rules rules/]
+
+measures an existing log instead, as `logtrack report` chains the stages (enrich → rules' exclude →
+identify → privacy.apply → sessionize), in CPU seconds per stage (`time.process_time`, so other
+processes on the machine matter less). Generate the log with
+`python benchmarks/generate.py --lines 1000000 --seed 1 -o benchmarks/data/combined-1000000-1.log`.
 """
 
 from __future__ import annotations
@@ -147,6 +154,51 @@ def stage(kind: str, log: str) -> dict:
             "sessions": sessions, "emitted": emitted}
 
 
+def chain_cpu(log: str, rules: str | None) -> dict:
+    """CPU seconds per stage over an existing combined log, chained as `logtrack report` does."""
+    import pyarrow.compute as pc
+
+    from logtrack import privacy
+    from logtrack.enrich import EnrichConfig, enrich
+    from logtrack.identity import IdentityConfig, identify
+    from logtrack.pipeline import ParseOptions, RunStats, iter_parsed
+    from logtrack.rules import load_rules
+    from logtrack.sessions import SessionConfig, Sessionizer
+    from logtrack.sources import Input
+
+    ruleset = load_rules([rules]) if rules else None
+    ecfg, icfg, pcfg = EnrichConfig(), IdentityConfig(), privacy.PrivacyConfig()
+    sessionizer = Sessionizer(SessionConfig())
+    cpu = dict.fromkeys(["parse", "enrich", "exclude", "identify", "privacy", "sessionize"], 0.0)
+    rows = batches = 0
+    last = time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal last
+        now = time.process_time()
+        cpu[name] += now - last
+        last = now
+
+    for batch in iter_parsed([Input(log)], ParseOptions(format="combined"), RunStats()):
+        lap("parse")
+        rows += batch.requests.num_rows
+        batches += 1
+        table = enrich(batch.requests, ecfg)
+        lap("enrich")
+        if ruleset is not None and table.num_rows:
+            table = table.filter(pc.invert(pc.fill_null(ruleset.excluded(table), False)))
+        lap("exclude")
+        table = identify(table, icfg, b"benchmark-salt")
+        lap("identify")
+        table = privacy.apply(table, pcfg)
+        lap("privacy")
+        sessionizer.push(table, batch.watermark)
+        lap("sessionize")
+    sessionizer.finish()
+    lap("sessionize")
+    return {"rows": rows, "batches": batches, "cpu_s": cpu}
+
+
 def ua_benchmark(n: int) -> dict:
     """Enrich a table of n distinct user agents with a cold parser."""
     import pandas as pd
@@ -172,7 +224,16 @@ def main() -> None:
     ap.add_argument("--uas", type=int, default=100_000)
     ap.add_argument("--stage", choices=["gen", "parse", "full", "uas"])
     ap.add_argument("--log")
+    ap.add_argument("--rules")
     args = ap.parse_args()
+    if args.log and args.stage is None:
+        res = chain_cpu(args.log, args.rules)
+        cpu = res["cpu_s"]
+        print(f"{res['rows']:,} rows in {res['batches']} batches, CPU seconds per stage: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in cpu.items()))
+        print(f"  identify+privacy {cpu['identify'] + cpu['privacy']:.3f} s; all but parse "
+              f"{sum(cpu.values()) - cpu['parse']:.3f} s")
+        return
     if args.stage == "gen":
         print(json.dumps(generate(Path(args.log), args.lines)))
         return

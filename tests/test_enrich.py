@@ -6,6 +6,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import user_agents
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtrack.config import Config
 from logtrack.enrich import EnrichConfig, enrich
@@ -179,3 +181,84 @@ def test_config_validation_points_at_the_line():
 def test_page_paths_exclude_api_endpoints_data_and_static(path, page):
     from logtrack.enrich.static import is_page_path
     assert is_page_path(pa.array([path], pa.string())).to_pylist() == [page]
+
+
+def _reference_channel(referer, query, host, internal=()):
+    """The module docstring's channel rules, one request at a time with Python `re`."""
+    import re
+    from urllib.parse import unquote_plus
+
+    from logtrack.enrich import traffic as t
+
+    def param(name):
+        m = re.search(rf"(?:^|&){name}=([^&#]*)", query or "")
+        return (unquote_plus(m.group(1)) or None) if m else None
+
+    def has(pattern, value):
+        return value is not None and re.search(pattern, value) is not None
+
+    utm = {name: param(name) for name in t.UTM_PARAMS}
+    medium, source = (utm["utm_medium"] or "").lower() or None, (utm["utm_source"] or "").lower() or None
+    click = next((name for name in t.CLICK_IDS if param(name)), None)
+    rules = [(click in t.SOCIAL_CLICK_IDS, "social"), (click in t.PAID_SEARCH_CLICK_IDS, "paid_search"),
+             (any(utm[n] for n in ("utm_source", "utm_medium", "utm_campaign")), "campaign"),
+             (medium == "referral", "referral"), (medium == "organic", "organic_search"),
+             (has(t._SOCIAL, medium), "social"), (has(t._PAID_SEARCH_MEDIUM, medium), "paid_search"),
+             (has(t._PAID_MEDIUM, medium) and has(t._SOCIAL, source), "social"),
+             (has(t._EMAIL_MEDIUM, medium) or has(t._EMAIL_MEDIUM, source), "email")]
+    for mask, name in reversed(rules):  # the last rule that applies wins
+        if mask:
+            return name
+    m = re.match(t._REFERER_HOST.replace("?P<host>", ""), referer or "")
+    ref_host = m.group(1).lower().rstrip(".") if m else None
+    if not ref_host:
+        return "direct"
+
+    def bare(h):
+        return re.sub(r"^www\.", "", h.lower())
+
+    if (host is not None and bare(ref_host) == bare(host)) or bare(ref_host) in [bare(h) for h in internal]:
+        return "internal"
+    for pattern, name in ((t.EMAIL_HOSTS, "email"), (t.SEARCH_HOSTS, "organic_search"), (t.SOCIAL_HOSTS, "social")):
+        if re.search(pattern, ref_host):
+            return name
+    return "referral"
+
+
+REFERERS = [None, "-", "https://www.google.de/", "https://l.facebook.com/l.php", "https://t.co/x", "https://mail.google.com/",
+            "https://blog.example.org/p", "https://shop.example/cart", "https://www.shop.example:8443/", "not a url",
+            "https://SHOP.EXAMPLE./", "android-app://com.google.android.gm/", "https://outlook.live.com/mail"]
+QUERIES = [None, "utm_source=google&utm_medium=cpc", "utm_source=facebook&utm_medium=paid", "utm_medium=Referral",
+           "utm_medium=organic", "utm_source=newsletter", "utm_source=", "gclid=x&fbclid=y", "fbclid=1", "ttclid=",
+           "a=1#&utm_campaign=z", "utm_medium=e-mail", "utm_source=Newsletter&utm_medium=social-network", "myutm_source=x",
+           "utm_term=a", "msclkid=1&utm_medium=sm"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(REFERERS), st.sampled_from(QUERIES),
+                               st.sampled_from(["shop.example", "www.shop.example", None])), min_size=1, max_size=40))
+def test_channel_agrees_with_a_per_request_reference(rows):
+    cfg = EnrichConfig(internal_hosts=("blog.example.org",))
+    out = enrich(table(referer=[r[0] for r in rows], query=[r[1] for r in rows], host=[r[2] for r in rows]), cfg)
+    assert out.column("channel").to_pylist() == [_reference_channel(*r, internal=("blog.example.org",)) for r in rows]
+
+
+def test_results_do_not_depend_on_batches_or_caches():
+    uas = HUMANS + [GOOGLEBOT, "curl/8.4.0", None, "-", "okhttp/4.12.0"]
+    t = table(user_agent=[uas[i % len(uas)] for i in range(60)], path=[f"/p{i % 7}.css" if i % 3 else "/" for i in range(60)],
+              query=[QUERIES[i % len(QUERIES)] for i in range(60)], referer=[REFERERS[i % len(REFERERS)] for i in range(60)])
+    whole = enrich(t, EnrichConfig())
+    cfg = EnrichConfig()
+    parts = [enrich(t.slice(i, 13), cfg) for i in range(0, 60, 13)]
+    assert pa.concat_tables(parts).equals(whole)
+
+
+def test_crawler_names_are_crawlerdetect_matches():
+    from crawlerdetect import CrawlerDetect
+
+    uas = ["Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", "facebookexternalhit/1.1",
+           "Mozilla/5.0 (compatible; DotBot/1.2; +https://opensiteexplorer.org/dotbot)", "Twitterbot/1.0"]
+    names = enrich(table(user_agent=uas)).column("bot_name").to_pylist()
+    detector = CrawlerDetect()
+    expected = [detector.get_matches() if detector.is_crawler(ua) else None for ua in uas]
+    assert names == [e.rstrip("/ ;:(") for e in expected]

@@ -6,6 +6,7 @@ import hashlib
 import os
 import stat
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -151,3 +152,46 @@ def test_consent_anonymize_and_drop():
     custom = cfg_from("consent:\n  signals: ['query:optout=1|true']\n")
     q = identify(table(2, query=["optout=TRUE", "optout=0"], fields=[{"http_dnt": "1"}, None]), custom, SALT)
     assert q.column("consent").to_pylist() == ["denied", None]
+
+
+def test_hashes_are_remembered_across_batches(monkeypatch):
+    calls = []
+    real = hashlib.blake2b
+
+    def counting(data=b"", **kw):
+        calls.append(data)
+        return real(data, **kw)
+
+    monkeypatch.setattr(identity.hashlib, "blake2b", counting)
+    cfg = IdentityConfig()
+    first = table(4, client_ip=["192.0.2.1", "198.51.100.1", "192.0.2.2", None], user_agent=["A", "A", "A", None])
+    ids = identify(first, cfg, SALT).column("anonymous_id").to_pylist()
+    assert len(calls) == 2 and ids[0] == ids[2] and ids[3] is None
+    again = table(3, client_ip=["198.51.100.7", "192.0.2.9", "203.0.113.1"], user_agent=["A", "A", "A"])
+    later = identify(again, cfg, SALT).column("anonymous_id").to_pylist()
+    assert len(calls) == 3  # only the new /24 is hashed
+    assert later[:2] == [ids[1], ids[0]]
+    assert later == identify(again, IdentityConfig(), SALT).column("anonymous_id").to_pylist()
+    assert identify(again, cfg, b"other salt").column("anonymous_id").to_pylist()[0] != later[0]
+
+
+def test_digest_table_hash_collisions_are_misses_not_wrong_ids(monkeypatch):
+    from logtrack.hashing import DigestTable
+
+    monkeypatch.setattr(DigestTable, "hashes", staticmethod(lambda keys: np.zeros(len(keys), np.int64)))
+    cfg = IdentityConfig()
+    t = table(3, client_ip=["192.0.2.1", "198.51.100.1", "203.0.113.1"])
+    ids = [identify(t, cfg, SALT).column("anonymous_id").to_pylist() for _ in range(2)]
+    assert ids[0] == ids[1] == identify(t, IdentityConfig(), SALT).column("anonymous_id").to_pylist()
+    assert len(set(ids[0])) == 3
+
+
+def test_daily_rotation_hash_text_and_missing_parts():
+    t = table(3, ts=["2026-03-01 23:59:00+00:00"] * 3, client_ip=["192.0.2.10", None, None],
+              user_agent=["Mozilla/5.0 A", " Mozilla/5.0 A ", "-"])
+    ids = identify(t, IdentityConfig(rotate="daily"), SALT).column("anonymous_id").to_pylist()
+
+    def h(text):
+        return hashlib.blake2b(text.encode(), key=SALT, digest_size=16, person=b"logtrack-anon").hexdigest()
+
+    assert ids == [h("192.0.2.0\x1fMozilla/5.0 A\x1f2026-03-01"), h("\x1fMozilla/5.0 A\x1f2026-03-01"), None]

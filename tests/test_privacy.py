@@ -7,6 +7,8 @@ import json
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtrack import privacy
 from logtrack.config import Config
@@ -122,3 +124,66 @@ def test_no_full_ip_email_or_secret_survives_the_chain():
     for secret in secrets:
         assert secret not in text, secret
     assert "192.0.2.0" in text and "2001:db8:abcd::" in text
+
+
+def _reference_truncation(text, v4, v6):
+    """The documented behaviour, one value at a time: dotted IPv4 numerically (leading zeros
+    allowed), anything else through `ipaddress` (brackets, zone ids, IPv4-mapped IPv6)."""
+    import ipaddress
+    import re
+    if text is None:
+        return None
+    m = re.fullmatch(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})", text)
+    if m and all(int(g) <= 255 for g in m.groups()):
+        value = int.from_bytes(bytes(int(g) for g in m.groups()), "big") >> (32 - v4) << (32 - v4) if v4 else 0
+        return str(ipaddress.IPv4Address(value))
+    try:
+        addr = ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(ipaddress.ip_network(f"{addr}/{v4 if addr.version == 4 else v6}", strict=False).network_address)
+
+
+octet = st.one_of(st.integers(0, 255).map(str), st.integers(0, 255).map(lambda i: f"{i:03d}"),
+                  st.sampled_from(["256", "999", "", "a", "1 "]))
+address = st.one_of(
+    st.tuples(octet, octet, octet, octet).map(".".join),
+    st.ip_addresses(v=6).map(str), st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"), st.sampled_from(["unknown", "-", "", "1.2.3", "1.2.3.4.5", " 1.2.3.4"]),
+    st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(address, max_size=30), v4=st.integers(0, 32), v6=st.integers(0, 128))
+def test_truncate_ips_agrees_with_a_per_value_reference(values, v4, v6):
+    got = truncate_ips(pa.array(values, pa.string()), v4, v6).to_pylist()
+    assert got == [_reference_truncation(v, v4, v6) for v in values]
+
+
+def test_identify_and_apply_truncate_each_batch_once(monkeypatch):
+    calls = []
+    real = privacy._truncate_distinct
+    monkeypatch.setattr(privacy, "_truncate_distinct", lambda *a: calls.append(1) or real(*a))
+    table = conform(pa.table({"ts": pa.array([pd.Timestamp("2026-03-01", tz="UTC")] * 3),
+                              "client_ip": ["192.0.2.77", "192.0.2.8", "2001:db8:abcd:12::1"],
+                              "user_agent": ["A", "A", "B"]}), REQUESTS)
+    out = privacy.apply(identify(table, IdentityConfig(), b"salt"), CFG)
+    assert out.column("client_ip").to_pylist() == ["192.0.2.0", "192.0.2.0", "2001:db8:abcd::"]
+    assert len(calls) == 1  # identity's anonymous hash and privacy share the work
+    assert out.column("anonymous_id").to_pylist()[0] == out.column("anonymous_id").to_pylist()[1]
+
+
+def test_scrubbed_values_are_remembered_across_batches(monkeypatch):
+    cfg = PrivacyConfig()
+    calls = []
+    real = privacy._scrub_flagged
+    monkeypatch.setattr(privacy, "_scrub_flagged", lambda sub, *a: calls.append(len(sub)) or real(sub, *a))
+    for _ in range(3):
+        got = scrub_strings(pa.array(["token=abc", "/a", None, "token=abc", "/api/v1/sessions"]), cfg).to_pylist()
+        assert got == ["token=REDACTED", "/a", None, "token=REDACTED", "/api/v1/sessions"]
+    assert calls == [2]  # the two distinct flagged values, scrubbed once for the run
+    unchanged = pa.array(["/a", "/b"])
+    assert scrub_strings(unchanged, cfg) is unchanged  # nothing to scrub: no copy
