@@ -119,11 +119,13 @@ def test_page_view_builtin_conditions_narrowing_and_properties():
             "is_static": True}, {"method": "GET", "path": "/b", "status": 404},
             {"method": "POST", "path": "/c", "status": 200}, {"method": "GET", "path": "/d", "status": 200,
             "is_bot": True}, {"method": "GET", "path": "/api/v1/x", "status": 200},
-            {"method": "GET", "path": "/e", "status": 204}]
+            {"method": "GET", "path": "/e", "status": 204}, {"method": "GET", "path": "/f", "status": 304},
+            {"method": "HEAD", "path": "/g", "status": 200}]
     plain = events("namespace: server\nbuiltins: {page_view: true}\n", rows)
+    # The same page view as sessions count: 2xx/304 GET/HEAD of a page (not an asset, not /api/).
     assert [(e["line"], e["name"], e["json"]) for e in plain] == [
-        (0, "server_page_view", '{"path":"/"}'), (5, "server_page_view", '{"path":"/api/v1/x"}'),
-        (6, "server_page_view", '{"path":"/e"}')]
+        (0, "server_page_view", '{"path":"/"}'), (6, "server_page_view", '{"path":"/e"}'),
+        (7, "server_page_view", '{"path":"/f"}'), (8, "server_page_view", '{"path":"/g"}')]
     narrowed = events("""\
 builtins:
   page_view:
@@ -131,7 +133,8 @@ builtins:
     properties: {page: "{path}", title: home}
 """, rows)
     assert [(e["line"], e["name"], e["json"]) for e in narrowed] == [
-        (0, "page_view", '{"page":"/","title":"home"}'), (6, "page_view", '{"page":"/e","title":"home"}')]
+        (0, "page_view", '{"page":"/","title":"home"}'), (6, "page_view", '{"page":"/e","title":"home"}'),
+        (7, "page_view", '{"page":"/f","title":"home"}'), (8, "page_view", '{"page":"/g","title":"home"}')]
     assert events("builtins: {page_view: false}\n", rows) == []
 
 

@@ -1,6 +1,6 @@
 """Built-in events, switched on per rule file with `builtins:` (DESIGN §5).
 
-`page_view`: a successful (2xx) GET of a non-static page by a non-bot, namespaced like every
+`page_view`: a successful (2xx/304) GET/HEAD of a page by a non-bot, namespaced like every
 other event (`server_page_view`). `builtins: {page_view: true}` turns it on; a mapping narrows
 it (`page_view: {when: {not: {path: '/api/**'}}}` keeps API calls out) or replaces its
 properties (default: `path`). `session_start` is deliberately not emitted: destinations derive
@@ -14,20 +14,17 @@ from typing import Any
 
 from ..yamlfile import YamlDoc
 from .conditions import parse_when
-from .model import And, BoolCond, Equals, NumCond, Problems, Prop, Ref, Rule, StrCond, did_you_mean
+from .model import And, PageView, Problems, Prop, Ref, Rule, did_you_mean
 
 BUILTINS = ("page_view",)
 PAGE_VIEW_KEYS = ("when", "properties")
 
 
 def page_view_condition() -> And:
-    """The built-in page view: GET, status 200-299, not static, not a bot, with a path."""
-    return And((
-        StrCond(("col", "method"), (Equals(("GET",)),), "upper"),
-        NumCond("status", ranges=((200.0, 299.0),)),
-        BoolCond("is_static", False),
-        BoolCond("is_bot", False),
-    ))
+    """The built-in page view: the same test sessions use to count pageviews (2xx/304 GET/HEAD of
+    a page-like path — not an asset, not an /api/ call — by a non-bot), so events and session
+    figures agree."""
+    return And((PageView(),))
 
 
 def parse_builtins(spec: Any, p: Problems, full: Callable[[str], str], doc: YamlDoc,

@@ -27,6 +27,7 @@ from .model import (
     Not,
     NumCond,
     Or,
+    PageView,
     Pattern,
     Presence,
     StrCond,
@@ -96,6 +97,10 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
         if isinstance(node, UserKnown):
             known = ctx.user_known()
             return known if node.known else ~known
+        if isinstance(node, PageView):
+            from ..sessions import pageview_mask  # one definition of a page view for sessions and events
+
+            return pageview_mask(ctx.table)
         raise TypeError(f"not a leaf condition: {node!r}")
     return ctx.memo(("mask", node), compute)
 

@@ -148,6 +148,12 @@ class UserKnown:
 
 
 @dataclass(frozen=True)
+class PageView:
+    """The request is a page view exactly as sessions count one (`sessions.pageview_mask`):
+    a successful (2xx/304) GET/HEAD of a page-like, non-static path by a non-bot."""
+
+
+@dataclass(frozen=True)
 class Always:
     """Matches every row (an empty `when`, or `bot: any`)."""
 
@@ -173,7 +179,7 @@ class Not:
     child: Node
 
 
-Node = StrCond | NumCond | BoolCond | FirstInSession | UserKnown | Always | And | Or | Not
+Node = StrCond | NumCond | BoolCond | FirstInSession | UserKnown | PageView | Always | And | Or | Not
 
 
 def node_captures(node: Node) -> dict[str, str]:
