@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import TS
+from .clftime import parse_clf_fixed
 
 STRING = pa.string()
 INT64 = pa.int64()
@@ -71,10 +72,19 @@ def _strptime_distinct(arr: pa.Array, fmt: str) -> pa.Array:
 def time_clf(arr: pa.Array) -> pa.Array:
     """`10/Oct/2000:13:55:36 -0700` (optionally with `.mmm` fractions, or no zone: UTC)."""
     arr = nullify(arr)
-    out = _strptime_distinct(arr, "%d/%b/%Y:%H:%M:%S %z")
-    if pc.all(pc.or_(pc.is_valid(out), pc.is_null(arr))).as_py():
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    micros, fixed, tried = parse_clf_fixed(arr)
+    out = pa.Array.from_pandas(micros, mask=~fixed).cast(pa.int64()).cast(TS)
+    rest = pc.and_(pc.is_valid(arr), pa.array(~tried))
+    if not pc.any(rest).as_py():
         return out
-    return pc.coalesce(out, map_python(arr, _parse_any_time, TS))
+    # Other shapes (fractions, no zone, a day that does not exist): strptime, then Python.
+    others = arr.filter(rest)
+    parsed = _strptime_distinct(others, "%d/%b/%Y:%H:%M:%S %z")
+    if not pc.all(pc.or_(pc.is_valid(parsed), pc.is_null(others))).as_py():
+        parsed = pc.coalesce(parsed, map_python(others, _parse_any_time, TS))
+    return pc.replace_with_mask(out, rest, parsed)
 
 
 def time_iso(arr: pa.Array) -> pa.Array:
