@@ -152,6 +152,10 @@ def _mk(y: int, mo: int, d: int, h: int, mi: int, s: int, frac: str | None, zone
 def to_int(arr: pa.Array, typ: pa.DataType = INT64) -> pa.Array:
     """Integer strings to `typ`; `-`, empty and anything not an integer become null."""
     arr = nullify(arr.cast(pa.string()))
+    try:  # the usual case, values a template already checked: one cast, no regex
+        return arr.cast(pa.int64()).cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     arr = pc.if_else(pc.match_substring_regex(arr, r"^-?\d{1,18}$"), arr, pa.scalar(None, pa.string()))
     return arr.cast(pa.int64()).cast(typ, safe=False)
 
@@ -159,6 +163,12 @@ def to_int(arr: pa.Array, typ: pa.DataType = INT64) -> pa.Array:
 def status(arr: pa.Array) -> pa.Array:
     """HTTP status codes to int16 (`-` and nonsense become null)."""
     arr = nullify(arr.cast(pa.string()))
+    try:
+        codes = arr.cast(pa.int16())
+        if pc.all(pc.and_(pc.greater_equal(codes, 0), pc.less(codes, 1000))).as_py() is not False:
+            return codes
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     ok = pc.match_substring_regex(arr, r"^\d{1,3}$")
     return pc.if_else(ok, arr, pa.scalar(None, pa.string())).cast(pa.int16())
 
@@ -212,9 +222,10 @@ def split_request(request: pa.Array) -> dict[str, pa.Array]:
     odd = pc.and_(pc.invert(shaped), pc.is_valid(request))
     if pc.any(odd).as_py():  # HTTP/0.9 `GET /`, doubled spaces: the regex decides
         parts = pc.extract_regex(request.filter(odd), REQUEST_RE)
-        method = pc.replace_with_mask(method, odd, pc.struct_field(parts, "method"))
-        target = pc.replace_with_mask(target, odd, pc.struct_field(parts, "target"))
-        protocol = pc.replace_with_mask(protocol, odd, nullify(pc.struct_field(parts, "protocol"), ""))
+        if parts.null_count < len(parts):  # usually odd rows are garbage (`-`, TLS bytes): nothing to add
+            method = pc.replace_with_mask(method, odd, pc.struct_field(parts, "method"))
+            target = pc.replace_with_mask(target, odd, pc.struct_field(parts, "target"))
+            protocol = pc.replace_with_mask(protocol, odd, nullify(pc.struct_field(parts, "protocol"), ""))
     out = split_target(target)
     out["method"] = method
     out["protocol"] = protocol
