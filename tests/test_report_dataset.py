@@ -240,3 +240,47 @@ def test_two_runs_at_once_do_not_interfere(tmp_path: Path) -> None:
     assert files(tmp_path) == ["requests/date=2026-03-01/part-one.parquet",
                                "requests/date=2026-03-01/part-two.parquet",
                                "requests/date=2026-03-02/part-two.parquet"]
+
+
+def _row_groups(path: Path) -> list[int]:
+    meta = pq.ParquetFile(path).metadata
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
+def test_byte_budget_flushes_the_largest_buffer_first(tmp_path: Path) -> None:
+    big, small = requests([D1] * 2000), requests([D2] * 10)
+    w = DatasetWriter(tmp_path, "b", run_date=RUN_DATE, row_group_rows=10**6, buffer_bytes=big.nbytes)
+    w.write("requests", small)
+    w.write("requests", big)  # over budget: the 2000 rows of D1 flush, D2's 10 stay buffered
+    w.write("requests", small)
+    w.write("requests", big)
+    w.commit()
+    assert _row_groups(tmp_path / "requests/date=2026-03-01/part-b.parquet") == [2000, 2000]
+    assert _row_groups(tmp_path / "requests/date=2026-03-02/part-b.parquet") == [20]
+    # Without the budget the same writes make one row group per part.
+    with DatasetWriter(tmp_path, "u", run_date=RUN_DATE, row_group_rows=10**6) as w2:
+        for table in (small, big, small, big):
+            w2.write("requests", table)
+    assert _row_groups(tmp_path / "requests/date=2026-03-01/part-u.parquet") == [4000]
+
+
+def test_straggler_rows_do_not_pin_the_whole_batch(tmp_path: Path) -> None:
+    table = requests([D1] * 20000 + [D2] * 3)
+    w = DatasetWriter(tmp_path, "p", run_date=RUN_DATE)
+    w.write("requests", table)
+    buffered = w._open[("requests", "2026-03-02")].buffer[0]
+    assert buffered.num_rows == 3
+    assert buffered.get_total_buffer_size() < table.get_total_buffer_size() / 100  # a copy, not a slice
+    w.commit()
+    assert pd.read_parquet(tmp_path / "requests")["path"].tolist() == [f"/p{i}" for i in range(20003)]
+
+
+@pytest.mark.parametrize("runs", [3, 300])  # few date runs: slices; many: one stable sort
+def test_date_runs_keep_row_order_within_each_date(tmp_path: Path, runs: int) -> None:
+    times = [D1 if (i // (600 // runs)) % 2 == 0 else D2 for i in range(600)]
+    with DatasetWriter(tmp_path, f"r{runs}", run_date=RUN_DATE) as w:
+        w.write("requests", requests(times))
+    df = pd.read_parquet(tmp_path / "requests")
+    for day, when in (("2026-03-01", D1), ("2026-03-02", D2)):
+        expect = [f"/p{i}" for i, t in enumerate(times) if t == when]
+        assert df[df["date"] == day]["path"].tolist() == expect

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,6 +48,8 @@ KIND_SCHEMAS: dict[str, pa.Schema] = {
 TIME_COLUMNS = {"requests": "ts", "sessions": "start", "events": "ts", "rejects": "ts"}
 
 HEAD_BYTES = 64 * 1024
+MAX_RUNS = 64  # date runs per written table appended as slices; more are sorted
+COPY_BELOW = 8192  # rows: smaller slices of a larger table are copied before buffering
 _RUN_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
@@ -102,6 +106,16 @@ def _publish(tmp: Path, final: Path) -> None:
             # Another run's commit may have just removed this partition directory as empty.
             if attempt == 2 or not tmp.exists():
                 raise
+
+
+def _own(data: pa.Table, start: int, stop: int) -> pa.Table:
+    """Rows start:stop of `data`: a zero-copy slice, or a copy when it is a small part of the
+    table, so that a few rows buffered for a straggling date do not pin a whole step's buffers
+    (copying every slice would cost a sixth of the write time)."""
+    n = stop - start
+    if n >= COPY_BELOW or 4 * n >= data.num_rows:
+        return data.slice(start, n)
+    return data.take(pa.array(np.arange(start, stop)))
 
 
 @dataclass
@@ -206,20 +220,23 @@ class DatasetWriter:
             return
         days = self._days(kind, table)
         data = conform(table, KIND_SCHEMAS[kind])
-        distinct = pc.unique(days)
-        if len(distinct) == 1:
-            self._append(kind, distinct[0].as_py(), data)
+        codes = days.cast(pa.int32()).to_numpy()
+        starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+        if len(starts) < MAX_RUNS:
+            # Rows come roughly in time order (a step concatenates a few time-sorted outputs), so
+            # each date's rows form a few runs: append them as zero-copy slices, in order.
+            bounds = [0, *starts.tolist(), len(codes)]
+            for a, b in itertools.pairwise(bounds):
+                self._append(kind, days[a].as_py(), _own(data, a, b))
         else:
-            # Batches come roughly in time order, so dates usually form runs already; otherwise
-            # one stable sort (rather than a filter per date) keeps each date's rows in order.
-            if not pc.all(pc.greater_equal(days[1:], days[:-1])).as_py():
-                order = pc.sort_indices(days)
-                data, days = data.take(order), days.take(order)
+            # Otherwise one stable sort (rather than a filter per date) keeps each date's rows in order.
+            order = pc.sort_indices(days)
+            data, days = data.take(order), days.take(order)
             counts = pc.value_counts(days)
             start = 0
             for day, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
                               strict=True):
-                self._append(kind, day, data.slice(start, n))
+                self._append(kind, day, _own(data, start, start + n))
                 start += n
         self.rows[kind] = self.rows.get(kind, 0) + table.num_rows
 
@@ -242,7 +259,7 @@ class DatasetWriter:
             part = self._new_part(key)
         else:
             self._open.move_to_end(key)
-        size = data.get_total_buffer_size()
+        size = data.nbytes
         part.buffer.append(data)
         part.buffered += data.num_rows
         part.buffered_bytes += size
