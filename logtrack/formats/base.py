@@ -74,7 +74,7 @@ def get_format(name: str) -> LogFormat:
     return formats[name]
 
 
-def rejects_table(lines: Lines, mask: np.ndarray | pa.Array, reason: str | pa.Array) -> pa.Table:
+def rejects_table(lines: Lines | RowsOf, mask: np.ndarray | pa.Array, reason: str | pa.Array) -> pa.Table:
     """Reject rows for the lines where `mask` is true, with one reason or one per line."""
     mask_arr = pa.array(mask) if isinstance(mask, np.ndarray) else mask
     if not pc.any(mask_arr).as_py():
@@ -92,7 +92,27 @@ def rejects_table(lines: Lines, mask: np.ndarray | pa.Array, reason: str | pa.Ar
     )
 
 
-def assemble(lines: Lines, columns: dict[str, pa.Array], ok: pa.Array, fields: dict[str, pa.Array],
+class RowsOf:
+    """Some rows of a block, for `assemble`: line numbers taken now, text only if a reject needs it
+    (copying the whole text of a block to report nothing was a measurable cost)."""
+
+    def __init__(self, lines: Lines, rows: np.ndarray) -> None:
+        self.source = lines.source
+        self._lines, self._rows = lines, pa.array(rows)
+        self.line = lines.line.take(self._rows)
+        self._text: pa.Array | None = None
+
+    @property
+    def text(self) -> pa.Array:
+        if self._text is None:
+            self._text = self._lines.text.take(self._rows)
+        return self._text
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def assemble(lines: Lines | RowsOf, columns: dict[str, pa.Array], ok: pa.Array, fields: dict[str, pa.Array],
              reason: str = "does not match the format") -> Parsed:
     """Build the requests table from converted columns for rows where `ok` is true.
 

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from ..errors import UsageError
 from ..lines import Lines
 from ..schema import REQUESTS, empty
-from .base import LogFormat, Parsed, assemble, rejects_table
+from .base import LogFormat, Parsed, RowsOf, assemble, rejects_table
 from .columns import convert_vars
 from .variables import QUOTED, Var, apache_var, nginx_var
 
@@ -346,7 +346,7 @@ class TemplateFormat(LogFormat):
             for local, raw in tpl.pieces(text):
                 rows = remaining[local]
                 taken[local] = True
-                sub = lines if len(rows) == n else lines.take(pa.array(rows))
+                sub = lines if len(rows) == n else RowsOf(lines, rows)
                 columns, fields = convert_vars(raw, variables, len(rows), escaped[rows])
                 parts.append(assemble(sub, columns, pa.repeat(True, len(rows)), fields))
             remaining = remaining[~taken]
