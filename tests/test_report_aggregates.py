@@ -258,3 +258,22 @@ def test_reports_do_not_depend_on_row_groups(reports: dict[str, pa.Table], tmp_p
     again = build_reports(tmp_path, path_grouper=group_products, write=False)
     for name, expected in reports.items():
         assert again[name].equals(expected), name
+
+
+def test_partials_merge_as_they_grow_and_sum_exactly() -> None:
+    from logtrack.report.scan import Partials
+
+    parts = Partials(pa.schema([("path", pa.string()), ("n", pa.int64()), ("ts", TS)]), ["path"], {"ts": "max"})
+    parts.floor = parts.limit = 4  # merge often: after the 5th gathered row, then whenever rows pass twice the merge
+    expect: dict[str, tuple[int, dt.datetime]] = {}
+    for i in range(40):
+        keys = [f"/p{i % 7}", f"/p{i % 3}"]
+        times = [at(1, i % 24), at(2, i % 24)]
+        parts.add(pa.RecordBatch.from_pydict({"path": keys, "n": [1, 2], "ts": pa.array(times, TS)}))
+        for key, n, when in zip(keys, (1, 2), times, strict=True):
+            old_n, old_ts = expect.get(key, (0, when))
+            expect[key] = (old_n + n, max(old_ts, when))
+        assert parts.rows <= 2 * len(expect) + 2 * 4  # bounded by the distinct keys, not the batches
+    got = {r["path"]: (r["n"], r["ts"]) for r in parts.result().to_pylist()}
+    assert got == expect
+    assert parts.result().column_names == ["path", "n", "ts"]

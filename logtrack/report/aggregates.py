@@ -14,6 +14,7 @@ import uuid
 import zoneinfo
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -23,14 +24,15 @@ from .dimensions import events_by_day, rejects_by_reason, session_reports, sessi
 from .scan import (
     DISTINCT,
     PAGEVIEW_INPUTS,
+    Partials,
     PathGrouper,
     aggregate,
     as_int,
     count_rows,
+    dictionary_of,
     flag,
     local_date,
     local_hour,
-    map_paths,
     maybe_pageview,
     pageviews,
     ratio,
@@ -48,16 +50,22 @@ COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_erro
           "client_ips", "sessions", "visitors", "users", "engaged_sessions", "events"]
 
 
-def _traffic(out_dir: Path, timezone: str) -> pa.Table:
-    """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan."""
+def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, pa.Table]:
+    """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
+
+    The same scan tallies pageviews per page (or path template) for `top_pages`, which would
+    otherwise scan the requests and compute the pageview definition a second time.
+    """
     cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
             "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"),
             **{c: F(c) for c in PAGEVIEW_INPUTS if c != "status"}}
+    pages = Partials(pa.schema([("path", pa.string()), ("n", pa.int64())]), ["path"])
 
     def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
-        pv = pageviews(batch).cast(pa.int64())
+        pv = pageviews(batch)
+        pages.add(tally(batch.column("path").filter(pv), "path", mapper=grouper))
         keep = ["date", "hour", "status", "bot", "bytes_sent"]
-        return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv], keep + ["pv"])
+        return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv.cast(pa.int64())], keep + ["pv"])
 
     aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
             ("bytes_sent", "sum", None, "bytes_sent")]
@@ -68,7 +76,8 @@ def _traffic(out_dir: Path, timezone: str) -> pa.Table:
     is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
     zero = pa.scalar(0, pa.int64())
     table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
-    return table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
+    table = table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
+    return table, pages.result().rename_columns(["path", "pageviews"])
 
 
 def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
@@ -107,35 +116,34 @@ def daily_kpis(out_dir: Path, traffic: pa.Table, events: pa.Table, timezone: str
     return finish("daily_kpis", table.sort_by("date"))
 
 
-def top_pages(out_dir: Path, grouper: PathGrouper | None, limit: int | None) -> pa.Table:
+def top_pages(out_dir: Path, counts: pa.Table, grouper: PathGrouper | None, limit: int | None) -> pa.Table:
     """Pageviews and visitors per page (or per path template), ranked.
 
-    Two passes keep memory to the pages reported: pageviews per page first (one counter per
-    page), then distinct visitors for the ranked pages only (a distinct count holds every
-    (page, visitor) pair, nearly one per pageview on a site with a long tail of pages).
+    `counts` (pageviews per page) comes from the traffic scan; one more scan counts distinct
+    visitors for the ranked pages only (a distinct count holds every (page, visitor) pair, nearly
+    one per pageview on a site with a long tail of pages). Pages are matched to the ranking once
+    per distinct path of a batch and grouped by their rank, an integer, not by the path string.
     """
-    cols = {c: F(c) for c in PAGEVIEW_INPUTS}
-
-    def count_pages(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return tally(batch.column("path").filter(pageviews(batch)), "path", mapper=grouper)
-
-    counts = aggregate(scan(out_dir, "requests", cols, where=maybe_pageview(), transform=count_pages,
-                            dictionary=["path"]), [("n", "sum", None, "pageviews")], keys=["path"])
     total = pc.sum(counts["pageviews"]).as_py() or 0
     ranked = top(counts, "pageviews", ["path"], limit)
-    keep = ranked["path"].combine_chunks() if counts.num_rows > ranked.num_rows else None
-    as_text = map_paths("path", grouper)
+    keep = ranked["path"].combine_chunks()
 
     def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = as_text(batch.filter(pageviews(batch))).select(["path", "anonymous_id"])
-        return batch if keep is None else batch.filter(pc.is_in(batch.column("path"), value_set=keep))
+        batch = batch.filter(pageviews(batch))
+        encoded = dictionary_of(batch.column("path"))
+        words = encoded.dictionary if grouper is None else pa.array(grouper(encoded.dictionary)).cast(pa.string())
+        rank = pc.index_in(words, value_set=keep, skip_nulls=True).take(encoded.indices)
+        return pa.RecordBatch.from_arrays([rank, batch.column("anonymous_id")], ["rank", "anonymous_id"]) \
+            .filter(rank.is_valid())
 
-    reader = scan(out_dir, "requests", {**cols, "anonymous_id": F("anonymous_id")}, where=maybe_pageview(),
-                  transform=ranked_only, dictionary=["path"])
-    visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["path"])
-    table = ranked.join(visitors, "path", join_type="left outer")
+    cols = {**{c: F(c) for c in PAGEVIEW_INPUTS}, "anonymous_id": F("anonymous_id")}
+    reader = scan(out_dir, "requests", cols, where=maybe_pageview(), transform=ranked_only, dictionary=["path"])
+    visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["rank"])
+    by_rank = np.zeros(ranked.num_rows, dtype=np.int64)
+    by_rank[visitors["rank"].to_numpy()] = visitors["visitors"].to_numpy()
+    table = ranked.append_column("visitors", pa.array(by_rank))
     table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
-    return finish("top_pages", zero_fill(top(table, "pageviews", ["path"], None), ["visitors"]))
+    return finish("top_pages", table)
 
 
 def request_reports(out_dir: Path, limit: int | None) -> dict[str, pa.Table]:
@@ -210,14 +218,14 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
-    traffic = _traffic(out_dir, timezone)
+    traffic, page_counts = _traffic(out_dir, timezone, path_grouper)
     events = events_by_day(out_dir, timezone)
     rejects = rejects_by_reason(out_dir)
     totals = _totals(out_dir, traffic, events, rejects)
     reports: dict[str, pa.Table] = {
         "daily_kpis": daily_kpis(out_dir, traffic, events, timezone),
         "totals": totals,
-        "top_pages": top_pages(out_dir, path_grouper, limit),
+        "top_pages": top_pages(out_dir, page_counts, path_grouper, limit),
         **session_reports(out_dir, totals["sessions"][0].as_py(), path_grouper, limit),
         "status_codes_by_day": finish("status_codes_by_day", _rollup(traffic, ["date", "status"], ["requests"])
                                       .sort_by([("date", "ascending"), ("status", "ascending")])),

@@ -70,6 +70,38 @@ def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | N
     return pa.RecordBatch.from_arrays(arrays, [name, "n", *values])
 
 
+class Partials:
+    """Per-batch pre-aggregates (`tally` outputs) gathered beside a scan, merged at the end.
+
+    Lets one scan feed several reports: a transform tallies what another report needs and
+    `add`s it here instead of that report scanning the dataset again. Memory stays bounded: when
+    the gathered rows outgrow twice the last merge they are merged (`n` summed, other columns by
+    `aggs`), so about two rows per distinct key are held.
+    """
+
+    def __init__(self, schema: pa.Schema, keys: list[str], aggs: dict[str, str] | None = None) -> None:
+        self.keys, self.aggs = keys, {"n": "sum", **(aggs or {})}
+        self.tables: list[pa.Table] = [schema.empty_table()]
+        self.rows = 0
+        self.floor = self.limit = BATCH_ROWS  # rows gathered before the first merge
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Gather one batch's pre-aggregate (columns: the keys, `n`, the `aggs` columns)."""
+        self.tables.append(pa.Table.from_batches([batch]))
+        self.rows += batch.num_rows
+        if self.rows > self.limit:
+            merged = self.result()
+            self.tables, self.rows = [merged], merged.num_rows
+            self.limit = max(self.floor, 2 * merged.num_rows)
+
+    def result(self) -> pa.Table:
+        """The merged pre-aggregates: one row per distinct key, columns named as gathered."""
+        table = pa.concat_tables(self.tables)
+        out = table.group_by(self.keys, use_threads=False).aggregate(list(self.aggs.items()))
+        names = {f"{c}_{fn}": c for c, fn in self.aggs.items()}
+        return out.rename_columns([names.get(n, n) for n in out.column_names]).select(table.column_names)
+
+
 def call(function: str, *args: Expr | pa.Scalar) -> Expr:
     """An expression calling any Arrow compute function."""
     return Expr._call(function, [a if isinstance(a, Expr) else pc.scalar(a) for a in args])
