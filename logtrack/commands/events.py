@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -36,6 +37,10 @@ def events_cmd(logs: tuple[str, ...], rules: tuple[str, ...], out: str, quiet: b
                 write_json_lines(step.events, sys.stdout)
             else:
                 sink.write(step.events)
+    except BrokenPipeError:
+        # The reader stopped (`| head`): that is its choice, not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except BaseException:
         if sink is not None:
             sink.abort()
