@@ -20,15 +20,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import register
-from .delimited import (
-    Delimited,
-    DelimitedFormat,
-    seconds_ms,
-    split_url_request,
-    strip_port,
-    sum_ms,
-    time_iso_z,
-)
+from .delimited import Delimited, DelimitedFormat, load_balancer_columns
 from .variables import Var
 
 SPEC = (
@@ -53,17 +45,7 @@ VARIABLES = [
 
 def derive(raw: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
     """ts, client_ip, the request line and the durations (see the module docstring)."""
-    times = [seconds_ms(raw[k]) for k in
-             ("request_processing_time", "target_processing_time", "response_processing_time")]
-    request = split_url_request(raw["request"])
-    columns = {k: request[k] for k in ("method", "scheme", "host", "path", "query", "protocol")}
-    columns.update({
-        "ts": time_iso_z(raw["time"]),
-        "client_ip": strip_port(raw["client"]),
-        "request_time_ms": sum_ms(*times),
-        "upstream_time_ms": times[1],
-    })
-    return columns, {"request": request["request_raw"]}
+    return load_balancer_columns(raw, upstream="target")
 
 
 FORMAT = register(DelimitedFormat(

@@ -286,6 +286,24 @@ def split_url_request(request: pa.Array) -> dict[str, pa.Array]:
     return {k: pc.replace_with_mask(v, mask, slow[k].cast(pa.string())) for k, v in out.items()}
 
 
+def load_balancer_columns(raw: dict[str, pa.Array], upstream: str
+                          ) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """Columns shared by ALB and ELB: `ts` from `time`, the client without its port, the
+    absolute-form request URL split, `request_time_ms` the sum of the three processing times
+    (null when one is -1) and `upstream_time_ms` the `<upstream>_processing_time`."""
+    times = [seconds_ms(raw[k]) for k in
+             ("request_processing_time", f"{upstream}_processing_time", "response_processing_time")]
+    request = split_url_request(raw["request"])
+    columns = {k: request[k] for k in ("method", "scheme", "host", "path", "query", "protocol")}
+    columns.update({
+        "ts": time_iso_z(raw["time"]),
+        "client_ip": strip_port(raw["client"]),
+        "request_time_ms": sum_ms(*times),
+        "upstream_time_ms": times[1],
+    })
+    return columns, {"request": request["request_raw"]}
+
+
 class DelimitedFormat(LogFormat):
     """A format made of one `Delimited` layout and the kind of each of its fields.
 
