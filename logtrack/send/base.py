@@ -269,6 +269,16 @@ class Reasons:
         return self.values == None  # noqa: E711 (elementwise)
 
 
+def route_rows(t: pa.Table, routes: Any, what: str, section: str) -> tuple[np.ndarray, Reasons]:
+    """Each event's credentials route by its host, and a Reasons with the unroutable refused
+    (`no <what> for host 'x' (destinations.<section>.hosts)`)."""
+    why = Reasons(t.num_rows)
+    route = map_distinct(t["host"], lambda h: routes.index_for([h])[0])
+    why.add(route == None,  # noqa: E711 (elementwise)
+            map_distinct(t["host"], lambda h: f"no {what} for host {h!r} (destinations.{section}.hosts)"))
+    return route, why
+
+
 def factorize_rows(*columns: pa.Array) -> np.ndarray:
     """Group code per row over several string columns (nulls are a value of their own)."""
     parts = [pc.fill_null(c.cast(pa.string()), "\x00") for c in columns]

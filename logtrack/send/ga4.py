@@ -32,6 +32,7 @@ from .base import (
     join_endpoint,
     load_routes,
     map_distinct,
+    route_rows,
 )
 from .summary import SendOptions
 
@@ -170,10 +171,7 @@ class GA4(Destination):
         """Refuse (no route, too old, invalid names/params/user properties) and encode."""
         t = schema.conform(events, schema.EVENTS).combine_chunks()
         n = t.num_rows
-        why = Reasons(n)
-        route = map_distinct(t["host"], lambda h: self.routes.index_for([h])[0])
-        why.add(route == None,  # noqa: E711
-                map_distinct(t["host"], lambda h: f"no GA4 credentials for host {h!r} (destinations.ga4.hosts)"))
+        route, why = route_rows(t, self.routes, "GA4 credentials", "ga4")
         ts = t["ts"].cast(pa.int64()).to_numpy(zero_copy_only=False)
         why.add(ts < now_us - self.max_age_us,
                 f"too old: GA4 takes events up to {API_MAX_AGE_HOURS} h old; logtrack sends up to "

@@ -21,13 +21,13 @@ from . import jsonarrow as J
 from .base import (
     Destination,
     Prepared,
-    Reasons,
     Request,
     basic_auth,
     env_or,
     join_endpoint,
     load_routes,
     map_distinct,
+    route_rows,
 )
 from .summary import SendOptions
 
@@ -85,10 +85,7 @@ class Segment(Destination):
         """Encode track calls (vectorized), attach identify calls, refuse oversized events."""
         t = schema.conform(events, schema.EVENTS).combine_chunks()
         n = t.num_rows
-        why = Reasons(n)
-        route = map_distinct(t["host"], lambda h: self.routes.index_for([h])[0])
-        why.add(route == None,  # noqa: E711
-                map_distinct(t["host"], lambda h: f"no Segment write key for host {h!r} (destinations.segment.hosts)"))
+        route, why = route_rows(t, self.routes, "Segment write key", "segment")
         iso = pc.binary_join_element_wise(pc.strftime(t["ts"], format="%Y-%m-%dT%H:%M:%S"), "Z", "")
         # Segment needs userId or anonymousId; with consent denied (no ids) the event's own id
         # stands in, so it counts once and identifies nobody.
