@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from logtrack.formats import get_format
+from logtrack.lines import split_lines
+from logtrack.sources import Block, Input, iter_blocks, open_input
+
 GOLDEN = Path(__file__).parent / "golden"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FORMATS = SHARED / "formats"
@@ -47,3 +51,22 @@ def check_golden(name: str, data: object) -> None:
         path.write_text(text, encoding="utf-8")
     expected = json.loads(path.read_text(encoding="utf-8"))
     assert json.loads(text) == expected, f"output differs from {path}; rerun with LOGTRACK_UPDATE_GOLDEN=1 and review"
+
+
+def parse_file(path: str | Path, fmt_name: str) -> tuple[pa.Table, pa.Table]:
+    """Parse a sample through the real sources and line splitter, state carried across blocks."""
+    fmt = get_format(fmt_name)
+    state = fmt.new_state()
+    requests, rejects = [], []
+    for block in iter_blocks(open_input(Input(str(path))), str(path)):
+        parsed = fmt.parse(split_lines(block), state)
+        requests.append(parsed.requests)
+        rejects.append(parsed.rejects)
+    return pa.concat_tables(requests), pa.concat_tables(rejects)
+
+
+def parse_text(text: str, fmt_name: str) -> tuple[list[dict], list[dict]]:
+    """Rows (golden style) and rejects of a few lines given as one string."""
+    fmt = get_format(fmt_name)
+    parsed = fmt.parse(split_lines(Block("t", 1, text.encode("utf-8"))), fmt.new_state())
+    return rows_for_golden(parsed.requests), parsed.rejects.to_pylist()

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from golden import FORMATS, check_golden, rows_for_golden
+from golden import FORMATS, check_golden, parse_file, parse_text, rows_for_golden
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logtrack.formats import get_format
 from logtrack.formats.delimited import Delimited, split_url_request
-from logtrack.lines import split_lines
-from logtrack.sources import Block, Input, iter_blocks, open_input
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 SAMPLES = [
@@ -28,23 +26,6 @@ ALB_HEAD = ("https 2023-09-10T23:55:00.361692Z app/I8YR24BIAN4K/6378464905b0814a
             " 0.000 0.003 0.000 401 401 29 805")
 
 
-def parse_file(path: Path, fmt_name: str) -> tuple[pa.Table, pa.Table]:
-    """Parse a sample through the real sources and line splitter."""
-    fmt = get_format(fmt_name)
-    state = fmt.new_state()
-    requests, rejects = [], []
-    for block in iter_blocks(open_input(Input(str(path))), str(path)):
-        parsed = fmt.parse(split_lines(block), state)
-        requests.append(parsed.requests)
-        rejects.append(parsed.rejects)
-    return pa.concat_tables(requests), pa.concat_tables(rejects)
-
-
-def parse_text(text: str, fmt_name: str) -> tuple[list[dict], list[dict]]:
-    """Rows (golden style) and rejects of lines given as one string."""
-    fmt = get_format(fmt_name)
-    parsed = fmt.parse(split_lines(Block("t", 1, text.encode("utf-8"))), fmt.new_state())
-    return rows_for_golden(parsed.requests), parsed.rejects.to_pylist()
 
 
 @pytest.mark.parametrize(("path", "name", "fmt"), SAMPLES, ids=[s[1] for s in SAMPLES])

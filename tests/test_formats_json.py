@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-from golden import FORMATS, check_golden, rows_for_golden
+from golden import FORMATS, check_golden, parse_file, rows_for_golden
 
 from logtrack.formats import get_format
 from logtrack.formats import jsonmap as jm
 from logtrack.formats import jsonread as jr
 from logtrack.lines import Lines, split_lines
-from logtrack.sources import Block, Input, iter_blocks, open_input
+from logtrack.sources import Block
 
 JSON_FORMATS = ["nginx_json", "caddy", "traefik_json", "kong", "apigateway_json", "gcp_lb"]
 # Every sample file this module covers, with the preset that reads it. None of their lines is
@@ -30,17 +30,6 @@ SAMPLES = [
     ("gcp_http_lb.log", "gcp_lb"),
 ]
 
-
-def parse_file(path: str, fmt_name: str) -> tuple[pa.Table, pa.Table]:
-    """Parse a sample through the real sources and line splitter."""
-    fmt = get_format(fmt_name)
-    state = fmt.new_state()
-    requests, rejects = [], []
-    for block in iter_blocks(open_input(Input(path)), path):
-        parsed = fmt.parse(split_lines(block), state)
-        requests.append(parsed.requests)
-        rejects.append(parsed.rejects)
-    return pa.concat_tables(requests), pa.concat_tables(rejects)
 
 
 def parse(lines: list[str], fmt: str) -> tuple[list[dict], list[dict]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from golden import FORMATS, check_golden, rows_for_golden
+from golden import FORMATS, check_golden, parse_file, parse_text, rows_for_golden
 
 from logtrack.formats import get_format
 from logtrack.formats.w3c_core import NO_HEADER, split_fields
 from logtrack.lines import split_lines
-from logtrack.sources import Block, Input, iter_blocks, open_input
+from logtrack.sources import Block
 
 SAMPLES = [
     ("aws_cloudfront.log", "cloudfront"),
@@ -25,23 +25,6 @@ SAMPLES = [
 ]
 
 
-def parse_file(path: str, fmt_name: str) -> tuple[pa.Table, pa.Table]:
-    """Parse a sample through the real sources and line splitter, state carried across blocks."""
-    fmt = get_format(fmt_name)
-    state = fmt.new_state()
-    requests, rejects = [], []
-    for block in iter_blocks(open_input(Input(path)), path):
-        parsed = fmt.parse(split_lines(block), state)
-        requests.append(parsed.requests)
-        rejects.append(parsed.rejects)
-    return pa.concat_tables(requests), pa.concat_tables(rejects)
-
-
-def parse_text(text: str, fmt_name: str) -> tuple[list[dict], list[dict]]:
-    """Rows (golden style) and rejects of a few lines given as one string."""
-    fmt = get_format(fmt_name)
-    parsed = fmt.parse(split_lines(Block("t", 1, text.encode("utf-8"))), fmt.new_state())
-    return rows_for_golden(parsed.requests), parsed.rejects.to_pylist()
 
 
 @pytest.mark.parametrize(("name", "fmt"), SAMPLES)
