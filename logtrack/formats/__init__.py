@@ -11,7 +11,7 @@ __all__ = ["LogFormat", "Parsed", "get_format", "register", "registry", "load_bu
 
 _LOADED = False
 # Modules that hold shared machinery rather than presets.
-_INFRA = {"base", "convert", "columns", "variables", "template", "clftime", "detect", "jsonmap", "jsonread", "w3c_core", "w3c_fields", "delimited"}
+_INFRA = {"base", "convert", "columns", "variables", "template", "clftime", "words", "csvplan", "detect", "jsonmap", "jsonread", "w3c_core", "w3c_fields", "delimited"}
 
 
 def load_builtins() -> None:

@@ -10,7 +10,7 @@ A template becomes two plans (DESIGN §3, §8):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from ..schema import REQUESTS, empty
 from .base import LogFormat, Parsed, RowsOf, assemble, rejects_table
 from .columns import convert_vars
 from .variables import QUOTED, Var, apache_var, nginx_var
+from .words import Segment, split_words
 
 Token = str | Var
 MAX_GROUPS = 4  # RE2's one-pass matcher handles at most this many capture groups (DESIGN §8)
@@ -63,12 +64,6 @@ def tokenize(spec: str) -> list[Token]:
     if not any(isinstance(t, Var) for t in merged):
         raise UsageError(f"log format has no variables: {spec!r}")
     return merged
-
-
-@dataclass
-class _Segment:
-    quoted: bool
-    tokens: list[Token]
 
 
 class Template:
@@ -123,23 +118,23 @@ class Template:
         return "".join(parts)
 
     # -- split plan -------------------------------------------------------------------------
-    def _segments(self) -> list[_Segment] | None:
+    def _segments(self) -> list[Segment] | None:
         if self.prefix or not any(isinstance(t, str) and '"' in t for t in self.tokens):
             return None
-        segs = [_Segment(False, [])]
+        segs = [Segment(False, [])]
         for tok in self.tokens:
             if isinstance(tok, str):
                 pieces = tok.split('"')
                 for j, piece in enumerate(pieces):
                     if j:
-                        segs.append(_Segment(not segs[-1].quoted, []))
+                        segs.append(Segment(not segs[-1].quoted, []))
                     if piece:
                         segs[-1].tokens.append(piece)
             else:
                 segs[-1].tokens.append(tok)
         return segs
 
-    def _segment_regexes(self, seg: _Segment, base: int) -> list[tuple[str, list[tuple[str, int]]]]:
+    def _segment_regexes(self, seg: Segment, base: int) -> list[tuple[str, list[tuple[str, int]]]]:
         """Regexes for one segment, each with ≤ MAX_GROUPS groups: [(regex, [(group, var_idx)])]."""
         var_positions = [i for i, t in enumerate(seg.tokens) if isinstance(t, Var)]
         out = []
@@ -216,7 +211,7 @@ class Template:
                 if literal.strip():
                     pattern = "^" + re.escape(literal).replace(r"\ ", " +") + "$"
                     sub_ok &= pc.fill_null(pc.match_substring_regex(part, pattern), False).to_numpy(zero_copy_only=False)
-            elif (words := _split_words(part, seg)) is not None:
+            elif (words := split_words(part, seg)) is not None:
                 values, words_ok = words
                 raw.update(values)
                 sub_ok &= words_ok
@@ -233,82 +228,6 @@ class Template:
             return idx, raw
         keep = pa.array(sub_ok)
         return idx[sub_ok], {k: v.filter(keep) for k, v in raw.items()}
-
-
-_WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
-
-
-def _word_plan(seg: _Segment) -> tuple[list[tuple], int] | None:
-    """Plan an unquoted segment as space-separated words, or None when it cannot be.
-
-    Each step is ("lit", position, text) or ("var", position, span, prefix, suffix, var).
-    """
-    words: list[list[Token]] = [[]]
-    for tok in seg.tokens:
-        if isinstance(tok, str):
-            for j, piece in enumerate(tok.split(" ")):
-                if j:
-                    words.append([])
-                if piece:
-                    words[-1].append(piece)
-        else:
-            words[-1].append(tok)
-    steps: list[tuple] = []
-    pos = 0
-    for word in words:
-        found = [t for t in word if isinstance(t, Var)]
-        if len(found) > 1:
-            return None
-        if not found:
-            steps.append(("lit", pos, "".join(str(t) for t in word)))
-            pos += 1
-            continue
-        var = found[0]
-        if var.kind == "time_clf":
-            span = 1
-        elif var.pattern in _WORD_PATTERNS or not _may_hold_space(var.pattern):
-            span = 0
-        else:
-            return None
-        at = word.index(var)
-        prefix = "".join(str(t) for t in word[:at])
-        suffix = "".join(str(t) for t in word[at + 1:])
-        steps.append(("var", pos, span, prefix, suffix, var))
-        pos += span + 1
-    return steps, pos
-
-
-def _may_hold_space(pattern: str) -> bool:
-    return " " in pattern or "\\s" in pattern.replace("\\S", "") or "." in pattern.replace("\\.", "") or "[^" in pattern
-
-
-def _split_words(part: pa.Array, seg: _Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:
-    """Values of an unquoted segment by splitting on single spaces (None: use the regex)."""
-    plan = _word_plan(seg)
-    if plan is None:
-        return None
-    steps, count = plan
-    words = pc.split_pattern(part, " ")
-    if not pc.all(pc.equal(pc.list_value_length(words), count)).as_py():
-        return None  # some lines have other spacing: the segment regex handles them all
-    ok = np.ones(len(part), dtype=bool)
-    values: dict[str, pa.Array] = {}
-    for step in steps:
-        if step[0] == "lit":
-            ok &= pc.equal(pc.list_element(words, step[1]), step[2]).to_numpy(zero_copy_only=False)
-            continue
-        _, pos, span, prefix, suffix, var = step
-        value = pc.list_element(words, pos)
-        for extra in range(1, span + 1):
-            value = pc.binary_join_element_wise(value, pc.list_element(words, pos + extra), " ")
-        if prefix or suffix:
-            fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
-            ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
-            value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
-        if var.pattern not in _WORD_PATTERNS:  # after the slice: `[$time_local]`'s pattern has no brackets
-            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
-        values[var.name] = value
-    return values, ok
 
 
 class TemplateFormat(LogFormat):

@@ -1,0 +1,108 @@
+"""Space-separated words: how an unquoted stretch of a template maps onto the words of a line.
+
+`word_plan` turns a segment of template tokens (`$remote_addr - $remote_user [$time_local] `)
+into steps over its words; `values_from_words` evaluates the steps over any source of word
+arrays — the words of a `split_pattern` (`split_words`) or the columns of Arrow's CSV reader
+(`csvplan`) — checking literals, affixes and patterns the same way for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .variables import Var
+
+Token = str | Var
+_WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
+
+
+@dataclass
+class Segment:
+    """A stretch of template tokens between two `"` (quoted) or outside them."""
+
+    quoted: bool
+    tokens: list[Token]
+
+
+def word_plan(seg: Segment) -> tuple[list[tuple], int] | None:
+    """Plan an unquoted segment as space-separated words, or None when it cannot be.
+
+    Each step is ("lit", position, text) or ("var", position, span, prefix, suffix, var).
+    """
+    words: list[list[Token]] = [[]]
+    for tok in seg.tokens:
+        if isinstance(tok, str):
+            for j, piece in enumerate(tok.split(" ")):
+                if j:
+                    words.append([])
+                if piece:
+                    words[-1].append(piece)
+        else:
+            words[-1].append(tok)
+    steps: list[tuple] = []
+    pos = 0
+    for word in words:
+        found = [t for t in word if isinstance(t, Var)]
+        if len(found) > 1:
+            return None
+        if not found:
+            steps.append(("lit", pos, "".join(str(t) for t in word)))
+            pos += 1
+            continue
+        var = found[0]
+        if var.kind == "time_clf":
+            span = 1
+        elif var.pattern in _WORD_PATTERNS or not _may_hold_space(var.pattern):
+            span = 0
+        else:
+            return None
+        at = word.index(var)
+        prefix = "".join(str(t) for t in word[:at])
+        suffix = "".join(str(t) for t in word[at + 1:])
+        steps.append(("var", pos, span, prefix, suffix, var))
+        pos += span + 1
+    return steps, pos
+
+
+def _may_hold_space(pattern: str) -> bool:
+    return " " in pattern or "\\s" in pattern.replace("\\S", "") or "." in pattern.replace("\\.", "") or "[^" in pattern
+
+
+def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: int
+                      ) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Each variable's value from the words the steps name; the rows whose words fit."""
+    ok = np.ones(n, dtype=bool)
+    values: dict[str, pa.Array] = {}
+    for step in steps:
+        if step[0] == "lit":
+            ok &= pc.fill_null(pc.equal(word(step[1]), step[2]), False).to_numpy(zero_copy_only=False)
+            continue
+        _, pos, span, prefix, suffix, var = step
+        value = word(pos)
+        for extra in range(1, span + 1):
+            value = pc.binary_join_element_wise(value, word(pos + extra), " ")
+        if prefix or suffix:
+            fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
+            ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
+            value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
+        if var.pattern not in _WORD_PATTERNS:  # after the slice: `[$time_local]`'s pattern has no brackets
+            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
+        values[var.name] = value
+    return values, ok
+
+
+def split_words(part: pa.Array, seg: Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:
+    """Values of an unquoted segment by splitting on single spaces (None: use the regex)."""
+    plan = word_plan(seg)
+    if plan is None:
+        return None
+    steps, count = plan
+    words = pc.split_pattern(part, " ")
+    if not pc.all(pc.equal(pc.list_value_length(words), count)).as_py():
+        return None  # some lines have other spacing: the segment regex handles them all
+    return values_from_words(steps, lambda i: pc.list_element(words, i), len(part))
