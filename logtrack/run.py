@@ -1,8 +1,10 @@
 """The whole chain over parsed batches: enrich → exclude → identify → privacy → sessions → rules.
 
-`Chain` holds the configured stages and their state; `Chain.run(batches)` yields one `StageOutput`
-per parsed batch (plus a last one when the sessionizer flushes). Sinks — datasets, event files,
-destinations — consume the outputs; nothing here writes.
+`Chain` holds the configured stages and their state; `Chain.run(batches)` yields a `StageOutput`
+per RULES_BATCH rows or so of sessionized requests (the sessionizer's last flush in slices of
+that size). Sinks — datasets, event files, destinations — consume the outputs; nothing here
+writes. A consumer should drop each output before asking for the next (`del step` at the end of
+the loop body), or it stays alive while the next one is computed.
 """
 
 from __future__ import annotations
