@@ -22,6 +22,7 @@ from ..lines import Lines
 from ..schema import REQUESTS, empty
 from .base import LogFormat, Parsed, RowsOf, assemble, rejects_table
 from .columns import convert_vars
+from .csvplan import csv_piece, csv_plan
 from .variables import QUOTED, Var, apache_var, nginx_var
 from .words import Segment, split_words
 
@@ -81,6 +82,7 @@ class Template:
         self.prefix = prefix  # a regex for text some shippers put before the line (syslog)
         self.full_regex = self._full_regex()
         self.segments = self._segments()
+        self.csv = csv_plan(self.segments) if self.segments is not None and not allow_trailing else None
 
     # -- full regex -------------------------------------------------------------------------
     def _pattern(self, i: int, quoted: bool, nxt: Token | None) -> str:
@@ -164,17 +166,26 @@ class Template:
             return rf"[^\s{re.escape(nxt[0])}]+"
         return var.pattern
 
-    def pieces(self, text: pa.Array) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
+    def pieces(self, text: pa.Array, whole: Lines | None = None) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
         """The lines this template parses, as pieces of (row indices, raw captures of those rows):
-        the split plan's rows, then the rows only the full regex could take."""
+        the CSV plan's rows (when `whole` is a clean block these lines are all of), then the
+        split plan's, then the rows only the full regex could take."""
         n = len(text)
         out: list[tuple[np.ndarray, dict[str, pa.Array]]] = []
         fallback = np.ones(n, dtype=bool)
-        if self.segments is not None and n:
-            idx, raw = self._split_plan(text)
+        if self.csv is not None and whole is not None and whole.raw is not None and n:
+            assert whole.raw_starts is not None
+            piece = csv_piece(self.csv, whole.raw, whole.raw_starts, n, whole.backslash_mask())
+            if piece is not None and len(piece[0]):
+                out.append(piece)
+                fallback[piece[0]] = False
+        if self.segments is not None and fallback.any():
+            rest = np.flatnonzero(fallback)
+            sub = text if len(rest) == n else text.take(pa.array(rest))
+            idx, raw = self._split_plan(sub)
             if len(idx):
-                out.append((idx, raw))
-                fallback[idx] = False
+                out.append((rest[idx], raw))
+                fallback[rest[idx]] = False
         if fallback.any():
             idx = np.flatnonzero(fallback)
             sub = text if len(idx) == n else text.take(pa.array(idx))
@@ -262,7 +273,7 @@ class TemplateFormat(LogFormat):
             variables = {v.name: v for v in tpl.vars}
             if tpl.allow_trailing:
                 variables["extra"] = Var("extra", "text", None)
-            for local, raw in tpl.pieces(text):
+            for local, raw in tpl.pieces(text, lines if len(remaining) == n else None):
                 rows = remaining[local]
                 taken[local] = True
                 sub = lines if len(rows) == n else RowsOf(lines, rows)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .variables import Var
+from .variables import COUNT, STATUS, Var
 
 Token = str | Var
 _WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
@@ -90,10 +90,23 @@ def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: in
             fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
             ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
             value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
-        if var.pattern not in _WORD_PATTERNS:  # after the slice: `[$time_local]`'s pattern has no brackets
-            ok &= pc.fill_null(pc.match_substring_regex(value, f"^(?:{var.pattern})$"), False).to_numpy(zero_copy_only=False)
+        if var.pattern not in _WORD_PATTERNS and var.kind != "time_clf":
+            # (a CLF time is checked to the character by its parser; a misfit becomes a reject there)
+            ok &= _fits(value, var.pattern)
         values[var.name] = value
     return values, ok
+
+
+def _fits(value: pa.Array, pattern: str) -> np.ndarray:
+    """Rows whose value matches `pattern` whole; digit patterns use a kernel, not a regex."""
+    if pattern in (STATUS, COUNT):
+        digits = pc.utf8_is_digit(value)
+        if pattern == STATUS:
+            digits = pc.and_(digits, pc.less_equal(pc.binary_length(value), 3))
+        fits = pc.or_(digits, pc.equal(value, "-"))
+    else:
+        fits = pc.match_substring_regex(value, f"^(?:{pattern})$")
+    return pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
 
 
 def split_words(part: pa.Array, seg: Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:
