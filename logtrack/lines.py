@@ -119,24 +119,24 @@ def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
 def _repair_utf8(data: bytes) -> tuple[bytes, int]:
     """Replace invalid UTF-8 line by line; return the repaired bytes and how many lines needed it.
 
-    Only the lines that hold an invalid sequence are decoded with replacement; the rest of the
-    block is copied as it is (one decode pass finds the errors, resuming after each bad line).
+    Only lines holding a byte ≥ 0x80 can be invalid (found with numpy); each of those is checked
+    on its own and, when invalid, decoded with replacement. ASCII lines are copied as they are.
     """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    high = np.flatnonzero(buf >= 0x80)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], newlines + 1))
     view = memoryview(data)
     pieces: list[bytes | memoryview] = []
-    pos, bad, n = 0, 0, len(data)
-    while pos < n:
+    pos, bad = 0, 0
+    for line in np.unique(np.searchsorted(newlines, high)):
+        start = int(starts[line])
+        end = int(newlines[line]) if line < len(newlines) else len(data)
         try:
-            codecs.utf_8_decode(view[pos:], "strict", True)
-            break
-        except UnicodeDecodeError as exc:
-            err = pos + exc.start
-            start = data.rfind(b"\n", 0, err) + 1
-            end = data.find(b"\n", err)
-            end = n if end < 0 else end
+            codecs.utf_8_decode(view[start:end], "strict", True)
+        except UnicodeDecodeError:
             pieces.append(view[pos:start])
             pieces.append(data[start:end].decode("utf-8", "replace").encode("utf-8"))
-            bad += 1
-            pos = end
+            pos, bad = end, bad + 1
     pieces.append(view[pos:])
     return b"".join(pieces), bad
