@@ -5,15 +5,18 @@ from __future__ import annotations
 import click
 import pyarrow as pa
 
+from ..config import load_config
 from ..formats import registry
 from ..formats.detect import SAMPLE_LINES, detect
 from ..lines import Lines, split_lines
 from ..sources import SAMPLE_BYTES, Input, expand_inputs, iter_blocks, open_input
+from .common import config_option
 
 
 @click.group("formats", invoke_without_command=True)
+@config_option
 @click.pass_context
-def formats_cmd(ctx: click.Context) -> None:
+def formats_cmd(ctx: click.Context, config_path: str | None) -> None:
     """List every built-in log format with a one-line description.
 
     \b
@@ -24,6 +27,9 @@ def formats_cmd(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         for name, fmt in sorted(registry().items()):
             click.echo(f"{name:<22} {fmt.description}")
+        custom = load_config(config_path).get("formats") or {}
+        for name, spec in sorted(custom.items()) if isinstance(custom, dict) else []:
+            click.echo(f"{name:<22} (config) {spec}")
 
 
 @formats_cmd.command("detect")
