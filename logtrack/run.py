@@ -9,7 +9,6 @@ the loop body), or it stays alive while the next one is computed.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -152,11 +151,13 @@ class Chain:
     def _finish_step(self, requests: pa.Table, sessions: pa.Table, rejects: pa.Table) -> StageOutput:
         t = time.perf_counter()
         requests = conform(requests, ENRICHED_REQUESTS)
-        events = self.ruleset.evaluate(requests) if self.ruleset is not None and requests.num_rows else empty(EVENTS)
-        # Rule evaluation leaves a reference cycle around its per-batch cache (tens of MB of
-        # columns): collect the young generations now (under a millisecond) rather than
-        # whenever Python's object-count threshold next fires.
-        gc.collect(1)
+        events = empty(EVENTS)
+        if self.ruleset is not None:
+            if requests.num_rows:
+                events = self.ruleset.evaluate(requests)
+            # These sessions' requests have all been through the rules now (a session comes out
+            # of the sessionizer with all its requests, in this step or the last slice's).
+            self.ruleset.close_sessions(sessions["session_id"])
         events = conform(events, EVENTS)
         self._timed("rules", t)
         self._count_events(events)

@@ -180,6 +180,22 @@ def test_once_per_user_and_session_across_batches():
     assert fresh.evaluate(table).num_rows == 0
 
 
+def test_closed_sessions_are_forgotten_but_users_are_not():
+    text = ONCE + "  - {name: landing, when: {first_in_session: true}}\n"
+    rows = [{"path": "/orders", "user_id": "u1", "session_id": "s1", "line": 1},
+            {"path": "/orders", "user_id": "u1", "session_id": "s2", "line": 2}]
+    rules = rules_from_text(text)
+    first = [r["event_name"] for r in rules.evaluate(requests_table(rows[:1])).to_pylist()]
+    assert first == ["first_purchase", "session_order", "landing"]
+    assert rules.state()["sessions"] == ["s1"]
+    rules.close_sessions(pa.array(["s1", "s9", None]))
+    assert rules.state() == {"once_per": {"first_purchase": ["u1"], "session_order": []}, "sessions": []}
+    # s2 is new; s1 closed, so a later s1 row (which the sessionizer never emits) would count anew.
+    later = rules.evaluate(requests_table(rows[1:])).to_pylist()
+    assert [r["event_name"] for r in later] == ["session_order", "landing"]
+    assert rules.state()["sessions"] == ["s2"]
+
+
 def test_events_schema_and_context_columns():
     rules = rules_from_text("events:\n  - {name: e, when: {}}\n")
     table = requests_table([{"path": "/x", "query": "utm_source=a", "host": "h", "client_ip": "192.0.2.0",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logtrack.rules import requests_table, rules_from_text
 
@@ -197,3 +199,45 @@ def test_empty_table_and_dictionary_columns():
     table = requests_table([{"path": "/a"}, {"path": "/b"}, {"path": "/a"}])
     encoded = table.set_column(table.column_names.index("path"), "path", table.column("path").dictionary_encode())
     assert rules.evaluate(encoded).column("path").to_pylist() == ["/a", "/a"]
+
+
+def test_cidr_needs_real_octets_and_reads_leading_zeros():
+    from logtrack.rules.match import cidr_mask
+
+    values = pa.array(["10.1.2.3", "010.1.2.3", "266.1.2.3", "1.10.2.3", "10.", "172.016.0.1", "172.32.0.1",
+                       None, "::ffff:10.1.2.3", "2001:db8::1"])
+    assert cidr_mask(values, ("10.0.0.0/8",)).tolist() == [True, True, False, False, False, False, False,
+                                                            False, False, False]
+    assert cidr_mask(values, ("172.16.0.0/12", "2001:db8::/32")).tolist() == [
+        False, False, False, False, False, True, False, False, False, True]
+    assert cidr_mask(values, ("0.0.0.0/0",)).tolist() == [True, True, False, True, False, True, True,
+                                                           False, False, False]
+
+
+IPS = st.sampled_from(["10.0.0.1", "010.2.3.4", "10.255.0.9", "11.0.0.1", "300.0.0.1", "192.168.0.1",
+                       "192.168.10.7", "2001:db8::1", "fe80::1%eth0", "", "x", None])
+TEXTS = st.sampled_from(["/healthz", "/healthz/", "/", "/a", "kube-probe/1.2", "Kube-probe/1", "kube-probe",
+                         "curl/8", "HEAD", "GET", "", None])
+EXCLUDES = st.lists(st.sampled_from([
+    "{path: /healthz}", "{path: [/, /a]}", "{user_agent: 'kube-probe/*'}", "{user_agent: '*probe*'}",
+    "{client_ip: 10.0.0.0/8}", "{client_ip: [192.168.0.0/16, '2001:db8::/32']}", "{client_ip: 0.0.0.0/4}",
+    "{method: head}", "{path: absent}", "{path: {regex: '^/h'}}", "{not: {path: present}}",
+    "{any: [{path: /a}, {client_ip: 10.0.0.0/8}]}", "{method: GET, path: {prefix: /}}", "{status: 5xx}",
+    "{not: {user_agent: 'curl/*'}}"]), min_size=1, max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(EXCLUDES, st.lists(st.tuples(TEXTS, TEXTS, IPS, TEXTS, st.sampled_from([200, 503, None])), max_size=12))
+def test_exclude_row_tests_agree_with_rule_matching(entries, rows):
+    import numpy as np
+
+    from logtrack.rules.context import BatchContext
+    from logtrack.rules.match import select
+
+    rules = rules_from_text("exclude:\n" + "".join(f"  - {e}\n" for e in entries) + "events: []\n")
+    table = requests_table([{"path": p, "user_agent": ua, "client_ip": ip, "method": m, "status": s}
+                            for p, ua, ip, m, s in rows])
+    expected = np.zeros(table.num_rows, dtype=bool)
+    for node in rules.exclude_nodes:
+        expected[select(node, BatchContext(table))] = True
+    assert rules.excluded(table).to_pylist() == expected.tolist()

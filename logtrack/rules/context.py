@@ -103,7 +103,8 @@ def query_param_regex(name: str) -> str:
 class BatchContext:
     """Cached views of one batch of enriched requests, shared by every rule."""
 
-    def __init__(self, table: pa.Table, first_in_session: Callable[[], np.ndarray] | None = None) -> None:
+    def __init__(self, table: pa.Table,
+                 first_in_session: Callable[[BatchContext], np.ndarray] | None = None) -> None:
         self.table = table
         self.n = table.num_rows
         self._first = first_in_session
@@ -169,4 +170,5 @@ class BatchContext:
         """Rows that open their session (computed by the RuleSet, which keeps cross-batch state)."""
         if self._first is None:
             return np.ones(self.n, dtype=bool)
-        return self.memo(("first_in_session",), self._first)
+        first = self._first
+        return self.memo(("first_in_session",), lambda: first(self))

@@ -142,16 +142,47 @@ def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
 
 
 def cidr_mask(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
-    """Which addresses lie in any network: IPv4 with integer arithmetic, IPv6 per distinct value."""
+    """Which addresses lie in any network: IPv4 with integer arithmetic, IPv6 per distinct value.
+
+    Only candidates are parsed: an IPv4 address inside `10.0.0.0/8` is written `10.…` unless an
+    octet has a leading zero (then it starts with `0` or holds `.0`), an IPv6 one holds `:`.
+    Those are cheap memcmp kernels; the regex and arithmetic then run on a few rows only.
+    """
     nets = [ipaddress.ip_network(n) for n in networks]
+    out = np.zeros(len(values), dtype=bool)
+    rows = np.flatnonzero(_cidr_candidates(values, nets))
+    if len(rows):
+        some = values if len(rows) == len(values) else values.take(pa.array(rows))
+        out[rows] = _cidr_exact(some, nets)
+    return out
+
+
+def _cidr_candidates(values: pa.Array, nets: list) -> np.ndarray:
+    """A superset of the values `_cidr_exact` can accept, by prefix and substring tests."""
+    v4 = [n for n in nets if n.version == 4]
+    if any(n.prefixlen < 8 for n in v4):
+        return np.ones(len(values), dtype=bool)
+    hit = np.zeros(len(values), dtype=bool)
+    for net in v4:
+        fixed = net.network_address.packed[:net.prefixlen // 8]
+        hit |= _np(pc.starts_with(values, ".".join(str(o) for o in fixed) + "."))
+    if v4:
+        hit |= _np(pc.starts_with(values, "0")) | _np(pc.match_substring(values, ".0"))
+    if len(v4) < len(nets):
+        hit |= _np(pc.match_substring(values, ":"))
+    return hit
+
+
+def _cidr_exact(values: pa.Array, nets: list) -> np.ndarray:
     out = np.zeros(len(values), dtype=bool)
     octets = pc.extract_regex(values, r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$")
     v4 = _np(pc.is_valid(octets))
     if v4.any():
         ip = np.zeros(len(values), dtype=np.int64)
         for i in range(4):
-            part = pc.struct_field(octets, [i]).cast(pa.int64(), safe=False).fill_null(0)
-            ip = ip * 256 + part.to_numpy(zero_copy_only=False)
+            part = pc.struct_field(octets, [i]).cast(pa.int64(), safe=False).fill_null(0).to_numpy(zero_copy_only=False)
+            v4 &= part <= 255  # 300.1.2.3 is no address (and must not wrap into 44.1.2.3)
+            ip = ip * 256 + part
         for net in nets:
             if net.version == 4:
                 mask = int(net.netmask)

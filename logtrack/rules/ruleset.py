@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from .. import schema
 from .context import BatchContext, encode
 from .emit import PropertyCollector, event_ids
+from .exclude import exclude_mask
 from .match import pattern_mask, select
 from .model import And, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
 
@@ -36,19 +37,29 @@ class RuleSet:
 
     def reset(self) -> None:
         """Forget cross-batch state (`once_per` keys seen, sessions already started)."""
-        self._once: dict[str, set[str]] = {r.name: set() for r in self.rules if r.once_per}
-        self._sessions: set[str] = set()
+        self._once: dict[str, SeenKeys] = {r.name: SeenKeys() for r in self.rules if r.once_per}
+        self._per_session = [r.name for r in self.rules if r.once_per == "session"]
+        self._sessions = SeenKeys()
 
     def state(self) -> dict[str, Any]:
         """Cross-batch state as plain JSON-able data (to persist `once_per: user` across runs)."""
-        return {"once_per": {k: sorted(v) for k, v in self._once.items()}, "sessions": sorted(self._sessions)}
+        return {"once_per": {k: v.sorted() for k, v in self._once.items()}, "sessions": self._sessions.sorted()}
 
     def restore(self, state: dict[str, Any]) -> None:
         """Restore what `state()` returned (unknown rule names are ignored)."""
         for name, keys in state.get("once_per", {}).items():
             if name in self._once:
-                self._once[name] = set(keys)
-        self._sessions = set(state.get("sessions", []))
+                self._once[name] = SeenKeys(keys)
+        self._sessions = SeenKeys(state.get("sessions", []))
+
+    def close_sessions(self, session_ids: pa.Array | pa.ChunkedArray) -> None:
+        """Forget sessions that ended (the sessionizer emitted their SESSIONS row after all their
+        requests): none of their requests comes later, so `first_in_session` and `once_per:
+        session` need not remember them, and that state stays as small as the open sessions."""
+        if len(session_ids):
+            self._sessions.discard(session_ids)
+            for name in self._per_session:
+                self._once[name].discard(session_ids)
 
     @property
     def event_names(self) -> list[str]:
@@ -59,12 +70,7 @@ class RuleSet:
 
     def excluded(self, table: pa.Table) -> pa.BooleanArray:
         """True for requests any file's `exclude:` entry matches (request + enrichment columns)."""
-        mask = np.zeros(table.num_rows, dtype=bool)
-        if self.exclude_nodes and table.num_rows:
-            ctx = BatchContext(table)
-            for node in self.exclude_nodes:
-                mask[select(node, ctx)] = True
-        return pa.array(mask, pa.bool_())
+        return pa.array(exclude_mask(self.exclude_nodes, table), pa.bool_())
 
     # ---- evaluation ------------------------------------------------------------------------
 
@@ -73,7 +79,9 @@ class RuleSet:
         n = table.num_rows
         if n == 0 or not self.rules:
             return schema.empty(schema.EVENTS)
-        ctx = BatchContext(table, first_in_session=lambda: self._first_in_session(ctx))
+        # A bound method, not a closure over `ctx`: a closure stored in the context it refers to
+        # is a reference cycle, which kept every cached column alive until the GC ran.
+        ctx = BatchContext(table, first_in_session=self._first_in_session)
         if self._needs_first:
             ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
         stopped = np.zeros(n, dtype=bool)
@@ -168,7 +176,40 @@ class RuleSet:
         return grouped.take(pa.array(strings.indices))
 
 
-def _first_per_key(keys: pa.Array, ctx: BatchContext, rows: np.ndarray, seen: set[str],
+class SeenKeys:
+    """A set of strings kept as one Arrow array of distinct values: membership of a batch's keys
+    is one `is_in` kernel, and no Python object is made per key (a run sees ~250k sessions)."""
+
+    def __init__(self, keys: list[str] | None = None) -> None:
+        """The set of `keys` (empty by default)."""
+        self.values = pc.unique(pa.array(keys or [], pa.string()))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def contains(self, keys: pa.Array) -> np.ndarray:
+        """Which of `keys` are in the set."""
+        if not len(self.values):
+            return np.zeros(len(keys), dtype=bool)
+        return pc.is_in(keys, value_set=self.values).fill_null(False).to_numpy(zero_copy_only=False)
+
+    def add_new(self, keys: pa.Array) -> None:
+        """Add distinct keys none of which is in the set yet."""
+        if len(keys):
+            self.values = pa.concat_arrays([self.values, keys.cast(pa.string())])
+
+    def discard(self, keys: pa.Array | pa.ChunkedArray) -> None:
+        """Remove `keys` (those absent are ignored)."""
+        if len(self.values):
+            gone = pc.is_in(self.values, value_set=pc.unique(keys))
+            self.values = self.values.filter(pc.invert(gone))
+
+    def sorted(self) -> list[str]:
+        """The keys in order, as Python strings."""
+        return sorted(self.values.to_pylist())
+
+
+def _first_per_key(keys: pa.Array, ctx: BatchContext, rows: np.ndarray, seen: SeenKeys,
                    keep_null: bool = True) -> np.ndarray:
     """Positions (into `rows`) of each key's earliest row by (ts, source, line) whose key is not in
     `seen`; `seen` is updated. Null keys are kept (`keep_null`) or dropped."""
@@ -180,11 +221,12 @@ def _first_per_key(keys: pa.Array, ctx: BatchContext, rows: np.ndarray, seen: se
     _, first = np.unique(ids, return_index=True)
     picked = order[first]
     picked_ids = strings.indices[picked]
-    values = strings.values.to_pylist()
-    # A loop per distinct key (not per row): drop keys earlier batches already used.
-    fresh = np.array([i == strings.m or values[i] not in seen for i in picked_ids], dtype=bool)
-    seen.update(values[i] for i in picked_ids if i < strings.m)
-    keep = picked[fresh & (picked_ids < strings.m)]
+    valid = picked_ids < strings.m
+    first_keys = strings.values.take(pa.array(picked_ids[valid]))
+    # Drop keys earlier batches already used; the others are seen from now on.
+    old = seen.contains(first_keys)
+    seen.add_new(first_keys.filter(pa.array(~old)))
+    keep = picked[valid][~old]
     if keep_null:
         keep = np.concatenate([keep, np.flatnonzero(strings.indices == strings.m)])
     return np.sort(keep)
