@@ -50,34 +50,68 @@ COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_erro
           "client_ips", "sessions", "visitors", "users", "engaged_sessions", "events"]
 
 
-def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, pa.Table]:
+def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, dict[str, pa.Table]]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
-    The same scan tallies pageviews per page (or path template) for `top_pages`, which would
-    otherwise scan the requests and compute the pageview definition a second time.
+    The same scan tallies what other reports would each scan the requests for: pageviews per
+    page (or path template) for `top_pages`, requests per user agent, 404s per path and 5xx per
+    (path, status) — once per distinct value of a batch (`tally`), merged in `Partials`.
     """
     cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
-            "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"),
-            **{c: F(c) for c in PAGEVIEW_INPUTS if c != "status"}}
-    pages = Partials(pa.schema([("path", pa.string()), ("n", pa.int64())]), ["path"])
+            "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"), "ts": F("ts"),
+            "user_agent": F("user_agent"), **{c: F(c) for c in PAGEVIEW_INPUTS if c != "status"}}
+    ts_type = pa.timestamp("us", tz="UTC")
+    partials = {
+        "pages": Partials(pa.schema([("path", pa.string()), ("n", pa.int64())]), ["path"]),
+        "agents": Partials(pa.schema([("user_agent", pa.string()), ("n", pa.int64()), ("bot", pa.bool_())]),
+                           ["user_agent"], {"bot": "max"}),
+        "not_found": Partials(pa.schema([("path", pa.string()), ("n", pa.int64()), ("bot", pa.int64()),
+                                         ("ts", ts_type)]), ["path"], {"bot": "sum", "ts": "max"}),
+        "server": Partials(pa.schema([("path", pa.string()), ("status", pa.int16()), ("n", pa.int64()),
+                                      ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
+    }
 
     def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
         pv = pageviews(batch)
-        pages.add(tally(batch.column("path").filter(pv), "path", mapper=grouper))
+        partials["pages"].add(tally(batch.column("path").filter(pv), "path", mapper=grouper))
+        bot = batch.column("bot")
+        partials["agents"].add(tally(batch.column("user_agent"), "user_agent",
+                                     {"bot": (pc.cast(bot, pa.bool_()), "max")}))
+        status = batch.column("status")
+        for name, rows in (("not_found", pc.equal(status, 404)),
+                           ("server", pc.and_(pc.greater_equal(status, 500), pc.less(status, 600)))):
+            rows = pc.fill_null(rows, False)
+            if not pc.any(rows).as_py():
+                continue
+            some = batch.filter(rows)
+            if name == "not_found":
+                partials[name].add(tally(some.column("path"), "path", {"bot": (some.column("bot"), "sum"),
+                                                                       "ts": (some.column("ts"), "max")}))
+            else:  # few rows: added as they are, one row each
+                path = some.column("path")
+                path = path.cast(pa.string()) if isinstance(path, pa.DictionaryArray) else path
+                partials[name].add(pa.RecordBatch.from_arrays(
+                    [path, some.column("status"), pa.array(np.ones(some.num_rows, dtype=np.int64)),
+                     some.column("ts")], ["path", "status", "n", "ts"]))
         keep = ["date", "hour", "status", "bot", "bytes_sent"]
         return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv.cast(pa.int64())], keep + ["pv"])
 
     aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
             ("bytes_sent", "sum", None, "bytes_sent")]
-    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=["path"]), aggs,
-                      keys=["date", "hour", "status"])
+    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=["path", "user_agent"]),
+                      aggs, keys=["date", "hour", "status"])
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
     is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
     zero = pa.scalar(0, pa.int64())
     table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
     table = table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
-    return table, pages.result().rename_columns(["path", "pageviews"])
+    tallied = {name: p.result() for name, p in partials.items()}
+    tallied["pages"] = tallied["pages"].rename_columns(["path", "pageviews"])
+    tallied["agents"] = tallied["agents"].rename_columns(["user_agent", "requests", "is_bot"])
+    tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])
+    tallied["server"] = tallied["server"].rename_columns(["path", "status", "requests", "last_seen"])
+    return table, tallied
 
 
 def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
@@ -146,41 +180,20 @@ def top_pages(out_dir: Path, counts: pa.Table, grouper: PathGrouper | None, limi
     return finish("top_pages", table)
 
 
-def request_reports(out_dir: Path, limit: int | None) -> dict[str, pa.Table]:
-    """bots_by_name, not_found_paths, server_error_paths, user_agents."""
-    status = F("status")
+def request_reports(out_dir: Path, tallied: dict[str, pa.Table], limit: int | None) -> dict[str, pa.Table]:
+    """bots_by_name (a scan of bot requests), not_found_paths, server_error_paths and user_agents
+    (tallied by the traffic scan)."""
     bots = aggregate(
         scan(out_dir, "requests", {"bot_name": F("bot_name"), "client_ip": F("client_ip"), "ts": F("ts")},
              where=flag("is_bot")),
         [count_rows("requests"), ("client_ip", "count_distinct", DISTINCT, "client_ips"),
          ("ts", "min", None, "first_seen"), ("ts", "max", None, "last_seen")], keys=["bot_name"])
-
-    def count_404(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return tally(batch.column("path"), "path", {"bot": (batch.column("bot"), "sum"),
-                                                    "ts": (batch.column("ts"), "max")})
-
-    not_found = aggregate(
-        scan(out_dir, "requests", {"path": F("path"), "bot": as_int(flag("is_bot")), "ts": F("ts")},
-             where=status == 404, transform=count_404, dictionary=["path"]),
-        [("n", "sum", None, "requests"), ("bot", "sum", None, "bot_requests"), ("ts", "max", None, "last_seen")],
-        keys=["path"])
-    server = aggregate(
-        scan(out_dir, "requests", {"path": F("path"), "status": status, "ts": F("ts")},
-             where=(status >= 500) & (status < 600)),
-        [count_rows("requests"), ("ts", "max", None, "last_seen")], keys=["path", "status"])
-
-    def count_agents(batch: pa.RecordBatch) -> pa.RecordBatch:
-        return tally(batch.column("user_agent"), "user_agent", {"bot": (batch.column("bot"), "max")})
-
-    agents = aggregate(
-        scan(out_dir, "requests", {"user_agent": F("user_agent"), "bot": flag("is_bot")}, transform=count_agents,
-             dictionary=["user_agent"]),
-        [("n", "sum", None, "requests"), ("bot", "any", None, "is_bot")], keys=["user_agent"])
     return {
         "bots_by_name": finish("bots_by_name", top(bots, "requests", ["bot_name"], limit)),
-        "not_found_paths": finish("not_found_paths", top(not_found, "requests", ["path"], limit)),
-        "server_error_paths": finish("server_error_paths", top(server, "requests", ["path", "status"], limit)),
-        "user_agents": finish("user_agents", top(agents, "requests", ["user_agent"], limit)),
+        "not_found_paths": finish("not_found_paths", top(tallied["not_found"], "requests", ["path"], limit)),
+        "server_error_paths": finish("server_error_paths",
+                                     top(tallied["server"], "requests", ["path", "status"], limit)),
+        "user_agents": finish("user_agents", top(tallied["agents"], "requests", ["user_agent"], limit)),
     }
 
 
@@ -218,18 +231,18 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
-    traffic, page_counts = _traffic(out_dir, timezone, path_grouper)
+    traffic, tallied = _traffic(out_dir, timezone, path_grouper)
     events = events_by_day(out_dir, timezone)
     rejects = rejects_by_reason(out_dir)
     totals = _totals(out_dir, traffic, events, rejects)
     reports: dict[str, pa.Table] = {
         "daily_kpis": daily_kpis(out_dir, traffic, events, timezone),
         "totals": totals,
-        "top_pages": top_pages(out_dir, page_counts, path_grouper, limit),
+        "top_pages": top_pages(out_dir, tallied["pages"], path_grouper, limit),
         **session_reports(out_dir, totals["sessions"][0].as_py(), path_grouper, limit),
         "status_codes_by_day": finish("status_codes_by_day", _rollup(traffic, ["date", "status"], ["requests"])
                                       .sort_by([("date", "ascending"), ("status", "ascending")])),
-        **request_reports(out_dir, limit),
+        **request_reports(out_dir, tallied, limit),
         "events_by_day": events,
         "hourly_traffic": finish("hourly_traffic", _rollup(traffic, ["date", "hour"],
                                                            ["requests", "pageviews", "bot_requests"])
