@@ -39,7 +39,6 @@ earlier cutoff (later than promised) are still processed and counted in `late_ro
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +67,7 @@ from .sessionstore import (
     merge_sorted,
     pack_keys,
     select,
+    session_ids,
     set_key_field,
     stitch,
 )
@@ -138,6 +138,7 @@ class SessionConfig:
 
 _FIRST_COLS = ["anonymous_id", "user_id", "browser", "os", "device", "host"]
 _LANDING_COLS = ["path", "referer_host", "channel", *_UTM]
+_KEPT = [n for n in ENRICHED_REQUESTS.names if n not in ("user_id", "session_id", "session_seq")]  # emitted as stored
 
 
 class SessionOutput(NamedTuple):
@@ -214,8 +215,8 @@ class Sessionizer:
         ts = ints(batch.column("ts"), 0)
         if self._cutoff is not None:
             self.late_rows += int((ts < self._cutoff).sum())
-        key = _visitor_key(batch)
-        ok = pc.and_(pc.is_valid(key), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
+        anon, user = batch.column("anonymous_id"), batch.column("user_id")
+        ok = pc.and_(pc.or_(pc.is_valid(anon), pc.is_valid(user)), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
         # A line whose request was not METHOD TARGET PROTOCOL (path null) is no visit (DESIGN §2).
         ok = pc.and_(ok, pc.is_valid(batch.column("path")))
         for flag, column in (("bots", "is_bot"), ("static", "is_static")):
@@ -229,12 +230,19 @@ class Sessionizer:
         rows = np.flatnonzero(eligible)
         if not len(rows):
             return
-        part = batch.select(["user_id", *_UTM]).take(pa.array(rows))
-        vh, vh2 = hashes(key.take(pa.array(rows)), ("0123456789123456", "logtrack-visitor"))
+        take = pa.array(rows)
+        # The visitor is anonymous_id, else user_id: each hashed once per distinct value, with
+        # keys of its own, instead of building `a:…`/`u:…` strings per row.
+        a, u = chunk(anon).take(take), chunk(user).take(take)
+        by_anon = bools(pc.is_valid(a))
+        vh, vh2 = (np.where(by_anon, ha, hu) for ha, hu in zip(hashes(a, ("0123456789123456", "logtrack-visitor")),
+                                                                   hashes(u, ("6543210987654321", "logtrack-user-id")),
+                                                                   strict=True))
         new = {"key": pack_keys(vh, vh2, ts[rows], base["rank"][rows], base["line"][rows]), "ts": ts[rows],
                "pos": base["pos"][rows], "pv": pageview_mask(batch)[rows],
-               "user": bools(pc.is_valid(part.column("user_id")))}
+               "user": bools(pc.is_valid(u))}
         if self.cfg.mode == "ua":
+            part = batch.select(_UTM).take(take)
             joined = pc.binary_join_element_wise(*[pc.fill_null(part.column(c), "") for c in _UTM], "\x1f")
             tagged = bools(pc.or_(pc.or_(pc.is_valid(part.column("utm_source")), pc.is_valid(part.column("utm_medium"))),
                                    pc.is_valid(part.column("utm_campaign"))))
@@ -278,13 +286,15 @@ class Sessionizer:
             sess = {name: np.concatenate([a, done[name]]) for name, a in sess.items()}
         order = np.lexsort((rows["line"], rows["rank"], rows["ts"]))
         pos = rows["pos"][order]
-        requests = self._rows.take(pos)  # one wide take per push
+        kept = self._rows.take(pos, _KEPT)  # one wide take per push, of the columns kept as they are
         sess = {name: a[order] for name, a in sess.items()}
         values = {"user_id": self._rows.take(sess["user_id"], ["user_id"]).column(0),
                   "session_id": pc.take(sid, pa.array(sess["session_id"], mask=sess["session_id"] < 0)),
                   "session_seq": pa.array(sess["session_seq"], pa.int32(), mask=sess["session_seq"] < 0)}
-        for name, column in values.items():
-            requests = requests.set_column(requests.column_names.index(name), ENRICHED_REQUESTS.field(name), column)
+        names = ENRICHED_REQUESTS.names
+        requests = pa.Table.from_arrays(
+            [values[n] if n in values else kept.column(n) for n in names],
+            schema=pa.schema([ENRICHED_REQUESTS.field(n) if n in values else kept.schema.field(n) for n in names]))
         moved = self._rows.release(pos)
         if moved is not None:
             for cols in (self._open, self._waiting):
@@ -340,10 +350,7 @@ class Sessionizer:
         src = stitch(d["user"], ss[group], se[group])  # a login carries to the whole session
         user_src = np.where(src >= 0, d["pos"][np.maximum(src, 0)], -1)
         first = self._rows.take(d["pos"][ss], _FIRST_COLS)
-        keys = _visitor_key(first).to_pylist()
-        blake2b = hashlib.blake2b
-        ids = pa.array([blake2b(f"{k}\x1f{s}".encode(), digest_size=16).hexdigest()  # once per session
-                        for k, s in zip(keys, d["ts"][ss].tolist(), strict=True)], pa.string())
+        ids = session_ids(_visitor_key(first), d["ts"][ss])
         rows = {"pos": d["pos"], "ts": d["ts"], "rank": key_field(d["key"], 3), "line": key_field(d["key"], 4),
                 "session_id": group, "session_seq": seq[group], "user_id": user_src}
         return rows, ids, self._session_rows(d, ss, se, ids, user_src[ss], first)

@@ -7,6 +7,9 @@ rank, line) into fixed-width bytes that numpy sorts and binary-searches as one v
 
 from __future__ import annotations
 
+import hashlib
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -16,6 +19,7 @@ from .schema import ENRICHED_REQUESTS, empty
 
 Cols = dict[str, np.ndarray]  # numeric per-row state, one array per name, all the same length
 SIGN = np.uint64(1 << 63)
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], "S2")
 
 
 def chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -41,6 +45,18 @@ def hashes(col: pa.ChunkedArray | pa.Array, keys: tuple[str, ...]) -> list[np.nd
     words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
     idx = pc.fill_null(enc.indices, len(words)).to_numpy()
     return [np.append(pd.util.hash_array(words, hash_key=k, categorize=False), np.uint64(0))[idx] for k in keys]
+
+
+def session_ids(keys: pa.ChunkedArray | pa.Array, start_us: np.ndarray) -> pa.Array:
+    """Each session's id: hex BLAKE2b-128 of `<visitor key>\x1f<start, µs since the epoch>`.
+
+    The messages are built by Arrow and the digests hex-encoded by numpy: only the hash itself
+    runs once per session in Python (a formatted string per session cost twice as much).
+    """
+    text = pc.binary_join_element_wise(keys, pc.cast(pa.array(start_us, pa.int64()), pa.string()), "\x1f")
+    blake = partial(hashlib.blake2b, digest_size=16)
+    digests = b"".join([h.digest() for h in map(blake, pc.cast(text, pa.binary()).to_pylist())])
+    return pa.array(_HEX[np.frombuffer(digests, np.uint8)].view("S32")).cast(pa.string())
 
 
 def select(cols: Cols, which: np.ndarray) -> Cols:
