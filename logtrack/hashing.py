@@ -3,16 +3,17 @@
 `identity` hashes (truncated IP, user agent[, date]) into anonymous ids and email user ids into
 `h:…`. A visitor recurs in many batches, so hashes are remembered for the whole run in a
 `HashCache` (held by `IdentityConfig`). Looking thousands of strings up in a Python dict every
-batch costs more than it seems (each lookup misses the CPU cache once the batch's Arrow work has
-run), so anonymous ids use a `DigestTable`: short text keys, their Python hashes in a pandas
-index (one vectorized probe per batch), each hit confirmed by comparing the stored key with
-Arrow — a hash collision is only a miss, never a wrong id.
+batch costs more than it seems, so anonymous ids use a `DigestTable`: exact int64 keys (the
+truncated IPv4 value or a run-wide number of another truncated IP, packed with a run-wide number
+of the user agent) in a pandas index, one vectorized probe per batch, digests kept as bytes in
+numpy and turned into the Arrow column without a Python string per row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ import pyarrow.compute as pc
 from .enrich.encoding import single
 
 CACHE_LIMIT = 500_000
+ID_LIMIT = 1 << 30  # run-wide numbers fit 30 bits: anonymous id keys pack two of them
+MAX_TABLES = 8
 
 
 def salt_key(salt: bytes) -> bytes:
@@ -34,83 +37,74 @@ def digest(text: str, key: bytes, person: bytes) -> str:
     return hashlib.blake2b(text.encode("utf-8"), key=key, digest_size=16, person=person).hexdigest()
 
 
-class _Part:
-    """Keys, their digests and an index of the keys' Python hashes (unique)."""
-
-    def __init__(self, hashes: np.ndarray, keys: pa.Array, digests: pa.Array) -> None:
-        self.index = pd.Index(hashes)
-        self.keys = keys
-        self.digests = digests
-
-    @classmethod
-    def empty(cls) -> _Part:
-        return cls(np.empty(0, np.int64), pa.array([], pa.string()), pa.array([], pa.string()))
-
-    def find(self, hashes: np.ndarray, keys: pa.Array) -> pa.Array | None:
-        if len(self.keys) == 0:
-            return None
-        pos = self.index.get_indexer(hashes)
-        hit = pos >= 0
-        if not hit.any():
-            return None
-        where = pa.array(pos, mask=~hit)
-        same = pc.fill_null(pc.equal(pc.take(self.keys, where), keys), False)
-        return pc.if_else(same, pc.take(self.digests, where), pa.scalar(None, pa.string()))
-
-
 class DigestTable:
-    """Digests by text key for one salt and purpose, across batches, bounded (cleared when full).
+    """Digests by int64 key for one salt and purpose (and day), across batches, bounded (cleared
+    when full). A key stands for exactly one hashed text (identity builds it from the truncated
+    IPv4 value or a run-wide number of the truncated IP text, and a run-wide number of the user
+    agent), so a lookup is a vectorized probe of a pandas index, with nothing to confirm.
 
-    New keys go to a small recent part, merged into the main part when it reaches a quarter of
-    it, so rebuilding the index costs O(1) per key on average.
+    Digests live in one numpy array of 32-byte hex strings, in insertion order; new keys go to a
+    small recent index, merged into the main one when it reaches a quarter of it, so rebuilding
+    the index costs O(1) per key on average.
     """
 
     def __init__(self, limit: int = CACHE_LIMIT) -> None:
         """An empty table holding at most `limit` keys."""
         self.limit = limit
-        self.main = _Part.empty()
-        self.recent = _Part.empty()
+        self._clear()
         self._lock = threading.Lock()
+
+    def _clear(self) -> None:
+        self.main = pd.Index(np.empty(0, np.int64))
+        self.recent = pd.Index(np.empty(0, np.int64))
+        self.store = np.empty(0, "S32")
 
     def __len__(self) -> int:
         """How many keys are remembered."""
-        return len(self.main.keys) + len(self.recent.keys)
+        return len(self.store)
 
-    @staticmethod
-    def hashes(keys: list[str]) -> np.ndarray:
-        """The Python hash of each key, as int64 (stable within the process)."""
-        return np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+    def _find(self, keys: np.ndarray) -> np.ndarray:
+        pos = self.main.get_indexer(keys) if len(self.main) else np.full(len(keys), -1, np.intp)
+        if len(self.recent):
+            later = self.recent.get_indexer(keys)
+            pos = np.where(later >= 0, later + len(self.main), pos)
+        return pos
 
-    def find(self, keys: pa.Array, hashes: np.ndarray) -> pa.Array:
-        """The digest of each key (no nulls in `keys`), null where unknown."""
+    def digests(self, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]], key: bytes,
+                person: bytes) -> np.ndarray:
+        """The digest of each key (`S32`): remembered, else hashing `texts(positions of the keys
+        not seen before, one per distinct key)` and remembering those."""
         with self._lock:
-            found = [f for f in (self.main.find(hashes, keys), self.recent.find(hashes, keys)) if f is not None]
-        if not found:
-            return pa.nulls(len(keys), pa.string())
-        return found[0] if len(found) == 1 else pc.coalesce(*found)
+            pos = self._find(keys)
+            out = self.store[np.maximum(pos, 0)] if len(self.store) else np.zeros(len(keys), "S32")
+            missing = np.flatnonzero(pos < 0)
+            if len(missing) == 0:
+                return out
+            new, first, inverse = np.unique(keys[missing], return_index=True, return_inverse=True)
+            done: dict[str, bytes] = {}  # two keys can share a text (IPv4 and mapped IPv6)
+            fresh = np.array([done[t] if t in done else done.setdefault(t, digest(t, key, person).encode("ascii"))
+                              for t in texts(missing[first])], "S32")
+            out[missing] = fresh[inverse.reshape(-1)]
+            if len(self.store) + len(new) > self.limit:
+                self._clear()
+            self.recent = pd.Index(np.concatenate([self.recent.to_numpy(), new]))
+            self.store = np.concatenate([self.store, fresh])
+            if len(self.recent) > max(4096, len(self.main) // 4):
+                self.main = pd.Index(np.concatenate([self.main.to_numpy(), self.recent.to_numpy()]))
+                self.recent = pd.Index(np.empty(0, np.int64))
+            return out
 
-    def add(self, keys: pa.Array, hashes: np.ndarray, digests: pa.Array) -> None:
-        """Remember new keys (a key whose hash is already taken is left out: it stays a miss)."""
-        with self._lock:
-            _, first = np.unique(hashes, return_index=True)
-            keep = np.zeros(len(hashes), dtype=bool)
-            keep[first] = True
-            for part in (self.main, self.recent):
-                if len(part.keys):
-                    keep &= part.index.get_indexer(hashes) < 0
-            if not keep.any():
-                return
-            if len(self) + int(keep.sum()) > self.limit:
-                self.main, self.recent = _Part.empty(), _Part.empty()
-            mask = pa.array(keep)
-            self.recent = _Part(np.concatenate([self.recent.index.to_numpy(), hashes[keep]]),
-                                pa.concat_arrays([self.recent.keys, pc.filter(keys, mask)]),
-                                pa.concat_arrays([self.recent.digests, pc.filter(digests, mask)]))
-            if len(self.recent.keys) > max(4096, len(self.main.keys) // 4):
-                self.main = _Part(np.concatenate([self.main.index.to_numpy(), self.recent.index.to_numpy()]),
-                                  pa.concat_arrays([self.main.keys, self.recent.keys]),
-                                  pa.concat_arrays([self.main.digests, self.recent.digests]))
-                self.recent = _Part.empty()
+
+def hex_strings(digests: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """An Arrow string array of `S32` digests, null where not `valid` (built from the bytes
+    directly: no Python string per row)."""
+    n = len(digests)
+    kept = digests[valid] if not valid.all() else digests
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(valid * 32, out=offsets[1:])
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), pa.py_buffer(kept.tobytes())],
+                                 null_count=int(n - valid.sum()))
 
 
 class HashCache:
@@ -121,27 +115,33 @@ class HashCache:
         """An empty cache holding at most `limit` entries per table."""
         self.limit = limit
         self._dicts: dict[tuple[bytes, bytes], dict[str, str]] = {}
-        self._tables: dict[tuple[bytes, bytes], DigestTable] = {}
+        self._tables: dict[tuple[bytes, bytes, int | None], DigestTable] = {}
         self._ids: dict[object, int] = {}
         self._next_id = 0
         self._lock = threading.Lock()
 
-    def ids(self, values: list) -> list[int]:
-        """A number for each value, the same for the whole run (numbers are never reused, so
-        dropping old ones when full never makes two values share one)."""
+    def ids(self, values: list) -> np.ndarray:
+        """A number below 2**30 for each value (int64), the same for the whole run: numbers are
+        never reused, so dropping old values when full never makes two share one; when the
+        numbers run out, every number and digest table starts afresh. Call it once per batch
+        with all the values the batch needs, so no number of the batch goes stale."""
         with self._lock:
             ids = self._ids
-            if len(ids) > self.limit:
+            if self._next_id + len(values) >= ID_LIMIT:
+                ids.clear()
+                self._tables.clear()
+                self._next_id = 0
+            elif len(ids) > self.limit:
                 for key in list(ids)[: len(ids) // 2]:
                     ids.pop(key, None)
             out = []
-            for v in values:  # per distinct user agent (and date) of a batch
+            for v in values:  # per distinct user agent and odd IP text of a batch
                 found = ids.get(v)
                 if found is None:
                     found = ids[v] = self._next_id
                     self._next_id += 1
                 out.append(found)
-            return out
+            return np.array(out, np.int64)
 
     def table(self, salt: bytes, person: bytes) -> dict[str, str]:
         """Value → digest for one salt and purpose, for the few values hashed per batch (emails)."""
@@ -152,10 +152,16 @@ class HashCache:
                     found.pop(key, None)
             return found
 
-    def digest_table(self, salt: bytes, person: bytes) -> DigestTable:
-        """The vectorized table for one salt and purpose (anonymous ids)."""
+    def digest_table(self, salt: bytes, person: bytes, day: int | None = None) -> DigestTable:
+        """The vectorized table for one salt and purpose (anonymous ids), and day when ids
+        rotate daily (only the last few days are kept: logs move forward in time)."""
         with self._lock:
-            return self._tables.setdefault((salt, person), DigestTable(self.limit))
+            found = self._tables.get((salt, person, day))
+            if found is None:
+                while len(self._tables) >= MAX_TABLES:
+                    self._tables.pop(next(iter(self._tables)))
+                found = self._tables[(salt, person, day)] = DigestTable(self.limit)
+            return found
 
 
 def digests(values: list[str | None], salt: bytes, person: bytes, known: dict[str, str]) -> list[str | None]:

@@ -27,7 +27,6 @@ import hashlib  # noqa: F401 - tests count identity.hashlib.blake2b calls
 import os
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
 from .hashing import HashCache, keyed_hashes
-from .privacy import parse_ip_truncate, truncation
+from .privacy import Truncated, parse_ip_truncate, truncation
 from .schema import REQUESTS
 
 SOURCE_KINDS = ("field", "cookie", "query", "header", "path")
@@ -261,33 +260,23 @@ def resolve(table: pa.Table, source: Source) -> pa.Array:
     raise ValueError(f"not a value source: {source}")
 
 
-def _with_null_slot(values: pa.Array) -> pa.Array:
-    return pa.concat_arrays([values.cast(pa.string()), pa.nulls(1, pa.string())])
-
-
-def _known_digests(keys: pa.Array, table: hashing.DigestTable, salt: bytes, person: bytes,
-                   texts: Callable[[np.ndarray], list[str]]) -> pa.Array:
-    """The digest of each key: from the table, else hashing `texts(positions of the new keys)`."""
-    hashes = table.hashes(keys.to_pylist())
-    found = table.find(keys, hashes)
-    if found.null_count == 0:
-        return found
-    missing = np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))
-    key = hashing.salt_key(salt)
-    done: dict[str, str] = {}  # two keys of a batch can share a text (two IPs of one /24)
-    new = pa.array([done[t] if t in done else done.setdefault(t, hashing.digest(t, key, person))
-                    for t in texts(missing)], pa.string())
-    table.add(keys.take(pa.array(missing)), hashes[missing], new)
-    return pc.replace_with_mask(found, found.is_null(), new)
+def _ip_ids(ips: Truncated) -> tuple[np.ndarray, np.ndarray, list]:
+    """Per distinct address and a last null slot: (int64 id of the truncated text, which need a
+    run-wide number, their texts): canonical IPv4 keeps its 32-bit value, any other truncated text
+    (IPv6, null) gets 2**32 + a number, so equal ids always mean equal texts."""
+    ids = np.append(ips.v4, -1)
+    other = np.flatnonzero(ids < 0)
+    texts = ips.truncated.take(pa.array(other[:-1])).to_pylist() + [None]
+    return ids, other, [("ip", t) for t in texts]
 
 
 def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Array:
     """Keyed hash of truncated IP + user agent (+ UTC date when rotate: daily), once per distinct pair.
 
-    Null when both the IP and the user agent are missing. Works on integer codes: the distinct
-    combinations are found without building a string per row. Hashes are remembered across
-    batches (`cfg.hashes`, see hashing.py) under a short key — the truncated IP and a number
-    standing for the user agent — so a recurring visitor costs a vectorized lookup, not a hash.
+    Null when both the IP and the user agent are missing. Works on integer codes: each row's key
+    packs the id of its truncated IP and a run-wide number for its user agent, looked up in a
+    table of digests kept across batches (`cfg.hashes`, see hashing.py, one table per date when
+    rotating), so a recurring visitor costs a vectorized lookup, not a hash, nor a string per row.
     """
     n = table.num_rows
     if n == 0:
@@ -296,36 +285,34 @@ def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Arra
     uas = encoding.encode(_column(table, "user_agent"))
     ua_text = _clean(uas.dictionary)
     ua_list = pc.fill_null(ua_text, "").to_pylist() + [""]  # + the slot of null user agents
-    parts = [hashing.codes(ips.encoded), hashing.codes(uas)]
-    days = None
-    if cfg.rotate == "daily":
-        days = pc.dictionary_encode(pc.cast(_column(table, "ts"), pa.date32()))
-        parts.append(hashing.codes(days))
-    row, combos = hashing.combinations(parts)
-    # Key of a combination: truncated IP, a run-wide number for the user agent[, date].
-    ip_text = pc.fill_null(pc.take(_with_null_slot(ips.truncated), pa.array(combos[0])), "")
-    ua_ids = np.asarray(cfg.hashes.ids(ua_list), dtype=np.int64)
-    key_parts = [ip_text, pa.array(ua_ids[combos[1]]).cast(pa.string())]
-    if days is not None:  # a null date gives a null key, so a null hash
-        key_parts.append(pc.take(_with_null_slot(days.dictionary), pa.array(combos[2])))
-    keys = pc.binary_join_element_wise(*key_parts, "\x1f")
-    ip_absent = np.append(pc.is_null(ips.truncated).to_numpy(zero_copy_only=False), True)[combos[0]]
-    ua_absent = np.append(pc.is_null(ua_text).to_numpy(zero_copy_only=False), True)[combos[1]]
-    valid = np.flatnonzero(~(ip_absent & ua_absent) & keys.is_valid().to_numpy(zero_copy_only=False))
-    keys = keys.take(pa.array(valid))
+    ip_ids, other, ip_keys = _ip_ids(ips)
+    numbers = cfg.hashes.ids(ip_keys + ua_list)  # one call: numbers of one batch never go stale
+    ip_ids[other] = (1 << 32) + numbers[: len(ip_keys)]
+    ip_code, ua_code = hashing.codes(ips.encoded)[0], hashing.codes(uas)[0]
+    keys = (numbers[len(ip_keys):][ua_code] << 33) | ip_ids[ip_code]
+    ip_absent = np.append(pc.is_null(ips.truncated).to_numpy(zero_copy_only=False), True)
+    ua_absent = np.append(pc.is_null(ua_text).to_numpy(zero_copy_only=False), True)
+    valid = ~(ip_absent[ip_code] & ua_absent[ua_code])
+    groups: list[tuple[int | None, np.ndarray]] = [(None, np.flatnonzero(valid))]
+    if cfg.rotate == "daily":  # a null date gives a null id
+        ts = pc.cast(_column(table, "ts"), pa.date32())
+        valid &= ts.is_valid().to_numpy(zero_copy_only=False)
+        day = pc.fill_null(ts.cast(pa.int32()), 0).to_numpy()
+        groups = [(int(d), np.flatnonzero(valid & (day == d))) for d in np.unique(day[valid]).tolist()]
+    key = hashing.salt_key(salt)
+    out = np.zeros(n, "S32")
+    for d, rows in groups:
+        suffix = "" if d is None else "\x1f" + str(np.datetime64(d, "D"))
 
-    def texts(missing: np.ndarray) -> list[str]:  # the hashed texts of keys not seen before
-        at = pa.array(valid[missing])
-        cols = [ip_text.take(at).to_pylist(), [ua_list[u] for u in combos[1][valid[missing]].tolist()]]
-        if days is not None:
-            cols.append(key_parts[2].take(at).to_pylist())
-        return ["\x1f".join(f) for f in zip(*cols, strict=True)]
+        def texts(at: np.ndarray, rows: np.ndarray = rows, suffix: str = suffix) -> list[str]:
+            # The hashed texts of keys not seen before: truncated IP, cleaned user agent[, date].
+            slots = pa.concat_arrays([ips.truncated, pa.nulls(1, pa.string())])
+            ip_list = pc.fill_null(slots.take(pa.array(ip_code[rows[at]])), "").to_pylist()
+            return [f"{i}\x1f{ua_list[u]}{suffix}" for i, u in zip(ip_list, ua_code[rows[at]].tolist(), strict=True)]
 
-    found = _known_digests(keys, cfg.hashes.digest_table(salt, b"logtrack-anon"), salt, b"logtrack-anon", texts)
-    where = np.full(len(combos[0]), len(valid), dtype=np.int64)
-    where[valid] = np.arange(len(valid))
-    per_combo = pc.take(pa.concat_arrays([found, pa.nulls(1, pa.string())]), pa.array(where))
-    return pc.take(per_combo, pa.array(row))
+        tbl = cfg.hashes.digest_table(salt, b"logtrack-anon", d)
+        out[rows] = tbl.digests(keys[rows], texts, key, b"logtrack-anon")
+    return hashing.hex_strings(out, valid)
 
 
 def consent_denied(table: pa.Table, consent: ConsentConfig) -> pa.Array:

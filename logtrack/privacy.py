@@ -121,6 +121,7 @@ class Truncated(NamedTuple):
 
     encoded: pa.DictionaryArray  # the column dictionary-encoded: distinct values and row indices
     truncated: pa.Array  # string, aligned with encoded.dictionary; null where not an address
+    v4: np.ndarray  # int64, aligned too: the truncated IPv4 value of canonical dotted quads, else -1
 
 
 def truncation(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> Truncated:
@@ -132,7 +133,7 @@ def truncation(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_pref
 
 def _truncation(arr: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> Truncated:
     encoded = encoding.encode(arr)
-    return Truncated(encoded, _truncate_distinct(encoded.dictionary, ipv4_prefix, ipv6_prefix))
+    return Truncated(encoded, *_truncate_distinct(encoded.dictionary, ipv4_prefix, ipv6_prefix))
 
 
 def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> pa.Array:
@@ -145,49 +146,59 @@ def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_pr
     return pc.take(t.truncated, t.encoded.indices)
 
 
-_V4_OCTETS = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
-# An octet written canonically (no leading zero, at most 255): its text is its number.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_OCTET_TEXT = pa.array([str(i) for i in range(256)], pa.string())
 
 
-def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> pa.Array:
+def _dotted_quads(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Each string read as a canonical dotted quad (`1.2.3.4`: digits, no leading zeros, octets
+    at most 255) with numpy: (value as int64, 0 where not one; whether it is one)."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    lens = np.diff(np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)).astype(np.int64)
+    text = pc.fill_null(arr, "") if arr.null_count else arr
+    if not pc.all(pc.string_is_ascii(text)).as_py():
+        text = pc.if_else(pc.string_is_ascii(text), text, "")  # never IPv4; keeps one byte a character
+    # Every value cut or padded to 15 bytes: the characters as a (position, value) matrix.
+    padded = pc.utf8_rpad(pc.utf8_slice_codeunits(text, 0, 15), 15, " ")
+    chars = np.frombuffer(padded.buffers()[2], np.uint8, n * 15).reshape(n, 15).T.copy()
+    dot = chars == 46
+    at = np.arange(15)[:, None]
+    ok = (lens >= 7) & (lens <= 15) & (dot | ((chars - 48) <= 9) | (at >= lens)).all(axis=0)
+    ok &= dot.sum(axis=0) == 3
+    seen = [dot[0].view(np.int8)]
+    for row in dot[1:].view(np.int8):  # a running count per position (np.cumsum is slow on this axis)
+        seen.append(seen[-1] + row)
+    counts = np.stack(seen)
+    dots = [(counts < k).sum(axis=0) for k in (1, 2, 3)]  # position of each dot
+    flat = chars.reshape(-1)
+    column = np.arange(n)
+    value = np.zeros(n, np.int64)
+    for begin, end in zip([np.zeros(n, np.int64)] + [d + 1 for d in dots], dots + [lens], strict=True):
+        width = end - begin
+        d0, d1, d2 = (flat[np.minimum(begin + k, 14) * n + column].astype(np.int64) - 48 for k in range(3))
+        octet = np.where(width == 1, d0, np.where(width == 2, d0 * 10 + d1, d0 * 100 + d1 * 10 + d2))
+        ok &= (width >= 1) & (width <= 3) & ((width == 1) | (d0 != 0)) & (octet <= 255)
+        value = (value << 8) | np.where(ok, octet, 0)
+    return np.where(ok, value, 0), ok
+
+
+def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> tuple[pa.Array, np.ndarray]:
+    """(truncated texts, truncated IPv4 values or -1) of distinct addresses: canonical dotted
+    quads with numpy, the others (IPv6, leading zeros, junk) in Python, cached across batches."""
     if len(distinct) == 0:
-        return pa.array([], pa.string())
-    keep = ipv4_prefix // 8
-    if ipv4_prefix % 8 or keep in (0, 4):
-        return _truncate_any(distinct, ipv4_prefix, ipv6_prefix)
-    # Fast path for whole-octet prefixes: a canonical dotted quad keeps its first octets as
-    # written (a regex without groups, then a split at the last dots); anything else (IPv6,
-    # leading zeros, junk) takes the full path.
-    canonical = pc.match_substring_regex(distinct, "^" + r"\.".join([_OCTET] * 4) + "$")
-    kept = pc.list_element(pc.split_pattern(distinct, ".", max_splits=4 - keep, reverse=True), 0)
-    texts = pc.binary_join_element_wise(kept, ".0" * (4 - keep), "")
-    if pc.all(canonical).as_py():
-        return texts
-    other = pc.invert(canonical)
-    # The few other distinct values (IPv6 mostly), in Python, cached across batches.
-    fixed = [_truncate_text(v, ipv4_prefix, ipv6_prefix) for v in pc.filter(distinct, other).to_pylist()]
-    return pc.replace_with_mask(texts, other, pa.array(fixed, pa.string()))
-
-
-def _truncate_any(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> pa.Array:
-    if len(distinct) == 0:
-        return pa.array([], pa.string())
-    octets = pc.extract_regex(distinct, _V4_OCTETS)
-    # Non-matches get 999 in every octet: out of range, so not IPv4 (no float detour for nulls).
-    parts = [pc.cast(pc.fill_null(pc.struct_field(octets, [i]), "999"), pa.int64()).to_numpy() for i in range(4)]
-    stacked = np.vstack(parts)
-    is_v4 = (stacked <= 255).all(axis=0)
-    value = (stacked[0] << 24) | (stacked[1] << 16) | (stacked[2] << 8) | stacked[3]
+        return pa.array([], pa.string()), np.empty(0, np.int64)
+    value, canonical = _dotted_quads(distinct)
     value &= ((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1)
-    texts = pc.binary_join_element_wise(*[pa.array((value >> s) & 255).cast(pa.string()) for s in (24, 16, 8, 0)], ".")
-    if is_v4.all():
-        return texts
-    other = np.flatnonzero(~is_v4)
-    raw = pc.take(distinct, pa.array(other)).to_pylist()
-    # The rare non-IPv4 distinct values, in Python (cached: the same addresses recur across batches).
-    fixed = pa.array([_truncate_one(v, ipv4_prefix, ipv6_prefix) for v in raw], pa.string())
-    return pc.replace_with_mask(texts, pa.array(~is_v4), fixed)
+    octets = [pa.array((value >> s) & 255) for s in (24, 16, 8, 0)]
+    texts = pc.binary_join_element_wise(*[pc.take(_OCTET_TEXT, o) for o in octets], ".")
+    v4 = np.where(canonical, value, -1)
+    if canonical.all():
+        return texts, v4
+    other = np.flatnonzero(~canonical)
+    fixed = [None if v is None else _truncate_text(v, ipv4_prefix, ipv6_prefix)
+             for v in distinct.take(pa.array(other)).to_pylist()]
+    return pc.replace_with_mask(texts, pa.array(~canonical), pa.array(fixed, pa.string())), v4
 
 
 _V4_TEXT = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
@@ -195,7 +206,7 @@ _V4_TEXT = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 
 @lru_cache(maxsize=65536)
 def _truncate_text(text: str, ipv4_prefix: int, ipv6_prefix: int) -> str | None:
-    """One value as `_truncate_any` treats it: dotted IPv4 (leading zeros allowed) numerically,
+    """One value that is not a canonical dotted quad: dotted IPv4 (leading zeros allowed) numerically,
     anything else with `ipaddress`."""
     found = _V4_TEXT.fullmatch(text)
     if found is None:

@@ -6,7 +6,6 @@ import hashlib
 import os
 import stat
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -175,15 +174,22 @@ def test_hashes_are_remembered_across_batches(monkeypatch):
     assert identify(again, cfg, b"other salt").column("anonymous_id").to_pylist()[0] != later[0]
 
 
-def test_digest_table_hash_collisions_are_misses_not_wrong_ids(monkeypatch):
-    from logtrack.hashing import DigestTable
+def test_digest_keys_stay_exact_across_batches_limits_and_number_resets(monkeypatch):
+    from logtrack import hashing
 
-    monkeypatch.setattr(DigestTable, "hashes", staticmethod(lambda keys: np.zeros(len(keys), np.int64)))
-    cfg = IdentityConfig()
-    t = table(3, client_ip=["192.0.2.1", "198.51.100.1", "203.0.113.1"])
-    ids = [identify(t, cfg, SALT).column("anonymous_id").to_pylist() for _ in range(2)]
-    assert ids[0] == ids[1] == identify(t, IdentityConfig(), SALT).column("anonymous_id").to_pylist()
-    assert len(set(ids[0])) == 3
+    t1 = table(4, client_ip=["192.0.2.1", "::ffff:192.0.2.9", "2001:db8:abcd:12::1", None], user_agent=["A"] * 4)
+    t2 = table(4, client_ip=["198.51.100.1", "2001:db8:abcd:99::1", "192.0.2.7", None],
+               user_agent=["B", "A", "A", "-"])
+    fresh = [identify(t, IdentityConfig(), SALT).column("anonymous_id").to_pylist() for t in (t1, t2)]
+    assert fresh[0][0] == fresh[0][1] == fresh[1][2]  # one /24, written as IPv4 or IPv4-mapped IPv6
+    assert fresh[0][2] == fresh[1][1] and fresh[1][3] is None
+    assert len({*fresh[0], *fresh[1]}) == 5
+    for ids_limit, table_limit in ((hashing.ID_LIMIT, 2), (5, 500)):  # tables cleared when full; numbers reset
+        monkeypatch.setattr(hashing, "ID_LIMIT", ids_limit)
+        cfg = IdentityConfig()
+        cfg.hashes.limit = table_limit
+        for _ in range(3):
+            assert [identify(t, cfg, SALT).column("anonymous_id").to_pylist() for t in (t1, t2)] == fresh
 
 
 def test_daily_rotation_hash_text_and_missing_parts():
