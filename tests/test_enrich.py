@@ -262,3 +262,20 @@ def test_crawler_names_are_crawlerdetect_matches():
     detector = CrawlerDetect()
     expected = [detector.get_matches() if detector.is_crawler(ua) else None for ua in uas]
     assert names == [e.rstrip("/ ;:(") for e in expected]
+
+
+def test_crawler_verdicts_agree_between_the_arrow_pass_and_python_searches():
+    from pathlib import Path
+
+    from crawlerdetect import CrawlerDetect
+
+    from logtrack.enrich import bots
+
+    listed = Path(__file__).resolve().parent.parent / "benchmarks" / "user_agents.txt"
+    uas = [line.rstrip("\n") for line in listed.read_text().splitlines()] + HUMANS + [GOOGLEBOT, "", " ", None]
+    assert len(uas) >= bots._VECTOR_MIN  # the Arrow pass
+    hits = bots._crawler_hits(pa.array(uas, pa.string()))
+    assert hits == [ua is not None and bots._crawler_match(ua) is not None for ua in uas]  # the Python searches
+    detector = CrawlerDetect()
+    assert hits == [ua is not None and detector.is_crawler(ua) for ua in uas]
+    assert 50 < sum(hits) < len(uas) - 50

@@ -83,6 +83,20 @@ def _crawler_match(ua: str) -> str | None:
     return None if found is None else found.group(0)
 
 
+# From this many new user agents on (the first batch brings hundreds), one Arrow pass over all of
+# them beats a Python search each, although Arrow compiles the 1,400-way alternation per call.
+_VECTOR_MIN = 200
+
+
+def _crawler_hits(distinct: pa.Array) -> list[bool]:
+    """Whether `_crawler_match` finds something in each string (False for null)."""
+    if len(distinct) < _VECTOR_MIN:
+        return [ua is not None and _crawler_match(ua) is not None for ua in distinct.to_pylist()]
+    crawlers, exclusions = _crawler_patterns()
+    stripped = pc.replace_substring_regex(distinct, "(?i)" + exclusions, "")
+    return pc.fill_null(pc.match_substring_regex(stripped, "(?i)" + crawlers), False).to_pylist()
+
+
 def _crawler_name(ua: str) -> str | None:
     # What crawlerdetect's `get_matches` names (checked equal on 2,400 real user agents), without
     # its Python `re` scan (about 0.5 ms per string): the match in the stripped string, trimmed.
@@ -116,14 +130,14 @@ def detect_bots(
     extra_re = _compiled("(?i)" + _alternation(tuple(extra_bots))) if extra_bots else None
     is_bot: list[bool] = []
     names: list[str | None] = []
-    for ua, is_spider, family in zip(strings, spiders, browsers, strict=True):  # per distinct string
+    crawlers = _crawler_hits(distinct.cast(pa.string()))
+    for ua, is_spider, family, crawler in zip(strings, spiders, browsers, crawlers, strict=True):  # per distinct string
         if ua is None:
             is_bot.append(bool(is_spider))
             names.append((family or "bot") if is_spider else None)
             continue
-        found = declared_re.search(ua)  # 1. self-declared tools: the matched token names the bot
+        found = declared_re.search(ua)  # 1. self-declared tools (2. crawlerdetect's list: `crawlers`)
         declared = found.group(1) if found else None
-        crawler = _crawler_match(ua) is not None  # 2. crawlerdetect's list
         extra = extra_re is not None and extra_re.search(ua) is not None
         # 3. ua-parser spiders; the config's own bots win over the allow-list, the built-in lists do not.
         bot = ((declared is not None or crawler or is_spider) and not allow_re.search(ua)) or extra
