@@ -34,6 +34,7 @@ from .sources import Input
 
 PAGE_VIEW = "page_view"
 RULES_BATCH = 64 * 1024
+_EXCLUDED = "__excluded_by_rules"
 
 
 @dataclass
@@ -100,13 +101,22 @@ class Chain:
             t = time.perf_counter()
             table = enrich(batch.requests, self.enrich_cfg)
             t = self._timed("enrich", t)
+            # Exclusions are decided on the enriched rows but applied after identity and privacy:
+            # those stages reuse the dictionary encodings enrich made of these very arrays, which
+            # a filter would throw away for the few health checks it drops.
+            # (The mask rides along as a column: identity may drop opted-out rows in between.)
             if self.ruleset is not None and table.num_rows:
-                drop = pc.fill_null(self.ruleset.excluded(table), False)
-                kept = table.filter(pc.invert(drop))
-                self.counts.excluded += table.num_rows - kept.num_rows
-                table = kept
+                table = table.append_column(_EXCLUDED, pc.fill_null(self.ruleset.excluded(table), False))
+            t = self._timed("exclude", t)
             table = privacy.apply(identify(table, self.identity_cfg, self.salt), self.privacy_cfg)
             t = self._timed("identify", t)
+            if _EXCLUDED in table.column_names:
+                drop = table.column(_EXCLUDED)
+                table = table.drop_columns([_EXCLUDED])
+                if pc.any(drop).as_py():
+                    kept = table.filter(pc.invert(drop))
+                    self.counts.excluded += table.num_rows - kept.num_rows
+                    table = kept
             watermark = pd.Timestamp(batch.watermark) if batch.watermark is not None else None
             out = self.sessionizer.push(table, watermark)
             self._timed("sessions", t)
