@@ -216,9 +216,16 @@ def split_request(request: pa.Array) -> dict[str, pa.Array]:
     regex.
     """
     request = request.cast(pa.string())
-    shaped = pc.fill_null(pc.match_substring_regex(request, REQUEST_SHAPE), False)
-    words = pc.split_pattern(set_null(request, pc.invert(shaped)), " ", max_splits=2)
-    method, target, protocol = (pc.list_element(words, i) for i in range(3))
+    words = pc.split_pattern(request, " ")
+    offsets = words.offsets.to_numpy()
+    three = np.diff(offsets) == 3
+    method, target, protocol = (words.values.take(pa.array(offsets[:-1] + i, mask=~three)) for i in range(3))
+    # The words' shapes are checked on the short words, not by a regex over the whole request.
+    shaped = pc.fill_null(pc.and_(pc.match_substring_regex(method, r"^[A-Za-z][A-Za-z0-9_-]*$"),
+                                  pc.match_substring_regex(protocol, r"^[A-Za-z]+/[0-9.]+$")), False)
+    if not pc.all(shaped).as_py():
+        off = pc.invert(shaped)
+        method, target, protocol = (set_null(w, off) for w in (method, target, protocol))
     odd = pc.and_(pc.invert(shaped), pc.is_valid(request))
     if pc.any(odd).as_py():  # HTTP/0.9 `GET /`, doubled spaces: the regex decides
         parts = pc.extract_regex(request.filter(odd), REQUEST_RE)
