@@ -44,3 +44,11 @@ def test_other_shapes_fall_back() -> None:
     assert got.to_pylist()[:2] == [datetime(2000, 10, 10, 20, 55, 36, 250000, tzinfo=UTC),
                                    datetime(2019, 2, 25, 16, 19, 48, 143000, tzinfo=UTC)]
     assert got.to_pylist()[2:] == [None, None]
+
+
+def test_bracketed_values_as_apache_writes_them() -> None:
+    got = time_clf(pa.array(["[10/Oct/2000:13:55:36 -0700]", "[31/Feb/2000:13:55:36 -0700]"]))
+    assert got.to_pylist() == [datetime(2000, 10, 10, 20, 55, 36, tzinfo=timezone.utc), None]
+    # 28 characters but no brackets: not the bracketed layout, read by the general parser
+    assert time_clf(pa.array(["10/Oct/2000:13:55:36.1 -0700"])).to_pylist() == [
+        datetime(2000, 10, 10, 20, 55, 36, 100000, tzinfo=timezone.utc)]

@@ -40,17 +40,31 @@ def parse_clf_fixed(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray, np.nda
         return micros, ok, ok.copy()
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1]
     lengths = np.diff(offsets)
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    if not arr.null_count and (lengths == WIDTH + 2).all():
+        # `[10/Oct/2000:13:55:36 -0700]` as Apache's %t writes it: read inside the brackets.
+        whole = data[offsets[0]:offsets[-1]].reshape(n, WIDTH + 2)
+        braced = (whole[:, 0] == ord("[")) & (whole[:, -1] == ord("]"))
+        micros, ok, _ = _parse_matrix(whole[:, 1:-1].astype(np.int32), np.arange(n), n)
+        return micros, ok & braced, braced
     valid = lengths == WIDTH
     if arr.null_count:
         valid &= arr.is_valid().to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(valid)
     if not len(rows):
         return micros, ok, valid
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
     if len(rows) == n:  # every value has the layout's width: the buffer is already the matrix
         b = data[offsets[0]:offsets[-1]].reshape(n, WIDTH).astype(np.int32)
     else:
         b = data[offsets[rows][:, None] + np.arange(WIDTH)].astype(np.int32)
+    micros, ok, _ = _parse_matrix(b, rows, n)
+    return micros, ok, valid
+
+
+def _parse_matrix(b: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, None]:
+    """Parse a (len(rows), 26) matrix of CLF timestamps into the rows of length-n results."""
+    micros = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
     digits = b[:, _DIGITS] - 48
     good = ((digits >= 0) & (digits <= 9)).all(axis=1)
     for col, char in _LITERALS.items():
@@ -74,4 +88,4 @@ def parse_clf_fixed(arr: pa.StringArray) -> tuple[np.ndarray, np.ndarray, np.nda
     seconds = days.astype(np.int64) * 86400 + hour * 3600 + minute * 60 + second - zone
     micros[rows] = seconds * 1_000_000
     ok[rows] = good
-    return micros, ok, valid
+    return micros, ok, None

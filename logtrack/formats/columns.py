@@ -39,7 +39,7 @@ def convert_one(kind: str, values: pa.Array, escaped: np.ndarray | None = None) 
     if kind == "query":
         return pc.replace_substring_regex(cv.nullify(values), r"^\?", "")
     if kind == "time_clf":
-        return cv.time_clf(pc.utf8_trim(values.cast(pa.string()), "[]"))
+        return cv.time_clf(values)
     if kind == "time_iso":
         return cv.time_iso(values)
     if kind.startswith("epoch_"):

@@ -70,8 +70,9 @@ def _strptime_distinct(arr: pa.Array, fmt: str) -> pa.Array:
 
 
 def time_clf(arr: pa.Array) -> pa.Array:
-    """`10/Oct/2000:13:55:36 -0700` (optionally with `.mmm` fractions, or no zone: UTC)."""
-    arr = nullify(arr)
+    """`10/Oct/2000:13:55:36 -0700`, bare or in brackets (optionally with `.mmm` fractions, or
+    no zone: UTC); `-` and empty are null."""
+    arr = arr.cast(pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     micros, fixed, tried = parse_clf_fixed(arr)
@@ -80,7 +81,7 @@ def time_clf(arr: pa.Array) -> pa.Array:
     if not pc.any(rest).as_py():
         return out
     # Other shapes (fractions, no zone, a day that does not exist): strptime, then Python.
-    others = arr.filter(rest)
+    others = nullify(pc.utf8_trim(arr.filter(rest), "[]"))
     parsed = _strptime_distinct(others, "%d/%b/%Y:%H:%M:%S %z")
     if not pc.all(pc.or_(pc.is_valid(parsed), pc.is_null(others))).as_py():
         parsed = pc.coalesce(parsed, map_python(others, _parse_any_time, TS))
