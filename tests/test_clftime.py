@@ -48,7 +48,7 @@ def test_other_shapes_fall_back() -> None:
 
 def test_bracketed_values_as_apache_writes_them() -> None:
     got = time_clf(pa.array(["[10/Oct/2000:13:55:36 -0700]", "[31/Feb/2000:13:55:36 -0700]"]))
-    assert got.to_pylist() == [datetime(2000, 10, 10, 20, 55, 36, tzinfo=timezone.utc), None]
+    assert got.to_pylist() == [datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC), None]
     # 28 characters but no brackets: not the bracketed layout, read by the general parser
     assert time_clf(pa.array(["10/Oct/2000:13:55:36.1 -0700"])).to_pylist() == [
-        datetime(2000, 10, 10, 20, 55, 36, 100000, tzinfo=timezone.utc)]
+        datetime(2000, 10, 10, 20, 55, 36, 100000, tzinfo=UTC)]
