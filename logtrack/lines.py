@@ -30,8 +30,8 @@ class Lines:
     invalid_utf8: int = 0  # lines that held bytes that are not UTF-8
     too_long: list[tuple[int, str]] = field(default_factory=list)  # (line, head) over the limit
     _backslash: np.ndarray | None = field(default=None, repr=False)
-    # A clean block (every line a data line, no lone CR): its bytes and each line's start, for
-    # parsers that read the block whole (the CSV plan). None otherwise.
+    # A clean block (every line a data line): its bytes and each line's start, for parsers that
+    # read the block whole (the CSV plan). None otherwise.
     raw: bytes | None = field(default=None, repr=False)
     raw_starts: np.ndarray | None = field(default=None, repr=False)
 
@@ -97,7 +97,9 @@ def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
         text = text.filter(keep_rows)
         numbers = numbers[keep_rows.to_numpy(zero_copy_only=False)]
     skipped = n_drop - int(long_mask.sum())
-    clean = not n_drop and not too_long and data.count(b"\r") == int(has_cr.sum())
+    # (A lone CR would split a line in a whole-block reader; the CSV plan checks that its rows
+    # and these lines line up one to one and steps aside when they do not.)
+    clean = not n_drop and not too_long
     return Lines(block.source, text, pa.array(numbers, pa.int64()), comments, skipped, invalid, too_long,
                  raw=data if clean else None, raw_starts=starts if clean else None)
 

@@ -160,3 +160,15 @@ def test_since_until_and_host_select(tmp_path: Path) -> None:
     assert pq.read_table(out)["host"].to_pylist() == ["b.example"]
     res = run("parse", str(log), "--until", "2026-03-02T00:00:00", "-o", str(out))
     assert pq.read_table(out).num_rows == 1
+
+
+def test_lone_carriage_return_is_data_not_a_line_end(tmp_path: Path) -> None:
+    line = '203.0.113.1 - - [10/Oct/2026:13:55:00 +0200] "GET /a HTTP/1.1" 200 1 "-" "UA\rwith CR"\n'
+    log = tmp_path / "cr.log"
+    log.write_bytes((good_lines(50) + line + good_lines(50)).encode())
+    out = tmp_path / "o.parquet"
+    res = run("parse", str(log), "--format", "combined", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    t = pq.read_table(out)
+    assert t.num_rows == 101 and t["line"].to_pylist() == list(range(1, 102))
+    assert t["user_agent"].to_pylist()[50] == "UA\rwith CR"
