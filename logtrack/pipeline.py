@@ -259,5 +259,5 @@ def parse_lines(lines: list[str], format_name: str, source: str = "<lines>") -> 
     data = ("\n".join(lines) + "\n").encode("utf-8")
     fmt = get_format(format_name)
     parsed = fmt.parse(split_lines(Block(source, 1, data)), fmt.new_state())
-    return parsed.requests
+    return parsed.requests.combine_chunks()
 

@@ -99,7 +99,8 @@ class Chain:
         rows = 0
         for batch in batches:
             t = time.perf_counter()
-            table = enrich(batch.requests, self.enrich_cfg)
+            # One contiguous chunk per column: a parsed block may arrive as zero-copy slices.
+            table = enrich(batch.requests.combine_chunks(), self.enrich_cfg)
             t = self._timed("enrich", t)
             # Exclusions are decided on the enriched rows but applied after identity and privacy:
             # those stages reuse the dictionary encodings enrich made of these very arrays, which
