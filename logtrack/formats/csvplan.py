@@ -93,7 +93,8 @@ def csv_piece(plan: CsvPlan, raw: bytes, starts: np.ndarray, n: int, backslash: 
     """The lines of a clean block the CSV reader can take (indices) and their raw values."""
     buf = np.frombuffer(raw, dtype=np.uint8)
     quote_at = np.flatnonzero(buf == 0x22)
-    quotes = np.diff(np.searchsorted(quote_at, np.append(starts, len(buf))))
+    bounds = np.append(starts, len(buf))
+    quotes = np.diff(np.searchsorted(quote_at, bounds))
     unclear = (quotes != plan.quotes) | backslash
     if unclear.all():
         return None
