@@ -9,44 +9,97 @@ replacement and counted; they never reject a line by themselves.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .sources import MAX_LINE_BYTES, Block
 
 
-@dataclass
 class Lines:
-    """The data lines of one block, plus what was set aside."""
+    """The data lines of one block, plus what was set aside.
 
-    source: str
-    text: pa.StringArray  # data lines only, without their line ending
-    line: pa.Int64Array  # 1-based line numbers of `text`
-    comments: list[tuple[int, str]] = field(default_factory=list)  # `#` lines: (line, text)
-    skipped: int = 0  # empty, whitespace-only and `#` lines
-    invalid_utf8: int = 0  # lines that held bytes that are not UTF-8
-    too_long: list[tuple[int, str]] = field(default_factory=list)  # (line, head) over the limit
-    _backslash: np.ndarray | None = field(default=None, repr=False)
-    # A clean block (every line a data line): its bytes and each line's start, for parsers that
-    # read the block whole (the CSV plan). None otherwise.
-    raw: bytes | None = field(default=None, repr=False)
-    raw_starts: np.ndarray | None = field(default=None, repr=False)
+    `text` (the lines without their endings, one Arrow string each) is built on first use for a
+    clean block: parsers that read the block's bytes whole (the CSV plan) never need it.
+    """
+
+    def __init__(self, source: str, text: pa.Array | None, line: pa.Int64Array,
+                 comments: list[tuple[int, str]] | None = None, skipped: int = 0, invalid_utf8: int = 0,
+                 too_long: list[tuple[int, str]] | None = None, raw: bytes | None = None,
+                 raw_starts: np.ndarray | None = None, raw_ends: np.ndarray | None = None) -> None:
+        self.source = source
+        self._text = text
+        self.line = line  # 1-based line numbers of the data lines
+        self.comments = comments or []  # `#` lines: (line, text)
+        self.skipped = skipped  # empty, whitespace-only and `#` lines
+        self.invalid_utf8 = invalid_utf8  # lines that held bytes that are not UTF-8
+        self.too_long = too_long or []  # (line, head) over the limit
+        # A clean block (every line a data line): its bytes and where each line starts and ends
+        # (without its ending), for parsers that read the block whole. None otherwise.
+        self.raw, self.raw_starts, self.raw_ends = raw, raw_starts, raw_ends
+        self._backslash: np.ndarray | None = None
+
+    @property
+    def text(self) -> pa.Array:
+        """The data lines as strings (built from the block's bytes on first use)."""
+        if self._text is None:
+            assert self.raw is not None and self.raw_starts is not None and self.raw_ends is not None
+            self._text = _strings(np.frombuffer(self.raw, dtype=np.uint8), self.raw_starts, self.raw_ends)
+        return self._text
+
+    def text_of(self, rows: np.ndarray) -> pa.Array:
+        """The strings of some lines, without building the whole block's when they are few."""
+        if self._text is None and self.raw is not None and len(rows) * 8 < len(self):
+            assert self.raw_starts is not None and self.raw_ends is not None
+            raw, starts, ends = self.raw, self.raw_starts, self.raw_ends
+            return pa.array([raw[starts[i]:ends[i]].decode("utf-8") for i in rows], pa.string())
+        return self.text.take(pa.array(rows))
 
     def __len__(self) -> int:
-        return len(self.text)
+        return len(self.line)
 
     def backslash_mask(self) -> np.ndarray:
         """Which lines hold a backslash (so escape decoding can skip all the others)."""
         if self._backslash is None:
-            self._backslash = lines_with_byte(self.text, 0x5C)
+            if self._text is None and self.raw is not None and self.raw_starts is not None:
+                buf = np.frombuffer(self.raw, dtype=np.uint8)
+                self._backslash = _starts_holding(buf, self.raw_starts, 0x5C)
+            else:
+                self._backslash = lines_with_byte(self.text, 0x5C)
         return self._backslash
 
     def take(self, indices: pa.Array | np.ndarray) -> Lines:
         """The subset of data lines at `indices` (comments and counts are not carried)."""
-        return Lines(self.source, self.text.take(indices), self.line.take(indices))
+        rows = np.asarray(indices)
+        return Lines(self.source, self.text_of(rows), self.line.take(pa.array(rows)))
+
+
+def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """One contiguous string array of buf[starts[i]:ends[i]] (line endings left out)."""
+    lengths = ends - starts
+    # Mark each line's bytes: +1 at its start, -1 at its end; a running sum > 0 is inside a line.
+    # (Distinct positions: a line's end is its newline or CR, never another line's start.)
+    delta = np.zeros(len(buf) + 1, dtype=np.int8)
+    delta[starts[lengths > 0]] = 1
+    delta[ends[lengths > 0]] = -1
+    joined = buf[np.cumsum(delta[:-1], dtype=np.int8) > 0]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.large_string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
+    ).cast(pa.string())
+
+
+def _starts_holding(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
+    """Which lines (given by their starts in `buf`) contain `byte`."""
+    mask = np.zeros(len(starts), dtype=bool)
+    hits = np.flatnonzero(buf == byte)
+    if len(hits):
+        mask[np.searchsorted(starts, hits, side="right") - 1] = True
+    return mask
+
+
+_SPACE_BYTES = np.array([0x20, 0x09, 0x0D, 0x0B, 0x0C], dtype=np.uint8)
 
 
 def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
@@ -65,43 +118,30 @@ def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
     ends = nl.copy()
     has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13) if len(buf) else ends > starts
     ends = ends - has_cr
-    # Build one contiguous buffer without line endings so the Arrow array is zero-copy friendly.
-    keep = np.ones(len(buf), dtype=bool)
-    keep[nl[nl < len(buf)]] = False
-    keep[(ends[has_cr])] = False
-    joined = buf[keep]
     lengths = ends - starts
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    text = pa.Array.from_buffers(
-        pa.large_string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(joined)]
-    ).cast(pa.string())
     numbers = np.arange(block.first_line, block.first_line + len(lengths), dtype=np.int64)
-
     too_long = [(int(n), h) for n, h in ((n, h.decode("utf-8", "replace")) for n, h in block.oversized)]
     long_mask = lengths > max_line_bytes
-    blank = pc.or_(pc.equal(pa.array(lengths), 0), pc.ascii_is_space(text))
-    comment = pc.starts_with(text, "#")
-    drop = pc.or_(blank, comment)
-    if long_mask.any():
-        for i in np.flatnonzero(long_mask):
-            too_long.append((int(numbers[i]), text[int(i)].as_py()[:1024]))
-        drop = pc.or_(drop, pa.array(long_mask))
-    comments: list[tuple[int, str]] = []
-    if pc.any(comment).as_py():
-        idx = np.flatnonzero(comment.to_numpy(zero_copy_only=False))
-        comments = [(int(numbers[i]), text[int(i)].as_py()) for i in idx]
-    n_drop = pc.sum(drop).as_py() or 0
-    if n_drop:
-        keep_rows = pc.invert(drop)
-        text = text.filter(keep_rows)
-        numbers = numbers[keep_rows.to_numpy(zero_copy_only=False)]
-    skipped = n_drop - int(long_mask.sum())
-    # (A lone CR would split a line in a whole-block reader; the CSV plan checks that its rows
-    # and these lines line up one to one and steps aside when they do not.)
-    clean = not n_drop and not too_long
-    return Lines(block.source, text, pa.array(numbers, pa.int64()), comments, skipped, invalid, too_long,
-                 raw=data if clean else None, raw_starts=starts if clean else None)
+    # Skipped lines, from the bytes: empty, `#` first, or only whitespace (checked one by one
+    # for the few lines that start with whitespace).
+    nonempty = lengths > 0
+    first = buf[np.minimum(starts, max(len(buf) - 1, 0))] if len(buf) else np.zeros(0, dtype=np.uint8)
+    comment = nonempty & (first == 0x23)
+    blank = ~nonempty
+    for i in np.flatnonzero(nonempty & np.isin(first, _SPACE_BYTES)):
+        if not data[starts[i]:ends[i]].strip(b" \t\r\x0b\x0c"):
+            blank[i] = True
+    drop = blank | comment | long_mask
+    if not drop.any() and not too_long:
+        return Lines(block.source, None, pa.array(numbers, pa.int64()), [], 0, invalid, [],
+                     raw=data, raw_starts=starts, raw_ends=ends)
+    text = _strings(buf, starts, ends)
+    for i in np.flatnonzero(long_mask):
+        too_long.append((int(numbers[i]), text[int(i)].as_py()[:1024]))
+    comments = [(int(numbers[i]), text[int(i)].as_py()) for i in np.flatnonzero(comment & ~long_mask)]
+    keep_rows = ~drop
+    return Lines(block.source, text.filter(pa.array(keep_rows)), pa.array(numbers[keep_rows], pa.int64()),
+                 comments, int(((blank | comment) & ~long_mask).sum()), invalid, too_long)
 
 
 def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:

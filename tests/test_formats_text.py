@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from golden import FORMATS, check_golden, rows_for_golden
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from logtrack.formats import get_format
 from logtrack.formats.template import TemplateFormat
-from logtrack.lines import split_lines
+from logtrack.lines import Lines, split_lines
 from logtrack.sources import Block, Input, iter_blocks, open_input
 
 
@@ -393,6 +394,7 @@ def test_nginx_bracketed_time_local_takes_the_split_plan() -> None:
     for fmt in ("nginx_timed", "traefik", "nginx_upstream"):
         template = get_format(fmt).templates[0]
         assert template.segments is not None
-    pieces = get_format("nginx_timed").templates[0].pieces(text)
+    lines = Lines("t", text, pa.array([1, 2], pa.int64()))  # text only (no raw block): the split plan
+    pieces = get_format("nginx_timed").templates[0].pieces(lines, np.arange(2))
     assert len(pieces) == 1 and list(pieces[0][0]) == [0, 1]
     assert pieces[0][1]["time_local"].to_pylist() == ["10/Oct/2026:13:55:36 +0200", "10/Oct/2026:13:55:37 +0200"]

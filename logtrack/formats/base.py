@@ -79,7 +79,7 @@ def rejects_table(lines: Lines | RowsOf, mask: np.ndarray | pa.Array, reason: st
     mask_arr = pa.array(mask) if isinstance(mask, np.ndarray) else mask
     if not pc.any(mask_arr).as_py():
         return empty(REJECTS)
-    text = lines.text.filter(mask_arr)
+    text = lines.text_of(np.flatnonzero(np.asarray(mask_arr.to_numpy(zero_copy_only=False))))
     reasons = reason.filter(mask_arr) if isinstance(reason, pa.Array) else pa.repeat(reason, len(text))
     return pa.table(
         {
@@ -105,8 +105,12 @@ class RowsOf:
     @property
     def text(self) -> pa.Array:
         if self._text is None:
-            self._text = self._lines.text.take(self._rows)
+            self._text = self._lines.text_of(self._rows.to_numpy())
         return self._text
+
+    def text_of(self, rows: np.ndarray) -> pa.Array:
+        """The strings of some of these rows."""
+        return self._lines.text_of(self._rows.to_numpy()[rows])
 
     def __len__(self) -> int:
         return len(self._rows)

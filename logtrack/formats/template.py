@@ -166,30 +166,29 @@ class Template:
             return rf"[^\s{re.escape(nxt[0])}]+"
         return var.pattern
 
-    def pieces(self, text: pa.Array, whole: Lines | None = None) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
-        """The lines this template parses, as pieces of (row indices, raw captures of those rows):
-        the CSV plan's rows (when `whole` is a clean block these lines are all of), then the
-        split plan's, then the rows only the full regex could take."""
-        n = len(text)
+    def pieces(self, lines: Lines, rows: np.ndarray) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
+        """The lines (`rows` of the block) this template parses, as pieces of (positions in
+        `rows`, raw captures): the CSV plan's (when `rows` are a whole clean block), then the
+        split plan's, then those only the full regex could take. Line text is only built for
+        the lines that get past the CSV plan."""
+        n = len(rows)
         out: list[tuple[np.ndarray, dict[str, pa.Array]]] = []
         fallback = np.ones(n, dtype=bool)
-        if self.csv is not None and whole is not None and whole.raw is not None and n:
-            assert whole.raw_starts is not None
-            piece = csv_piece(self.csv, whole.raw, whole.raw_starts, n, whole.backslash_mask())
+        if self.csv is not None and lines.raw is not None and n and n == len(lines):
+            assert lines.raw_starts is not None
+            piece = csv_piece(self.csv, lines.raw, lines.raw_starts, n, lines.backslash_mask())
             if piece is not None and len(piece[0]):
                 out.append(piece)
                 fallback[piece[0]] = False
         if self.segments is not None and fallback.any():
             rest = np.flatnonzero(fallback)
-            sub = text if len(rest) == n else text.take(pa.array(rest))
-            idx, raw = self._split_plan(sub)
+            idx, raw = self._split_plan(lines.text_of(rows[rest]))
             if len(idx):
                 out.append((rest[idx], raw))
                 fallback[rest[idx]] = False
         if fallback.any():
             idx = np.flatnonzero(fallback)
-            sub = text if len(idx) == n else text.take(pa.array(idx))
-            m = pc.extract_regex(sub, self.full_regex)
+            m = pc.extract_regex(lines.text_of(rows[idx]), self.full_regex)
             matched = pc.is_valid(m)
             if pc.any(matched).as_py():
                 m = m.filter(matched)
@@ -268,12 +267,11 @@ class TemplateFormat(LogFormat):
         for tpl in self.templates:
             if not len(remaining):
                 break
-            text = lines.text if len(remaining) == n else lines.text.take(pa.array(remaining))
             taken = np.zeros(len(remaining), dtype=bool)
             variables = {v.name: v for v in tpl.vars}
             if tpl.allow_trailing:
                 variables["extra"] = Var("extra", "text", None)
-            for local, raw in tpl.pieces(text, lines if len(remaining) == n else None):
+            for local, raw in tpl.pieces(lines, remaining):
                 rows = remaining[local]
                 taken[local] = True
                 sub = lines if len(rows) == n else RowsOf(lines, rows)
