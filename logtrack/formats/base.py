@@ -150,10 +150,14 @@ def build_map(fields: dict[str, pa.Array], n: int) -> pa.MapArray:
     """A map<string,string> column from named columns, leaving out null and `-` values."""
     if not fields:
         return pa.nulls(n, REQUESTS.field("fields").type)
-    names = list(fields)
     # `-` means "no value" in logs, except in `request`, which keeps the raw request as logged.
-    values = [a.cast(pa.string()) if k == "request" else
-              pc.if_else(pc.equal(a.cast(pa.string()), "-"), None, a.cast(pa.string())) for k, a in fields.items()]
+    cleaned = {k: a.cast(pa.string()) if k == "request" else
+               pc.if_else(pc.equal(a.cast(pa.string()), "-"), None, a.cast(pa.string())) for k, a in fields.items()}
+    cleaned = {k: v for k, v in cleaned.items() if v.null_count < len(v)}  # e.g. `%l`, always `-`
+    if not cleaned:
+        return pa.MapArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()),
+                                       pa.array([], pa.string()))
+    names, values = list(cleaned), list(cleaned.values())
     valid = np.stack([pc.is_valid(v).to_numpy(zero_copy_only=False) for v in values], axis=1)
     counts = valid.sum(axis=1)
     offsets = np.zeros(n + 1, dtype=np.int32)
