@@ -81,7 +81,9 @@ class Chain:
         self.salt = load_or_create_salt(state, self.identity_cfg.salt_env)
         self.sessionizer = Sessionizer(self.session_cfg)
         self.counts = ChainCounts()
-        self._events_per_session: Counter[str] = Counter()
+        # Key events counted per session id until the session row comes out (a Series: the
+        # counts are merged and looked up vectorized, not one session at a time).
+        self._events_per_session = pd.Series(dtype="int64")
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()
@@ -188,14 +190,16 @@ class Chain:
         key_events = events.filter(pc.invert(pc.ends_with(events["event_name"], PAGE_VIEW)))
         sids = key_events["session_id"].drop_null()
         if len(sids):
-            self._events_per_session.update(dict(zip(*_value_counts(sids), strict=True)))
+            ids, counts = _value_counts(sids)
+            self._events_per_session = self._events_per_session.add(pd.Series(counts, index=ids), fill_value=0)
 
     def _with_event_counts(self, sessions: pa.Table) -> pa.Table:
         """Fill `events` (key events, i.e. not page views) and let a key event engage a session."""
-        if sessions.num_rows == 0 or not self._events_per_session:
+        if sessions.num_rows == 0 or self._events_per_session.empty:
             return sessions
-        ids = sessions["session_id"].to_pylist()
-        counts = np.array([self._events_per_session.pop(s, 0) for s in ids], dtype=np.int64)
+        ids = sessions["session_id"].to_pandas()
+        counts = self._events_per_session.reindex(ids, fill_value=0).to_numpy(dtype=np.int64)
+        self._events_per_session = self._events_per_session.drop(ids, errors="ignore")
         engaged = pc.or_(pc.fill_null(sessions["is_engaged"], False), pa.array(counts > 0))
         sessions = sessions.set_column(sessions.schema.get_field_index("events"), "events", pa.array(counts))
         return sessions.set_column(sessions.schema.get_field_index("is_engaged"), "is_engaged", engaged)

@@ -34,3 +34,15 @@ def test_small_rules_batches_and_sliced_last_flush_give_the_same_outputs(tmp_pat
     for kind, keys in (("requests", ["source", "line"]), ("sessions", ["session_id"]), ("events", ["event_id"])):
         a, b = whole[kind].sort_by([(k, "ascending") for k in keys]), sliced[kind].sort_by([(k, "ascending") for k in keys])
         assert a.equals(b), kind  # session `events` counts and engagement included
+
+
+def test_session_event_counts_are_the_key_events_of_each_session(tmp_path: Path) -> None:
+    _, t = _outputs(tmp_path)
+    events = t["events"].to_pandas()
+    key = events[~events["event_name"].str.endswith("page_view") & events["session_id"].notna()]
+    expected = key.groupby("session_id").size()
+    sessions = t["sessions"].to_pandas().set_index("session_id")
+    got = sessions["events"]
+    assert got.sum() == len(key) > 0
+    assert (got[expected.index] == expected).all() and (got.drop(expected.index) == 0).all()
+    assert sessions.loc[expected.index, "is_engaged"].all()  # a key event engages its session (GA4)

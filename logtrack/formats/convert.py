@@ -207,7 +207,6 @@ REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: (?P<protoc
 TARGET_RE = r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*))?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
 
 
-REQUEST_SHAPE = r"^[A-Za-z][A-Za-z0-9_-]* [^ ]+ [A-Za-z]+/[0-9.]+$"
 
 
 def split_request(request: pa.Array) -> dict[str, pa.Array]:

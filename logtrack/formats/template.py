@@ -243,11 +243,9 @@ class Template:
 class TemplateFormat(LogFormat):
     """A format made of one or more templates, tried in order for lines the previous missed."""
 
-    def __init__(self, name: str, description: str, templates: list[Template],
-                 overrides: dict[str, dict[str, Any]] | None = None, detectable: bool = True) -> None:
+    def __init__(self, name: str, description: str, templates: list[Template], detectable: bool = True) -> None:
         self.name, self.description, self.templates = name, description, templates
         self.detectable = detectable
-        self.overrides = overrides or {}
 
     @classmethod
     def from_spec(cls, name: str, spec: str, description: str = "") -> TemplateFormat:
