@@ -66,3 +66,19 @@ def test_every_command_has_help_with_an_example() -> None:
     for command in ["parse", "formats", "sessions", "events", "rules", "report", "send"]:
         res = CliRunner().invoke(main, [command, "--help"])
         assert res.exit_code == 0 and "logtrack " + command in res.output, command
+
+
+def test_config_example_destinations_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (text,) = [block for block in YAML if block.startswith("format:")]
+    path = tmp_path / "logtrack.yaml"
+    path.write_text(text)
+    out = tmp_path / "report"
+    assert CliRunner().invoke(main, ["report", str(ROOT / "sample_logs" / "shop-access.log"), "--rules",
+                                     str(ROOT / "rules"), "-o", str(out), "--quiet"]).exit_code == 0
+    monkeypatch.setenv("LOGTRACK_GA4_MEASUREMENT_ID", "G-TEST")
+    monkeypatch.setenv("LOGTRACK_GA4_API_SECRET", "not-a-real-secret")
+    res = CliRunner().invoke(main, ["send", str(out), "--to", "ga4", "--dry-run", "--config", str(path),
+                                    "--state", str(tmp_path / "state")])
+    # The sample is months old: every event is refused as too old, under the example's 48 h window.
+    assert res.exit_code == 1, res.output
+    assert "up to 48 h" in res.output and "not-a-real-secret" not in res.output
