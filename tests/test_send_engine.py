@@ -21,8 +21,8 @@ from fakeapis import FakeGA4, FakeSegment, ga4_key, make_events, options  # noqa
 
 pytest_plugins = ["fakeapis"]
 
+from logtrack import jsonarrow as J  # noqa: E402
 from logtrack.send import deliver  # noqa: E402
-from logtrack.send import jsonarrow as J  # noqa: E402
 from logtrack.send.base import Prepared  # noqa: E402
 from logtrack.send.engine import _retry_after, make_batches  # noqa: E402
 from logtrack.send.ledger import Ledger  # noqa: E402

@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import jsonarrow as J
 from .. import schema
 from ..errors import ConfigError
-from . import jsonarrow as J
 from .base import (
     Destination,
     Prepared,

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import jsonarrow as J
 from .. import schema
-from . import jsonarrow as J
 from .base import (
     Destination,
     Prepared,
