@@ -172,3 +172,27 @@ def test_lone_carriage_return_is_data_not_a_line_end(tmp_path: Path) -> None:
     t = pq.read_table(out)
     assert t.num_rows == 101 and t["line"].to_pylist() == list(range(1, 102))
     assert t["user_agent"].to_pylist()[50] == "UA\rwith CR"
+
+
+def test_parse_runs_without_importing_pandas_and_pandas_still_works_after(tmp_path: Path) -> None:
+    """`parse` skips pyarrow's pandas probe (start-up cost); a later to_pandas still works."""
+    import subprocess
+    import sys
+
+    out, log = tmp_path / "r.parquet", tmp_path / "access.log"
+    log.write_text(good_lines(300))
+    script = (
+        "import sys\n"
+        "from logtrack.cli import main\n"
+        f"sys.argv = ['logtrack', 'parse', {str(log)!r}, '-o', {str(out)!r}, '--quiet']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "print('pandas' in sys.modules)\n"
+        "import pandas as pd, pyarrow as pa, pyarrow.parquet as pq\n"
+        "df = pq.read_table(sys.argv[4]).to_pandas()\n"
+        "print(len(df), pa.array(pd.Series([1, 2])).type)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    imported, summary = res.stdout.split("\n")[:2]
+    assert imported == "False"
+    rows, arrow_type = summary.split()
+    assert int(rows) == 300 and arrow_type == "int64"
