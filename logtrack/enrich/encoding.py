@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 T = TypeVar("T")
-_MEMO_SIZE = 8
+_MEMO_SIZE = 32
 _memo: OrderedDict[tuple, tuple[pa.Array, Any]] = OrderedDict()
 _lock = threading.Lock()
 

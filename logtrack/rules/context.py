@@ -25,13 +25,27 @@ class DictCol:
 
     `values` need not be distinct (a query parameter's value per distinct query string);
     null rows point at slot `m == len(values)`, so id-level masks have m + 1 entries.
+    `literals`, when known, are every literal the rules compare this source with: one hash
+    lookup of the values then serves all of them (see `ids_equal`).
     """
 
-    def __init__(self, values: pa.Array, indices: np.ndarray) -> None:
+    # Prefix lookups answered by a scan each before the values are sorted once for all of them.
+    PREFIX_SCANS = 8
+    # Row lookups answered by a scan over every row before the rows are grouped by value id.
+    FULL_SCANS = 16
+
+    def __init__(self, values: pa.Array, indices: np.ndarray, literals: tuple[str, ...] | None = None) -> None:
         self.values = values
         self.indices = indices
         self.m = len(values)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self.literals = literals
+        self._literal_pos = {v: i for i, v in enumerate(literals)} if literals else {}
+        self._literal_hits: tuple[np.ndarray, np.ndarray] | None = None
+        self._prefix_scans = 0
+        self._counts: np.ndarray | None = None
+        self._scans = 0
+        self._by_id: tuple[np.ndarray, np.ndarray] | None = None
 
     def sorted_view(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids ordered by value, those values as a numpy object array), nulls left out.
@@ -46,25 +60,76 @@ class DictCol:
             self._sorted = ids, self.values.take(pa.array(ids)).to_numpy(zero_copy_only=False)
         return self._sorted
 
+    def _hits(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids whose value is one of `literals`, the position of that literal), computed once."""
+        if self._literal_hits is None:
+            codes = pc.index_in(self.values, value_set=pa.array(self.literals, pa.string()))
+            codes = codes.fill_null(-1).to_numpy(zero_copy_only=False)
+            hits = np.flatnonzero(codes >= 0)
+            self._literal_hits = hits, codes[hits]
+        return self._literal_hits
+
     def ids_equal(self, literals: tuple[str, ...]) -> np.ndarray:
-        """Value ids equal to any of `literals`."""
+        """Value ids equal to any of `literals` (in no particular order)."""
+        if not len(literals):
+            return np.empty(0, np.int64)
+        if self._literal_pos and all(v in self._literal_pos for v in literals):
+            hits, codes = self._hits()
+            return hits[np.isin(codes, [self._literal_pos[v] for v in literals])]
         ids, values = self.sorted_view()
         lo = np.searchsorted(values, literals, side="left")
         hi = np.searchsorted(values, literals, side="right")
-        return np.concatenate([ids[a:b] for a, b in zip(lo, hi, strict=True)]) if len(literals) else ids[:0]
+        return np.concatenate([ids[a:b] for a, b in zip(lo, hi, strict=True)])
 
     def ids_with_prefix(self, prefix: str) -> np.ndarray:
-        """Value ids starting with `prefix` (code-point order is UTF-8 byte order)."""
+        """Value ids starting with `prefix` (in no particular order).
+
+        The first few prefixes are a `starts_with` scan each (a memcmp per value); a batch
+        that asks for more sorts the values once and binary-searches (code-point order is
+        UTF-8 byte order).
+        """
+        if self._sorted is None and self._prefix_scans < self.PREFIX_SCANS:
+            self._prefix_scans += 1
+            return np.flatnonzero(pc.starts_with(self.values, prefix).fill_null(False).to_numpy(zero_copy_only=False))
         ids, values = self.sorted_view()
         lo = np.searchsorted(values, prefix, side="left")
         hi = np.searchsorted(values, prefix + "\U0010ffff", side="left")
         return ids[lo:hi]
 
+    def counts(self) -> np.ndarray:
+        """How many rows hold each value id (m + 1 entries, the last for null rows)."""
+        if self._counts is None:
+            self._counts = np.bincount(self.indices, minlength=self.m + 1)
+        return self._counts
+
+    def row_count(self, id_mask: np.ndarray) -> int:
+        """How many rows `rows_for(id_mask, None)` would return (without finding them)."""
+        return int(self.counts()[id_mask].sum())
+
     def rows_for(self, id_mask: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         """Row numbers (a sorted subset of `rows`, or of all rows) whose value id is in the mask."""
-        if rows is None:
+        if rows is not None:
+            return rows[id_mask[self.indices[rows]]]
+        self._scans += 1
+        if self._scans <= self.FULL_SCANS:
             return np.flatnonzero(id_mask[self.indices])
-        return rows[id_mask[self.indices[rows]]]
+        # Many rules start from this source: group the rows by value id once, then each rule
+        # gathers the rows of its ids instead of scanning every row.
+        if self._by_id is None:
+            starts = np.zeros(self.m + 2, np.int64)
+            np.cumsum(self.counts(), out=starts[1:])
+            # A stable sort of small integers is a radix sort in numpy: O(n).
+            small = self.indices.astype(np.uint16) if self.m < 65535 else self.indices
+            self._by_id = np.argsort(small, kind="stable"), starts
+        order, starts = self._by_id
+        ids = np.flatnonzero(id_mask)
+        begin, length = starts[ids], starts[ids + 1] - starts[ids]
+        total = int(length.sum())
+        if total == 0:
+            return np.empty(0, np.int64)
+        # Ragged gather: position k of id j's slice is begin[j] + k.
+        shift = np.repeat(begin - (np.cumsum(length) - length), length)
+        return np.sort(order[shift + np.arange(total)])
 
 
 def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
@@ -100,15 +165,35 @@ def query_param_regex(name: str) -> str:
     return r"(?:^|&)" + re.escape(name) + r"(?:=(?P<v>[^&]*))?(?:&|$)"
 
 
+def _query_values(queries: pa.Array, name: str) -> pa.Array:
+    """Parameter `name` of each query string, form-decoded (null where absent).
+
+    The regex only runs on the queries that contain the name at all (a literal search, much
+    cheaper than a regex with a capture), and most queries do not.
+    """
+    mentions = pc.match_substring(queries, name).fill_null(False)
+    count = pc.sum(mentions).as_py() or 0
+    if count == 0:
+        return pa.nulls(len(queries), pa.string())
+    subset = queries if count == len(queries) else queries.filter(mentions)
+    found = form_decode(pc.struct_field(pc.extract_regex(subset, query_param_regex(name)), [0]))
+    if count == len(queries):
+        return found
+    return pc.replace_with_mask(pa.nulls(len(queries), pa.string()), mentions, found)
+
+
 class BatchContext:
     """Cached views of one batch of enriched requests, shared by every rule."""
 
     def __init__(self, table: pa.Table,
-                 first_in_session: Callable[[BatchContext], np.ndarray] | None = None) -> None:
+                 first_in_session: Callable[[BatchContext], np.ndarray] | None = None,
+                 literals: dict[tuple[Source, str | None], tuple[str, ...]] | None = None) -> None:
         self.table = table
         self.n = table.num_rows
         self._first = first_in_session
         self._cache: dict[Any, Any] = {}
+        # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
+        self._literals = literals or {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -127,9 +212,17 @@ class BatchContext:
             return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         return self.memo(("column", name), get)
 
+    def cached_column(self, name: str) -> pa.Array | None:
+        """The column as `column` made it, if something asked for it already, else None."""
+        return self._cache.get(("column", name))
+
     def strings(self, source: Source, fold: str | None = None) -> DictCol:
         """The DictCol of a string source, case-folded when `fold` is 'lower' or 'upper'."""
-        return self.memo(("strings", source, fold), lambda: self._strings(source, fold))
+        def get() -> DictCol:
+            found = self._strings(source, fold)
+            literals = self._literals.get((source, fold))
+            return DictCol(found.values, found.indices, literals) if literals else found
+        return self.memo(("strings", source, fold), get)
 
     def _strings(self, source: Source, fold: str | None) -> DictCol:
         if fold:
@@ -141,8 +234,7 @@ class BatchContext:
             return encode(self.column(name))
         if kind == "query":
             base = self.strings(("col", "query"))
-            found = pc.extract_regex(base.values, query_param_regex(name))
-            return DictCol(form_decode(pc.struct_field(found, [0])), base.indices)
+            return DictCol(_query_values(base.values, name), base.indices)
         fields = self.column("fields")
         return encode(pc.map_lookup(fields, pa.scalar(name, pa.string()), "first"))
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from .context import BatchContext, DictCol
 from .match import capture_values
 from .model import Prop, Ref, Rule, node_captures
-from .values import ARROW_TYPES, cast_values, literal_array, to_json, to_text
+from .values import ARROW_TYPES, cast_values, json_escape, literal_array, to_text
 
 
 def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:
@@ -79,26 +79,34 @@ class PropertyCollector:
             self.orders.append(order)
         self.total += len(rows)
 
-    def build(self) -> tuple[pa.MapArray, pa.Array]:
-        """The `properties` map and JSON object of every recorded event, in emission order."""
+    def build(self, order: np.ndarray | None = None) -> tuple[pa.MapArray, pa.Array]:
+        """The `properties` map and JSON object of every recorded event: in emission order, or
+        event `order[i]` at position i when an order is given (assembled in that order directly,
+        rather than taking the built arrays afterwards)."""
         n = self.total
         if not self.values:
             offsets = pa.array(np.zeros(n + 1, np.int32))
             empty = pa.array([], pa.string())
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
-        # Convert per type (one text and one JSON pass per type for the whole batch).
+        # Convert per type (one text and one JSON pass per type for the whole batch). The JSON
+        # of a number or bool is its text; a string's is its escaped text between quotes, the
+        # quotes going into the fragment's prefix and suffix below (no pass of their own).
         by_type: dict[pa.DataType, list[int]] = {}
         for i, v in enumerate(self.values):
             by_type.setdefault(v.type, []).append(i)
         texts, jsons, valids, base = [], [], [], np.zeros(len(self.values), np.int64)
+        quoted = np.zeros(len(self.values), dtype=bool)
         offset = 0
         for members in by_type.values():
             merged = pa.concat_arrays([self.values[i] for i in members])
-            texts.append(to_text(merged))
-            jsons.append(to_json(merged))
+            text = to_text(merged)
+            texts.append(text)
+            is_string = pa.types.is_string(merged.type)
+            jsons.append(json_escape(merged) if is_string else text)
             valids.append(merged.is_valid().to_numpy(zero_copy_only=False))
             for i in members:
                 base[i] = offset
+                quoted[i] = is_string
                 offset += len(self.values[i])
         text_all, json_all = pa.concat_arrays(texts), pa.concat_arrays(jsons)
         valid_all = np.concatenate(valids)
@@ -110,23 +118,45 @@ class PropertyCollector:
         value_index = base[entry] + within
         keep = valid_all[value_index]
         entry, event, value_index = entry[keep], event[keep], value_index[keep]
-        order = np.lexsort((np.array(self.orders, np.int64)[entry], event))
-        entry, event, value_index = entry[order], event[order], value_index[order]
+        if order is not None:
+            position = np.empty(n, np.int64)
+            position[order] = np.arange(n)
+            event = position[event]
+        by_event = np.lexsort((np.array(self.orders, np.int64)[entry], event))
+        entry, event, value_index = entry[by_event], event[by_event], value_index[by_event]
+        counts = np.bincount(event, minlength=n)
         offsets = np.zeros(n + 1, np.int32)
-        np.cumsum(np.bincount(event, minlength=n), out=offsets[1:])
+        np.cumsum(counts, out=offsets[1:])
         take = pa.array(value_index)
         keys = pa.array(self.names, pa.string()).take(pa.array(entry))
         mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, text_all.take(take))
-        prefixes = pa.array([f'"{name}":' for name in self.names], pa.string()).take(pa.array(entry))
-        fragments = pc.binary_join_element_wise(prefixes, json_all.take(take), "")
+        return mapping, self._objects(entry, offsets, counts, quoted, json_all.take(take))
+
+    def _objects(self, entry: np.ndarray, offsets: np.ndarray, counts: np.ndarray, quoted: np.ndarray,
+                 values: pa.Array) -> pa.Array:
+        """The JSON object of each event from its entries' JSON values (in event order): each
+        entry is `prefix + value + suffix`, the prefix holding the key (and `{` when it opens
+        its event, `"` before a string), the suffix the closing quote (and `}` when it closes
+        its event), then one join per event with commas."""
+        m = len(self.names)
+        # Affix codes: property i, opening its event or not, quoted or not -> one small table.
+        first = np.zeros(len(entry), dtype=bool)
+        last = np.zeros(len(entry), dtype=bool)
+        first[offsets[:-1][counts > 0]] = True
+        last[offsets[1:][counts > 0] - 1] = True
+        table_prefix = [f'{brace}"{name}":{quote}' for brace in ("", "{") for name, quote in
+                        zip(self.names, np.where(quoted, '"', ""), strict=True)]
+        table_suffix = [quote + brace for brace in ("", "}") for quote in np.where(quoted, '"', "")]
+        prefix = pa.array(table_prefix, pa.string()).take(pa.array(entry + m * first))
+        suffix = pa.array(table_suffix, pa.string()).take(pa.array(entry + m * last))
+        fragments = pc.binary_join_element_wise(prefix, values, suffix, "")
         body = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), fragments), ",")
-        return mapping, pc.binary_join_element_wise("{", body, "}", "")
+        if counts.all():
+            return body
+        return pc.if_else(pa.array(counts > 0), body, pa.scalar("{}"))
 
 
 # ---- event ids -----------------------------------------------------------------------------------
-
-_LUT = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8).reshape(256, 2)
-
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finalizer: a fast, well-spread 64-bit mixing function (wraps on overflow)."""
@@ -163,7 +193,8 @@ def event_ids(source: pa.Array, line: pa.Array, names: list[str], name_index: np
     ln = line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
     lo = _mix(s1 ^ _mix(ln ^ n1))
     hi = _mix(s2 ^ _mix(ln + n2) ^ lo)
-    raw = np.stack([hi, lo], axis=1).astype(">u8").view(np.uint8).reshape(n, 16)
-    hexed = _LUT[raw].reshape(n, 32)
+    raw = np.stack([hi, lo], axis=1).astype(">u8")
+    # bytes.hex runs in C over the whole buffer: ~10x faster than a lookup table in numpy.
+    hexed = raw.tobytes().hex().encode("ascii")
     offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(hexed)))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed))

@@ -41,7 +41,7 @@ from .values import ARROW_TYPES, cast_values
 def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.ndarray:
     """Sorted row numbers (int64) within `rows` (None = all rows) where `node` holds."""
     if isinstance(node, And):
-        for child in _and_order(node):
+        for child in _by_selectivity(_and_order(node), ctx):
             rows = select(child, ctx, rows)
             if len(rows) == 0:
                 break
@@ -71,6 +71,25 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
 def _and_order(node: And) -> tuple[Node, ...]:
     """Cheap, selective string tests first; each later child only sees the surviving rows."""
     return tuple(sorted(node.children, key=lambda c: 0 if isinstance(c, StrCond) else 1))
+
+
+def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node, ...]:
+    """String tests ordered by how many rows they match (known from their value-id masks and the
+    rows per value id, without finding the rows), the others after them. A string test that
+    matches no row at all makes the whole `And` empty: nothing else is evaluated."""
+    strs = [c for c in children if isinstance(c, StrCond)]
+    if len(strs) < 2 and not (strs and len(strs) == len(children)):
+        return children
+    counted = []
+    for i, child in enumerate(strs):
+        strings = ctx.strings(child.source, child.fold)
+        ids = ctx.memo(("ids", child), lambda child=child, strings=strings: id_mask(child, strings))
+        count = strings.row_count(ids)
+        if count == 0:
+            return (child,)
+        counted.append((count, i, child))
+    ordered = tuple(c for _, _, c in sorted(counted, key=lambda t: (t[0], t[1])))
+    return ordered + tuple(c for c in children if not isinstance(c, StrCond))
 
 
 def _all(ctx: BatchContext) -> np.ndarray:

@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema
-from .context import BatchContext, encode
+from .context import BatchContext, DictCol, encode
 from .emit import PropertyCollector, event_ids
 from .exclude import exclude_mask
 from .match import pattern_mask, select
-from .model import And, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
+from .model import And, Equals, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
 
 CONTEXT_COLUMNS = ("ts", "user_id", "anonymous_id", "session_id", "host", "client_ip", "user_agent",
                    "path", "query", "referer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
@@ -33,6 +33,7 @@ class RuleSet:
         self.rules = [rule for f in files for rule in f.rules]
         self.exclude_nodes = [node for f in files for node in f.exclude]
         self._needs_first = any(_uses_first(rule.when) for rule in self.rules)
+        self._literals = _literals([rule.when for rule in self.rules])
         self.reset()
 
     def reset(self) -> None:
@@ -81,7 +82,7 @@ class RuleSet:
             return schema.empty(schema.EVENTS)
         # A bound method, not a closure over `ctx`: a closure stored in the context it refers to
         # is a reference cycle, which kept every cached column alive until the GC ran.
-        ctx = BatchContext(table, first_in_session=self._first_in_session)
+        ctx = BatchContext(table, first_in_session=self._first_in_session, literals=self._literals)
         if self._needs_first:
             ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
         stopped = np.zeros(n, dtype=bool)
@@ -107,13 +108,18 @@ class RuleSet:
         rows = np.concatenate(rows_out)
         rule_idx = np.concatenate(rule_out)
         order = np.lexsort((rule_idx, rows))  # input order, then rule order within a request
-        rows, rule_idx, take = rows[order], rule_idx[order], pa.array(order)
-        mapping, as_json = props.build()
-        users = user_props.build()[1]
-        users = pc.if_else(pa.array(np.concatenate(has_user)), users, pa.scalar(None, pa.string()))
+        rows, rule_idx = rows[order], rule_idx[order]
+        # Properties are assembled straight in output order (no take of the built arrays).
+        mapping, as_json = props.build(order)
+        users = user_props.build(order)[1]
+        if any(r.user_properties is not None for r in self.rules):
+            has = np.concatenate(has_user)[order]
+            users = pc.if_else(pa.array(has), users, pa.scalar(None, pa.string()))
+        else:
+            users = pa.nulls(len(rows), pa.string())
+        at = pa.array(rows)
         columns: dict[str, Any] = {
-            name: ctx.column(name).take(pa.array(rows)) if name in table.column_names else None
-            for name in CONTEXT_COLUMNS
+            name: _take(ctx, name, at) if name in table.column_names else None for name in CONTEXT_COLUMNS
         }
         names = self.event_names
         columns["event_name"] = pa.array(names, pa.string()).take(pa.array(rule_idx))
@@ -122,30 +128,30 @@ class RuleSet:
                                         columns["line"] if columns["line"] is not None
                                         else pa.nulls(len(rows), pa.int64()),
                                         names, rule_idx)
-        columns["properties"] = mapping.take(take)
-        columns["properties_json"] = as_json.take(take)
-        columns["user_properties_json"] = users.take(take)
+        columns["properties"] = mapping
+        columns["properties_json"] = as_json
+        columns["user_properties_json"] = users
         present = {k: v for k, v in columns.items() if v is not None}
         return schema.conform(pa.table(present), schema.EVENTS)
 
     def _once_filter(self, name: str, per: str, ctx: BatchContext, rows: np.ndarray) -> np.ndarray:
         """Keep each key's earliest row not seen in earlier batches; rows without a key stay."""
         if per == "session":
-            keys = ctx.column("session_id").take(pa.array(rows))
+            sessions = ctx.strings(("col", "session_id"))  # the batch's encoding, shared
+            keys = DictCol(sessions.values, sessions.indices[rows])
         else:
             known = ctx.user_known()[rows]
             user = ctx.column("user_id").take(pa.array(rows))
             anon = ctx.column("anonymous_id").take(pa.array(rows))
-            keys = pc.if_else(pa.array(known), user, anon)
+            keys = encode(pc.if_else(pa.array(known), user, anon))
         first = _first_per_key(keys, ctx, rows, self._once[name])
         return rows[first]
 
     def _first_in_session(self, ctx: BatchContext) -> np.ndarray:
         """Rows that are the earliest of a session id this RuleSet has not seen before."""
-        sessions = ctx.column("session_id")
         rows = np.arange(ctx.n, dtype=np.int64)
         out = np.zeros(ctx.n, dtype=bool)
-        out[_first_per_key(sessions, ctx, rows, self._sessions, keep_null=False)] = True
+        out[_first_per_key(ctx.strings(("col", "session_id")), ctx, rows, self._sessions, keep_null=False)] = True
         return out
 
     # ---- path grouping ---------------------------------------------------------------------
@@ -174,6 +180,17 @@ class RuleSet:
                 free &= ~hit
         grouped = pa.concat_arrays([grouped, pa.nulls(1, pa.string())])
         return grouped.take(pa.array(strings.indices))
+
+
+def _take(ctx: BatchContext, name: str, rows: pa.Array) -> pa.Array | pa.ChunkedArray:
+    """A request column at the event rows. Straight from the table's chunks unless a condition
+    already combined them (combining copies the whole column: an extra pass over every user
+    agent); a column with no value at all needs no take."""
+    combined = ctx.cached_column(name)
+    col = combined if combined is not None else ctx.table.column(name)
+    if col.null_count == len(col):
+        return pa.nulls(len(rows), col.type)
+    return col.take(rows)
 
 
 class SeenKeys:
@@ -209,26 +226,27 @@ class SeenKeys:
         return sorted(self.values.to_pylist())
 
 
-def _first_per_key(keys: pa.Array, ctx: BatchContext, rows: np.ndarray, seen: SeenKeys,
+def _first_per_key(keys: DictCol, ctx: BatchContext, rows: np.ndarray, seen: SeenKeys,
                    keep_null: bool = True) -> np.ndarray:
     """Positions (into `rows`) of each key's earliest row by (ts, source, line) whose key is not in
-    `seen`; `seen` is updated. Null keys are kept (`keep_null`) or dropped."""
-    strings = encode(keys)
+    `seen`; `seen` is updated. `keys` holds the key of each of `rows` (`keys.indices` aligned with
+    them). Null keys are kept (`keep_null`) or dropped."""
     ts = ctx.memo(("ts_int",), lambda: ctx.column("ts").cast(pa.int64()).fill_null(0).to_numpy())
     line = ctx.memo(("line_int",), lambda: ctx.column("line").fill_null(-1).to_numpy(zero_copy_only=False))
     order = np.lexsort((line[rows], ts[rows]))
-    ids = strings.indices[order]
-    _, first = np.unique(ids, return_index=True)
-    picked = order[first]
-    picked_ids = strings.indices[picked]
-    valid = picked_ids < strings.m
-    first_keys = strings.values.take(pa.array(picked_ids[valid]))
+    ids = keys.indices[order]
+    # The first position in `order` of each key id: a scatter-min, O(n), where np.unique sorts.
+    first = np.full(keys.m + 1, len(ids), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))
+    present = np.flatnonzero(first[:keys.m] < len(ids))  # non-null key ids, ascending
+    picked = order[first[present]]
+    first_keys = keys.values.take(pa.array(present))
     # Drop keys earlier batches already used; the others are seen from now on.
     old = seen.contains(first_keys)
     seen.add_new(first_keys.filter(pa.array(~old)))
-    keep = picked[valid][~old]
+    keep = picked[~old]
     if keep_null:
-        keep = np.concatenate([keep, np.flatnonzero(strings.indices == strings.m)])
+        keep = np.concatenate([keep, np.flatnonzero(keys.indices == keys.m)])
     return np.sort(keep)
 
 
@@ -238,6 +256,26 @@ def _uses_first(node: Node) -> bool:
     if isinstance(node, And | Or):
         return any(_uses_first(c) for c in node.children)
     return isinstance(node, Not) and _uses_first(node.child)
+
+
+def _literals(nodes: list[Node]) -> dict[tuple[tuple[str, str], str | None], tuple[str, ...]]:
+    """Every literal string conditions compare each (source, fold) with, in first-seen order."""
+    found: dict[tuple[tuple[str, str], str | None], dict[str, None]] = {}
+
+    def walk(node: Node) -> None:
+        if isinstance(node, StrCond):
+            for item in node.items:
+                if isinstance(item, Equals):
+                    found.setdefault((node.source, node.fold), {}).update(dict.fromkeys(item.values))
+        elif isinstance(node, And | Or):
+            for child in node.children:
+                walk(child)
+        elif isinstance(node, Not):
+            walk(node.child)
+
+    for node in nodes:
+        walk(node)
+    return {key: tuple(values) for key, values in found.items()}
 
 
 def _patterns(node: Node) -> list[Pattern]:

@@ -95,21 +95,25 @@ def to_text(arr: pa.Array) -> pa.Array:
     return text
 
 
+def json_escape(arr: pa.Array) -> pa.Array:
+    """The inside of the JSON string literal of each string (null stays null): quotes,
+    backslashes and control characters escaped, no surrounding quotes."""
+    # One scan finds the values that need escaping; they are rare (a decoded %22 or %0A in a
+    # search term), so only those go through json.dumps (the \uXXXX escapes of control
+    # characters have no Arrow kernel) and the rest pass as they are, uncopied.
+    special = pc.match_substring_regex(arr, r'["\\\x00-\x1f]').fill_null(False)
+    if not pc.any(special).as_py():
+        return arr
+    rows = np.flatnonzero(special.to_numpy(zero_copy_only=False))
+    fixed = [json.dumps(v, ensure_ascii=False)[1:-1] for v in arr.take(pa.array(rows)).to_pylist()]
+    return pc.replace_with_mask(arr, special, pa.array(fixed, pa.string()))
+
+
 def to_json(arr: pa.Array) -> pa.Array:
     """JSON text of each value (null stays null): strings quoted and escaped, numbers bare."""
     if not pa.types.is_string(arr.type):
         return to_text(arr)
-    escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-    control = pc.match_substring_regex(arr, r"[\x00-\x1f]")
-    if pc.any(control).as_py():
-        # Control characters need \uXXXX escapes, which no Arrow kernel writes; they are rare
-        # (a decoded %0A in a search term), so only those rows go through json.dumps.
-        rows = np.flatnonzero(control.fill_null(False).to_numpy(zero_copy_only=False))
-        fixed = [json.dumps(v, ensure_ascii=False)[1:-1] for v in arr.take(pa.array(rows)).to_pylist()]
-        mask = np.zeros(len(arr), dtype=bool)
-        mask[rows] = True
-        escaped = pc.replace_with_mask(escaped, pa.array(mask), pa.array(fixed, pa.string()))
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    return pc.binary_join_element_wise('"', json_escape(arr), '"', "")
 
 
 def literal_array(value: Any, typ: str, n: int) -> pa.Array:
