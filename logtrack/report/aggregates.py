@@ -20,12 +20,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import UsageError
-from .dimensions import events_by_day, rejects_by_reason, session_reports, sessions_daily, sessions_totals
+from .dimensions import events_by_day, rejects_by_reason, session_reports
+from .groups import Grouping
 from .scan import (
     DISTINCT,
     PAGEVIEW_INPUTS,
     Partials,
     PathGrouper,
+    PathMemo,
     aggregate,
     as_int,
     count_rows,
@@ -33,9 +35,9 @@ from .scan import (
     flag,
     local_date,
     local_hour,
-    maybe_pageview,
     pageviews,
     ratio,
+    regroup,
     scan,
     tally,
     top,
@@ -46,20 +48,28 @@ from .specs import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, finish
 __all__ = ["build_reports", "REPORT_DESCRIPTIONS", "REPORT_SCHEMAS"]
 
 F = pc.field
+S = pa.string()
+# (page, visitor) pairs the traffic scan may hold to count each page's visitors (~100 bytes each);
+# a site with a longer tail gets a second scan restricted to the ranked pages.
+PAGE_VISITOR_PAIRS = 2_000_000
 COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_errors", "bytes_sent",
           "client_ips", "sessions", "visitors", "users", "engaged_sessions", "events"]
 
 
-def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, dict[str, pa.Table]]:
+def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None]]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
     The same scan tallies what other reports would each scan the requests for: pageviews per
     page (or path template) for `top_pages`, requests per user agent, 404s per path and 5xx per
-    (path, status) — once per distinct value of a batch (`tally`), merged in `Partials`.
+    (path, status) — once per distinct value of a batch (`tally`), merged in `Partials` — and
+    feeds the groupings with distinct counts (`Grouping`): client addresses per day (and over
+    all), bots by name, and the visitors of each page while their (page, visitor) pairs stay
+    under PAGE_VISITOR_PAIRS (beyond, `top_pages` counts them in a second scan of ranked pages).
     """
+    strings = ["path", "user_agent", "client_ip", "bot_name", "anonymous_id"]
     cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
             "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"), "ts": F("ts"),
-            "user_agent": F("user_agent"), **{c: F(c) for c in PAGEVIEW_INPUTS if c != "status"}}
+            **{c: F(c) for c in strings}, **{c: F(c) for c in PAGEVIEW_INPUTS if c not in ("status", "path")}}
     ts_type = pa.timestamp("us", tz="UTC")
     partials = {
         "pages": Partials(pa.schema([("path", pa.string()), ("n", pa.int64())]), ["path"]),
@@ -70,13 +80,34 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
         "server": Partials(pa.schema([("path", pa.string()), ("status", pa.int16()), ("n", pa.int64()),
                                       ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
     }
+    # Requests are many batches, each with most of the client addresses and visitors again:
+    # their strings are gathered per batch (dictionary indices) rather than numbered in Python.
+    groups: dict[str, Grouping | None] = {
+        "ips": Grouping({"date": pa.date32()}, {"client_ip": S}),
+        "bots": Grouping({"bot_name": S}, {"client_ip": S}, {"first_seen": ("ts", "min"), "last_seen": ("ts", "max")}),
+        "page_visitors": Grouping({"path": S}, {"anonymous_id": S}),
+    }
 
     def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
         pv = pageviews(batch)
-        partials["pages"].add(tally(batch.column("path").filter(pv), "path", mapper=grouper))
+        pages = batch.column("path").filter(pv)
+        partials["pages"].add(tally(pages, "path", mapper=grouper))
+        visitors = groups["page_visitors"]
+        if visitors is not None:
+            visitors.add({"path": pages if grouper is None else regroup(pages, grouper),
+                          "anonymous_id": batch.column("anonymous_id").filter(pv)})
+            if visitors.rows > PAGE_VISITOR_PAIRS:
+                groups["page_visitors"] = None  # too many pairs to hold: counted by a second scan
         bot = batch.column("bot")
         partials["agents"].add(tally(batch.column("user_agent"), "user_agent",
                                      {"bot": (pc.cast(bot, pa.bool_()), "max")}))
+        ip = batch.column("client_ip")
+        groups["ips"].add({"date": batch.column("date"), "client_ip": ip})  # type: ignore[union-attr]
+        is_bot = pc.cast(bot, pa.bool_())
+        if pc.any(is_bot).as_py():
+            groups["bots"].add({  # type: ignore[union-attr]
+                "bot_name": batch.column("bot_name").filter(is_bot),
+                "client_ip": ip.filter(is_bot), "ts": batch.column("ts").filter(is_bot)})
         status = batch.column("status")
         for name, rows in (("not_found", pc.equal(status, 404)),
                            ("server", pc.and_(pc.greater_equal(status, 500), pc.less(status, 600)))):
@@ -93,12 +124,12 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
                 partials[name].add(pa.RecordBatch.from_arrays(
                     [path, some.column("status"), pa.array(np.ones(some.num_rows, dtype=np.int64)),
                      some.column("ts")], ["path", "status", "n", "ts"]))
-        keep = ["date", "hour", "status", "bot", "bytes_sent"]
+        keep = ["date", "hour", "status", "bot", "bytes_sent", "ts"]
         return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv.cast(pa.int64())], keep + ["pv"])
 
     aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
-            ("bytes_sent", "sum", None, "bytes_sent")]
-    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=["path", "user_agent"]),
+            ("bytes_sent", "sum", None, "bytes_sent"), ("ts", "min", None, "first_ts"), ("ts", "max", None, "last_ts")]
+    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=strings),
                       aggs, keys=["date", "hour", "status"])
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
@@ -111,7 +142,7 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
     tallied["agents"] = tallied["agents"].rename_columns(["user_agent", "requests", "is_bot"])
     tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])
     tallied["server"] = tallied["server"].rename_columns(["path", "status", "requests", "last_seen"])
-    return table, tallied
+    return table, tallied, groups
 
 
 def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
@@ -120,15 +151,18 @@ def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
     return out.rename_columns([n.removesuffix("_sum") for n in out.column_names])
 
 
-def _request_daily(out_dir: Path, traffic: pa.Table, timezone: str) -> pa.Table:
-    """Per date: the traffic roll-up plus request-time percentiles and distinct client IPs."""
+def _request_daily(out_dir: Path, traffic: pa.Table, ips: Grouping, timezone: str) -> pa.Table:
+    """Per date: the traffic roll-up, distinct client IPs and request-time percentiles."""
     daily = _rollup(traffic, ["date"], ["requests", "pageviews", "bot_requests", "bytes_sent",
                                         "client_errors", "server_errors"])
-    cols = {"date": local_date("ts", timezone), "ms": F("request_time_ms"), "client_ip": F("client_ip")}
+    daily = daily.join(ips.result().select(["date", "client_ip"]).rename_columns(["date", "client_ips"]), "date",
+                       join_type="full outer")
+    # Only rows with a request time feed the digests: logs without one (combined) cost no more
+    # than reading an all-null column; a date without any keeps null percentiles.
+    cols = {"date": local_date("ts", timezone), "ms": F("request_time_ms")}
     digest = pc.TDigestOptions(q=[0.5, 0.95], skip_nulls=True)
-    extra = aggregate(scan(out_dir, "requests", cols),
-                      [("ms", "tdigest", digest, "q"), ("client_ip", "count_distinct", DISTINCT, "client_ips")],
-                      keys=["date"])
+    extra = aggregate(scan(out_dir, "requests", cols, where=F("request_time_ms").is_valid()),
+                      [("ms", "tdigest", digest, "q")], keys=["date"])
     q = extra["q"]
     extra = extra.drop_columns(["q"])
     for i, name in enumerate(["p50_request_time_ms", "p95_request_time_ms"]):
@@ -137,10 +171,11 @@ def _request_daily(out_dir: Path, traffic: pa.Table, timezone: str) -> pa.Table:
     return daily.join(extra, "date", join_type="full outer")
 
 
-def daily_kpis(out_dir: Path, traffic: pa.Table, events: pa.Table, timezone: str) -> pa.Table:
+def daily_kpis(out_dir: Path, traffic: pa.Table, ips: Grouping, sessions: pa.Table, events: pa.Table,
+               timezone: str) -> pa.Table:
     """One row per local date joining request, session and event figures."""
-    table = _request_daily(out_dir, traffic, timezone)
-    table = table.join(sessions_daily(out_dir, timezone), "date", join_type="full outer")
+    table = _request_daily(out_dir, traffic, ips, timezone)
+    table = table.join(sessions, "date", join_type="full outer")
     table = table.join(_rollup(events.select(["date", "events"]), ["date"], ["events"]), "date",
                        join_type="full outer")
     table = zero_fill(table, COUNTS)
@@ -150,17 +185,31 @@ def daily_kpis(out_dir: Path, traffic: pa.Table, events: pa.Table, timezone: str
     return finish("daily_kpis", table.sort_by("date"))
 
 
-def top_pages(out_dir: Path, counts: pa.Table, grouper: PathGrouper | None, limit: int | None) -> pa.Table:
+def top_pages(out_dir: Path, counts: pa.Table, visitors: Grouping | None, grouper: PathGrouper | None,
+              limit: int | None) -> pa.Table:
     """Pageviews and visitors per page (or per path template), ranked.
 
-    `counts` (pageviews per page) comes from the traffic scan; one more scan counts distinct
-    visitors for the ranked pages only (a distinct count holds every (page, visitor) pair, nearly
-    one per pageview on a site with a long tail of pages). Pages are matched to the ranking once
-    per distinct path of a batch and grouped by their rank, an integer, not by the path string.
+    `counts` (pageviews per page) and, unless there were too many (page, visitor) pairs to hold,
+    `visitors` come from the traffic scan; otherwise one more scan counts distinct visitors for
+    the ranked pages only. Pages are matched to the ranking once per distinct path of a batch and
+    grouped by their rank, an integer, not by the path string.
     """
     total = pc.sum(counts["pageviews"]).as_py() or 0
     ranked = top(counts, "pageviews", ["path"], limit)
     keep = ranked["path"].combine_chunks()
+    if visitors is not None:
+        found = visitors.result()
+        at = pc.index_in(keep, value_set=found["path"].combine_chunks(), skip_nulls=True)
+        by_rank = pc.fill_null(found["anonymous_id"].combine_chunks().take(at), 0)
+    else:
+        by_rank = pa.array(_visitors_by_rank(out_dir, keep, grouper))
+    table = ranked.append_column("visitors", by_rank)
+    table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
+    return finish("top_pages", table)
+
+
+def _visitors_by_rank(out_dir: Path, keep: pa.Array, grouper: PathGrouper | None) -> np.ndarray:
+    """Distinct visitors of each ranked page (`keep`, in rank order), by a scan of the pageviews."""
 
     def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
         batch = batch.filter(pageviews(batch))
@@ -171,25 +220,18 @@ def top_pages(out_dir: Path, counts: pa.Table, grouper: PathGrouper | None, limi
             .filter(rank.is_valid())
 
     cols = {**{c: F(c) for c in PAGEVIEW_INPUTS}, "anonymous_id": F("anonymous_id")}
-    reader = scan(out_dir, "requests", cols, where=maybe_pageview(), transform=ranked_only, dictionary=["path"])
+    reader = scan(out_dir, "requests", cols, transform=ranked_only, dictionary=["path"])
     visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["rank"])
-    by_rank = np.zeros(ranked.num_rows, dtype=np.int64)
+    by_rank = np.zeros(len(keep), dtype=np.int64)
     by_rank[visitors["rank"].to_numpy()] = visitors["visitors"].to_numpy()
-    table = ranked.append_column("visitors", pa.array(by_rank))
-    table = table.append_column("share", ratio(table["pageviews"], pa.array([total] * table.num_rows, pa.int64())))
-    return finish("top_pages", table)
+    return by_rank
 
 
-def request_reports(out_dir: Path, tallied: dict[str, pa.Table], limit: int | None) -> dict[str, pa.Table]:
-    """bots_by_name (a scan of bot requests), not_found_paths, server_error_paths and user_agents
-    (tallied by the traffic scan)."""
-    bots = aggregate(
-        scan(out_dir, "requests", {"bot_name": F("bot_name"), "client_ip": F("client_ip"), "ts": F("ts")},
-             where=flag("is_bot")),
-        [count_rows("requests"), ("client_ip", "count_distinct", DISTINCT, "client_ips"),
-         ("ts", "min", None, "first_seen"), ("ts", "max", None, "last_seen")], keys=["bot_name"])
+def request_reports(tallied: dict[str, pa.Table], bots: Grouping, limit: int | None) -> dict[str, pa.Table]:
+    """bots_by_name, not_found_paths, server_error_paths and user_agents (from the traffic scan)."""
+    bots_table = bots.result("requests", {"client_ip": "client_ips"})
     return {
-        "bots_by_name": finish("bots_by_name", top(bots, "requests", ["bot_name"], limit)),
+        "bots_by_name": finish("bots_by_name", top(bots_table, "requests", ["bot_name"], limit)),
         "not_found_paths": finish("not_found_paths", top(tallied["not_found"], "requests", ["path"], limit)),
         "server_error_paths": finish("server_error_paths",
                                      top(tallied["server"], "requests", ["path", "status"], limit)),
@@ -197,20 +239,20 @@ def request_reports(out_dir: Path, tallied: dict[str, pa.Table], limit: int | No
     }
 
 
-def _totals(out_dir: Path, traffic: pa.Table, events: pa.Table, rejects: pa.Table) -> pa.Table:
+def _totals(traffic: pa.Table, ips: Grouping, sessions: dict[str, object], events: pa.Table,
+            rejects: pa.Table) -> pa.Table:
     """The one-row `totals` report."""
     sums = {c: pc.sum(traffic[c]).as_py() or 0
             for c in ("requests", "pageviews", "bot_requests", "client_errors", "server_errors")}
-    overall = aggregate(scan(out_dir, "requests", {"client_ip": F("client_ip"), "ts": F("ts")}),
-                        [("client_ip", "count_distinct", DISTINCT, "client_ips"),
-                         ("ts", "min", None, "first_ts"), ("ts", "max", None, "last_ts")]).to_pylist()[0]
     row = {
-        **overall,
+        "client_ips": ips.distinct_total("client_ip"),
+        "first_ts": pc.min(traffic["first_ts"]).as_py(),
+        "last_ts": pc.max(traffic["last_ts"]).as_py(),
         **sums,
         "days": len(pc.unique(traffic["date"])),
         "bot_share": sums["bot_requests"] / sums["requests"] if sums["requests"] else None,
         "error_rate": (sums["client_errors"] + sums["server_errors"]) / sums["requests"] if sums["requests"] else None,
-        **sessions_totals(out_dir),
+        **sessions,
         "events": pc.sum(events["events"]).as_py() or 0,
         "rejects": pc.sum(rejects["rejects"]).as_py() or 0,
     }
@@ -231,18 +273,21 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
-    traffic, tallied = _traffic(out_dir, timezone, path_grouper)
+    grouper = PathMemo(path_grouper) if path_grouper is not None else None
+    traffic, tallied, groups = _traffic(out_dir, timezone, grouper)
+    ips, bots = groups["ips"], groups["bots"]
+    assert ips is not None and bots is not None
+    dimensions, sessions_by_day, session_totals = session_reports(out_dir, timezone, grouper, limit)
     events = events_by_day(out_dir, timezone)
     rejects = rejects_by_reason(out_dir)
-    totals = _totals(out_dir, traffic, events, rejects)
     reports: dict[str, pa.Table] = {
-        "daily_kpis": daily_kpis(out_dir, traffic, events, timezone),
-        "totals": totals,
-        "top_pages": top_pages(out_dir, tallied["pages"], path_grouper, limit),
-        **session_reports(out_dir, totals["sessions"][0].as_py(), path_grouper, limit),
+        "daily_kpis": daily_kpis(out_dir, traffic, ips, sessions_by_day, events, timezone),
+        "totals": _totals(traffic, ips, session_totals, events, rejects),
+        "top_pages": top_pages(out_dir, tallied["pages"], groups["page_visitors"], grouper, limit),
+        **dimensions,
         "status_codes_by_day": finish("status_codes_by_day", _rollup(traffic, ["date", "status"], ["requests"])
                                       .sort_by([("date", "ascending"), ("status", "ascending")])),
-        **request_reports(out_dir, tallied, limit),
+        **request_reports(tallied, bots, limit),
         "events_by_day": events,
         "hourly_traffic": finish("hourly_traffic", _rollup(traffic, ["date", "hour"],
                                                            ["requests", "pageviews", "bot_requests"])

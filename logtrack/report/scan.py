@@ -131,16 +131,6 @@ def local_hour(column: str, timezone: str) -> Expr:
 PAGEVIEW_INPUTS = ("status", "method", "path", "is_bot", "is_static")
 
 
-def maybe_pageview() -> Expr:
-    """What a pageview needs that the scanner can test (a GET/HEAD answered 2xx/304 to a human
-    for a non-static path): the scan skips other rows before `pageviews` applies the definition."""
-    status = pc.field("status")
-    ok = ((status >= 200) & (status < 300)) | (status == 304)
-    pv = (pc.field("method").isin(["GET", "HEAD"]) & ok & ~flag("is_bot") & ~flag("is_static")
-          & pc.field("path").is_valid())
-    return call("coalesce", pv, pa.scalar(False))
-
-
 def pageviews(batch: pa.RecordBatch) -> pa.Array:
     """Which rows are pageviews: the sessionizer's definition (`sessions.pageview_mask`, 2xx/304
     GET/HEAD of a page-like, non-static path by a non-bot), so reports and sessions agree.
@@ -155,6 +145,39 @@ def pageviews(batch: pa.RecordBatch) -> pa.Array:
     encoded = dictionary_of(batch.column("path"))
     page = is_page_path(encoded.dictionary).take(encoded.indices)
     return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
+
+
+class PathMemo:
+    """A path grouper that remembers its answers: each distinct path is grouped once per report
+    run instead of once per batch that holds it (the rules' template regexes over every batch's
+    distinct paths cost a third of the traffic scan). Holds at most `limit` paths, then starts over.
+    """
+
+    def __init__(self, grouper: PathGrouper, limit: int = 1 << 20) -> None:
+        self.grouper, self.limit = grouper, limit
+        self.known = pa.array([], pa.string())
+        self.grouped = pa.array([], pa.string())
+
+    def __call__(self, paths: pa.Array) -> pa.Array:
+        """The group (template) of every path in `paths` (null stays null)."""
+        paths = paths.cast(pa.string())
+        where = pc.index_in(paths, value_set=self.known)
+        new = paths.filter(pc.and_(where.is_null(), paths.is_valid()))
+        if len(new):
+            new = pc.unique(new)
+            if len(self.known) + len(new) > self.limit:
+                self.known, self.grouped = pa.array([], pa.string()), pa.array([], pa.string())
+            self.known = pa.concat_arrays([self.known, new])
+            self.grouped = pa.concat_arrays([self.grouped, pa.array(self.grouper(new)).cast(pa.string())])
+            where = pc.index_in(paths, value_set=self.known)
+        return self.grouped.take(where)
+
+
+def regroup(encoded: pa.DictionaryArray, mapper: PathGrouper) -> pa.DictionaryArray:
+    """`encoded` with its dictionary mapped (once per distinct value) and made distinct again:
+    two paths of one template share one code."""
+    words = pc.dictionary_encode(pa.array(mapper(encoded.dictionary)).cast(pa.string()))
+    return pa.DictionaryArray.from_arrays(words.indices.take(encoded.indices), words.dictionary)
 
 
 def map_paths(column: str, grouper: PathGrouper | None) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
