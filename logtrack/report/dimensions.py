@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from .groups import Codebook, Grouping
 from .scan import (
+    DISTINCT,
     Expr,
     PathGrouper,
     aggregate,
@@ -132,15 +133,13 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
 
 
 def events_by_day(out_dir: Path, timezone: str) -> pa.Table:
-    """Events, visitors and users per local date and event name."""
-    people = ["anonymous_id", "user_id"]
+    """Events, visitors and users per local date and event name (one Acero group-by: a single
+    report needs no `Grouping`)."""
     cols = {"date": local_date("ts", timezone), "event_name": pc.field("event_name"),
-            **{c: pc.field(c) for c in people}}
-    books = {c: Codebook() for c in ["event_name", *people]}
-    grouping = Grouping({"date": pa.date32(), "event_name": books["event_name"]}, {c: books[c] for c in people})
-    for batch in scan(out_dir, "events", cols, dictionary=list(books)):
-        grouping.add({"date": batch.column("date"), **{c: book.encode(batch.column(c)) for c, book in books.items()}})
-    table = grouping.result("events", {"anonymous_id": "visitors", "user_id": "users"})
+            "anonymous_id": pc.field("anonymous_id"), "user_id": pc.field("user_id")}
+    aggs = [count_rows("events"), ("anonymous_id", "count_distinct", DISTINCT, "visitors"),
+            ("user_id", "count_distinct", DISTINCT, "users")]
+    table = aggregate(scan(out_dir, "events", cols), aggs, keys=["date", "event_name"])
     return finish("events_by_day", table.sort_by([("date", "ascending"), ("events", "descending"),
                                                   ("event_name", "ascending")]))
 
