@@ -52,30 +52,33 @@ import pyarrow.compute as pc
 
 from .config import Config
 from .enrich.static import is_page_path
-from .schema import ENRICHED_REQUESTS, SESSIONS, TS, conform, empty
+from .rowstore import RowStore
+from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
+from .sessionemit import Closed, assemble
 from .sessionstore import (
+    HAS_USER,
+    PAGEVIEW,
+    TAGGED,
     Cols,
-    RowStore,
     VisitorCounts,
     bools,
     campaign_splits,
     chunk,
     hashes,
     ints,
-    key_field,
+    key_fields,
     local_days,
     merge_sorted,
     pack_keys,
+    rank_lines,
+    rerank,
     select,
-    session_ids,
-    set_key_field,
     stitch,
 )
 
 _KEYS = {"timeout", "mode", "timezone", "exclude", "reorder_window"}
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?\s*(?:(\d+)\s*s)?\s*$")
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-_US = 1_000_000
 
 
 def parse_duration(value: object) -> timedelta | None:
@@ -136,9 +139,9 @@ class SessionConfig:
         return cls(**kw)
 
 
-_FIRST_COLS = ["anonymous_id", "user_id", "browser", "os", "device", "host"]
-_LANDING_COLS = ["path", "referer_host", "channel", *_UTM]
-_KEPT = [n for n in ENRICHED_REQUESTS.names if n not in ("user_id", "session_id", "session_seq")]  # emitted as stored
+_STORED = [n for n in ENRICHED_REQUESTS.names if n not in ("session_id", "session_seq")]
+_STORED_SCHEMA = pa.schema([pa.field(n, ENRICHED_REQUESTS.field(n).type) for n in _STORED])
+_VISITOR_KEYS = ("0123456789123456", "6543210987654321")  # SipHash keys: anonymous ids, user ids
 
 
 class SessionOutput(NamedTuple):
@@ -148,22 +151,27 @@ class SessionOutput(NamedTuple):
     sessions: pa.Table
 
 
-def _visitor_key(table: pa.Table) -> pa.ChunkedArray:
-    """`a:<anonymous_id>`, else `u:<user_id>`, else null."""
-    anon, user = table.column("anonymous_id"), table.column("user_id")
-    return pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
-
-
-def pageview_mask(table: pa.Table) -> np.ndarray:
-    """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots."""
+def pageview_mask(table: pa.Table, among: np.ndarray | None = None) -> np.ndarray:
+    """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots
+    (only rows `among` are tested when given; the others are False)."""
     status = ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
+    if among is not None:
+        ok &= among
     ok &= bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     enc = pc.dictionary_encode(chunk(table.column("path")).take(pa.array(candidates)))
     ok[candidates] = bools(is_page_path(enc.dictionary).take(enc.indices))
     return ok
+
+
+def _stored(table: pa.Table) -> pa.Table:
+    """The columns the store keeps, as ENRICHED_REQUESTS types (no copy when they already are)."""
+    names = set(table.column_names)
+    if not all(f.name in names and table.schema.field(f.name).type == f.type for f in _STORED_SCHEMA):
+        table = conform(table, ENRICHED_REQUESTS)
+    return pa.Table.from_arrays([table.column(n) for n in _STORED], schema=_STORED_SCHEMA)
 
 
 class Sessionizer:
@@ -177,9 +185,9 @@ class Sessionizer:
     def __init__(self, cfg: SessionConfig | None = None) -> None:
         """Start with no visitors and an empty buffer."""
         self.cfg = cfg or SessionConfig()
-        self._rows = RowStore()
-        self._open: Cols = {}  # rows in sessions: key (see pack_keys), ts, pos, pv, user [, utm, utmv, day]
-        self._waiting: Cols = {}  # rows outside sessions (ts, rank, line, pos) until older than the cutoff
+        self._rows = RowStore(_STORED_SCHEMA)
+        self._open: Cols = {}  # rows in sessions: key (see pack_keys), ts, pos, flags [, utm, day]
+        self._waiting: Cols = {}  # rows outside sessions (ts, rl = rank_lines, pos) until older than the cutoff
         self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
         self._seen = VisitorCounts()  # sessions emitted so far per visitor hash
@@ -194,9 +202,8 @@ class Sessionizer:
 
     def push(self, table: pa.Table, watermark: pd.Timestamp | None) -> SessionOutput:
         """Add enriched, identified requests; emit what the watermark makes final."""
-        batch = conform(table, ENRICHED_REQUESTS)
-        if batch.num_rows:
-            self._add(batch)
+        if table.num_rows:
+            self._add(_stored(table))
         if watermark is not None:
             w = pd.Timestamp(watermark)
             w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
@@ -207,7 +214,7 @@ class Sessionizer:
     def finish(self) -> SessionOutput:
         """Close every session and emit everything still buffered."""
         out = self._emit(final=True)
-        self._rows, self._open, self._waiting = RowStore(), {}, {}
+        self._rows, self._open, self._waiting = RowStore(_STORED_SCHEMA), {}, {}
         return out
 
     def _add(self, batch: pa.Table) -> None:
@@ -215,44 +222,37 @@ class Sessionizer:
         ts = ints(batch.column("ts"), 0)
         if self._cutoff is not None:
             self.late_rows += int((ts < self._cutoff).sum())
-        anon, user = batch.column("anonymous_id"), batch.column("user_id")
-        ok = pc.and_(pc.or_(pc.is_valid(anon), pc.is_valid(user)), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
+        anon, user = chunk(batch.column("anonymous_id")), chunk(batch.column("user_id"))
+        by_anon, by_user = pc.is_valid(anon), pc.is_valid(user)
+        ok = pc.and_(pc.or_(by_anon, by_user), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
         # A line whose request was not METHOD TARGET PROTOCOL (path null) is no visit (DESIGN §2).
         ok = pc.and_(ok, pc.is_valid(batch.column("path")))
         for flag, column in (("bots", "is_bot"), ("static", "is_static")):
             if flag in self.cfg.exclude:
                 ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column(column), False)))
         eligible = bools(ok)
-        base = {"ts": ts, "rank": self._source_ranks(batch.column("source")), "line": ints(batch.column("line"), -1),
-                "pos": self._rows.add(batch)}
-        wait = select(base, ~eligible)
+        rl = rank_lines(self._source_ranks(batch.column("source")), ints(batch.column("line"), -1))
+        pos = self._rows.add(batch)
+        wait = {"ts": ts[~eligible], "rl": rl[~eligible], "pos": pos[~eligible]}
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):
             return
-        take = pa.array(rows)
-        # The visitor is anonymous_id, else user_id: each hashed once per distinct value, with
-        # keys of its own, instead of building `a:…`/`u:…` strings per row.
-        a, u = chunk(anon).take(take), chunk(user).take(take)
-        by_anon = bools(pc.is_valid(a))
-        vh, vh2 = (np.where(by_anon, ha, hu) for ha, hu in zip(hashes(a, ("0123456789123456", "logtrack-visitor")),
-                                                                   hashes(u, ("6543210987654321", "logtrack-user-id")),
-                                                                   strict=True))
-        new = {"key": pack_keys(vh, vh2, ts[rows], base["rank"][rows], base["line"][rows]), "ts": ts[rows],
-               "pos": base["pos"][rows], "pv": pageview_mask(batch)[rows],
-               "user": bools(pc.is_valid(u))}
+        # The visitor is anonymous_id, else user_id: each hashed once per distinct value, with a
+        # key of its own, instead of building `a:…`/`u:…` strings per row.
+        vh = np.where(bools(by_anon), hashes(anon, _VISITOR_KEYS[0]), hashes(user, _VISITOR_KEYS[1]))[rows]
+        flags = np.where(pageview_mask(batch, eligible)[rows], PAGEVIEW, 0).astype(np.uint8)
+        flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
+        new = {"key": pack_keys(vh, ts[rows], rl[rows]), "ts": ts[rows], "pos": pos[rows], "flags": flags}
         if self.cfg.mode == "ua":
-            part = batch.select(_UTM).take(take)
+            part = batch.select(_UTM).take(pa.array(rows))
             joined = pc.binary_join_element_wise(*[pc.fill_null(part.column(c), "") for c in _UTM], "\x1f")
             tagged = bools(pc.or_(pc.or_(pc.is_valid(part.column("utm_source")), pc.is_valid(part.column("utm_medium"))),
                                    pc.is_valid(part.column("utm_campaign"))))
-            new |= {"utm": hashes(joined, ("0123456789123456",))[0], "utmv": tagged,
-                    "day": local_days(new["ts"], self.cfg.timezone)}
+            new["flags"] |= np.where(tagged, TAGGED, 0).astype(np.uint8)
+            new |= {"utm": hashes(joined, _VISITOR_KEYS[0]), "day": local_days(new["ts"], self.cfg.timezone)}
         new = select(new, np.argsort(new["key"], kind="stable"))
-        if not self._open:
-            self._open = new
-            return
-        self._open = merge_sorted(self._open, new)
+        self._open = merge_sorted(self._open, new) if self._open else new
 
     def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
         """Rank of each row's source name among the names seen (-1 for null); a new name re-ranks
@@ -264,63 +264,57 @@ class Sessionizer:
             self._sources = {name: i for i, name in enumerate(sorted(old.keys() | set(names)))}
             remap = np.array([self._sources[n] for n in old] + [-1], np.int64)  # old rank -> new; -1 stays
             if self._waiting:
-                self._waiting["rank"] = remap[self._waiting["rank"]]
+                self._waiting["rl"] = rerank(self._waiting["rl"], remap)
             if self._open:
-                set_key_field(self._open["key"], 3, remap[key_field(self._open["key"], 3)])
+                fields = key_fields(self._open["key"])
+                fields[:, 2] = rerank(fields[:, 2].astype(np.int64), remap)
         ranks = np.array([self._sources[n] for n in names] + [-1], np.int64)
         return ranks[pc.fill_null(enc.indices, len(names)).to_numpy()]
 
     def _emit(self, final: bool) -> SessionOutput:
+        """The rows and sessions nothing can change any more, sorted by (ts, source, line)."""
         if not self.buffered_rows or (self._cutoff is None and not final):
             return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
-        ready = self._waiting["ts"] < cutoff
-        rows = select(self._waiting, ready)
-        self._waiting = select(self._waiting, ~ready)
-        n_other = len(rows["ts"])
-        # Rows outside sessions keep their user_id; session rows get their stitched one.
-        sess = {"user_id": rows["pos"], "session_id": np.full(n_other, -1), "session_seq": np.full(n_other, -1)}
-        done, sid, sessions = self._close(cutoff, final)
+        rows = self._waiting
+        if rows:
+            ready = rows["ts"] < cutoff
+            rows, self._waiting = select(rows, ready), select(rows, ~ready)
+        done, closed = self._close(cutoff, final)
         if done:
-            rows = {name: np.concatenate([a, done[name]]) for name, a in rows.items()}
-            sess = {name: np.concatenate([a, done[name]]) for name, a in sess.items()}
-        order = np.lexsort((rows["line"], rows["rank"], rows["ts"]))
-        pos = rows["pos"][order]
-        kept = self._rows.take(pos, _KEPT)  # one wide take per push, of the columns kept as they are
-        sess = {name: a[order] for name, a in sess.items()}
-        values = {"user_id": self._rows.take(sess["user_id"], ["user_id"]).column(0),
-                  "session_id": pc.take(sid, pa.array(sess["session_id"], mask=sess["session_id"] < 0)),
-                  "session_seq": pa.array(sess["session_seq"], pa.int32(), mask=sess["session_seq"] < 0)}
-        names = ENRICHED_REQUESTS.names
-        requests = pa.Table.from_arrays(
-            [values[n] if n in values else kept.column(n) for n in names],
-            schema=pa.schema([ENRICHED_REQUESTS.field(n) if n in values else kept.schema.field(n) for n in names]))
-        moved = self._rows.release(pos)
+            rows = {k: np.concatenate([rows[k], done[k]]) for k in done} if rows else done
+        if not len(rows.get("pos", ())):
+            return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
+        order = np.lexsort((rows["rl"], rows["ts"]))
+        # The one wide gather of a push (the rest is derived from it), grouped by stored table.
+        # (finish's one output, which consumers may cut into slices, is sorted throughout.)
+        table, grouped = self._rows.take(rows["pos"][order], in_order=final)
+        order = order[grouped]
+        at = np.empty(len(order), np.int64)  # the output row of each of `rows`
+        at[order] = np.arange(len(order))
+        requests, sessions = assemble(table, at[len(order) - len(done.get("pos", ())):], closed)
+        moved = self._rows.release(rows["pos"])
         if moved is not None:
             for cols in (self._open, self._waiting):
                 if cols:
                     cols["pos"] = moved[cols["pos"]]
         return SessionOutput(requests, sessions)
 
-    def _close(self, cutoff: int, final: bool) -> tuple[Cols, pa.Array, pa.Table]:
-        """Take the sessions nothing can change any more out of `_open`.
-
-        Returns their rows (position, ts, rank, line; session_id as an index into the returned ids,
-        session_seq, user_id as the position of the row whose user_id the row gets, or -1) and their
-        SESSIONS rows.
-        """
+    def _close(self, cutoff: int, final: bool) -> tuple[Cols, Closed | None]:
+        """Take the sessions nothing can change any more out of `_open`: their rows (ts, rl, pos),
+        grouped by session, and what `sessionemit.assemble` needs to know about them."""
         o = self._open
         if not o or not len(o["ts"]):
-            return {}, pa.array([], pa.string()), empty(SESSIONS)
+            return {}, None
         t, n = o["ts"], len(o["ts"])
-        fields = o["key"].view(">u8").reshape(-1, 5)
+        vh = key_fields(o["key"])[:, 0]
         new_visitor = np.ones(n, bool)
-        new_visitor[1:] = (fields[1:, 0] != fields[:-1, 0]) | (fields[1:, 1] != fields[:-1, 1])
+        new_visitor[1:] = vh[1:] != vh[:-1]
         brk = new_visitor.copy()
         brk[1:] |= (t[1:] - t[:-1]) > self._timeout
         if self.cfg.mode == "ua":
             brk[1:] |= o["day"][1:] != o["day"][:-1]
-            brk |= campaign_splits(o["utmv"], o["utm"], brk)
+            brk |= campaign_splits((o["flags"] & TAGGED) != 0, o["utm"], brk)
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], n) - 1
         if final:
@@ -332,60 +326,28 @@ class Sessionizer:
             if self.cfg.mode == "ua":
                 done |= local_days(np.array([cutoff]), self.cfg.timezone)[0] > o["day"][ends]
         if not done.any():
-            return {}, pa.array([], pa.string()), empty(SESSIONS)
+            return {}, None
         # session_seq: per visitor, counting on from what earlier pushes emitted. A visitor's
         # done sessions are always its first ones in the buffer.
         idx = np.arange(len(starts))
         rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
-        vhash = fields[starts[done], 0].astype(np.uint64)
-        seq = self._seen.add(vhash) + rank + 1
+        seq = self._seen.add(vh[starts[done]].astype(np.uint64)) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
-        d = select(o, row_done)
-        self._open = select(o, ~row_done)
+        d = select(o, row_done) if not final else o
+        self._open = select(o, ~row_done) if not final else {}
         # From here on, in the done rows' own index space (sessions are whole blocks of it).
         lengths = (ends - starts + 1)[done]
         ss = np.cumsum(lengths) - lengths
         se = ss + lengths - 1
         group = np.repeat(np.arange(len(ss)), lengths)
-        src = stitch(d["user"], ss[group], se[group])  # a login carries to the whole session
-        user_src = np.where(src >= 0, d["pos"][np.maximum(src, 0)], -1)
-        first = self._rows.take(d["pos"][ss], _FIRST_COLS)
-        ids = session_ids(_visitor_key(first), d["ts"][ss])
-        rows = {"pos": d["pos"], "ts": d["ts"], "rank": key_field(d["key"], 3), "line": key_field(d["key"], 4),
-                "session_id": group, "session_seq": seq[group], "user_id": user_src}
-        return rows, ids, self._session_rows(d, ss, se, ids, user_src[ss], first)
-
-    def _session_rows(self, d: Cols, ss: np.ndarray, se: np.ndarray, sid: pa.Array, user_src: np.ndarray,
-                      first: pa.Table) -> pa.Table:
-        """SESSIONS rows sorted by (start, session_id); ss/se are the sessions' first/last rows in
-        `d`, `first` their first requests."""
-        pv, n, t = d["pv"], len(d["ts"]), d["ts"]
+        has_user = (d["flags"] & HAS_USER) != 0
+        pv = (d["flags"] & PAGEVIEW) != 0
+        m = len(pv)
         pv_cum = np.concatenate([[0], np.cumsum(pv)])
         pageviews = pv_cum[se + 1] - pv_cum[ss]
-        landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(n), n), ss), ss)
-        exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(n), -1), ss), se)
-        # Sort the numbers and positions first, so no wide table is reordered.
-        order = pc.sort_indices(pa.table({"s": t[ss], "id": sid}), [("s", "ascending"), ("id", "ascending")])
-        o = order.to_numpy()
-        ss, se, pageviews, landing, exit_, user_src = (a[o] for a in (ss, se, pageviews, landing, exit_, user_src))
-        first, sid = first.take(order), sid.take(order)
-        land = self._rows.take(d["pos"][landing], _LANDING_COLS)
-        duration = (t[se] - t[ss]) / _US
-        cols: dict[str, pa.Array | pa.ChunkedArray] = {
-            "session_id": sid,
-            # The stitched user of the session's first request (its first login).
-            "user_id": self._rows.take(user_src, ["user_id"]).column(0),
-            "start": pa.array(t[ss], TS),
-            "end": pa.array(t[se], TS),
-            "duration_s": pa.array(duration),
-            "requests": pa.array(se - ss + 1),
-            "pageviews": pa.array(pageviews),
-            "events": pa.array(np.zeros(len(ss), np.int64)),
-            "landing_path": land.column("path"),
-            "exit_path": self._rows.take(d["pos"][exit_], ["path"]).column(0),
-            "is_bounce": pa.array(pageviews == 1),
-            "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
-        }
-        cols |= {name: land.column(name) for name in _LANDING_COLS[1:]}
-        cols |= {name: first.column(name) for name in _FIRST_COLS if name != "user_id"}
-        return conform(pa.table(cols), SESSIONS)
+        landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
+        exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
+        closed = Closed(group=group, src=stitch(has_user, ss[group], se[group]), has_user=has_user, ss=ss, se=se,
+                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=d["ts"][ss], end=d["ts"][se])
+        rows = {"ts": d["ts"], "rl": key_fields(d["key"])[:, 2].astype(np.int64), "pos": d["pos"]}
+        return rows, closed

@@ -1,0 +1,132 @@
+"""What the sessionizer emits: the requests table of a push and its SESSIONS rows (`sessions`).
+
+The sessionizer gathers the rows a push makes final from its `RowStore` once, in output order
+(`table`: the stored columns, `user_id` as logged). Everything else is derived from that one
+table and numpy arrays: stitched user ids, session ids and numbers, and the SESSIONS rows (their
+first, landing and exit requests are rows of `table` too), so nothing is gathered twice from the
+stored tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .hashing import hex_strings
+from .schema import ENRICHED_REQUESTS, SESSIONS, TS, conform, empty
+
+_UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+_FIRST_COLS = ["anonymous_id", "browser", "os", "device", "host"]  # of the first request
+_LANDING_COLS = ["path", "referer_host", "channel", *_UTM]  # of the landing request
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], "S2")
+_US = 1_000_000
+
+
+@dataclass
+class Closed:
+    """Sessions closed by a push, in the order `Sessionizer._close` found them.
+
+    Per row (rows grouped by session, sorted within one): `group` (session index), `src` (the row
+    whose user_id the row gets, or -1), `has_user`. Per session: first and last row (`ss`, `se`),
+    landing and exit row, pageviews, `seq` (session_seq), `start`/`end` (µs).
+    """
+
+    group: np.ndarray
+    src: np.ndarray
+    has_user: np.ndarray
+    ss: np.ndarray
+    se: np.ndarray
+    landing: np.ndarray
+    exit: np.ndarray
+    pageviews: np.ndarray
+    seq: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def session_digests(anon: pa.Array | pa.ChunkedArray, user: pa.Array | pa.ChunkedArray,
+                    start_us: np.ndarray) -> np.ndarray:
+    """Each session's id as `S32` hex: BLAKE2b-128 of `<visitor key>\\x1f<start, µs since the epoch>`,
+    the visitor key being `a:<anonymous_id>`, else `u:<user_id>` of its first request.
+
+    The messages are built by Arrow and the digests hex-encoded by numpy: only the hash itself
+    runs once per session in Python.
+    """
+    key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
+    text = pc.binary_join_element_wise(key, pc.cast(pa.array(start_us, pa.int64()), pa.string()), "\x1f")
+    blake = hashlib.blake2b
+    digests = b"".join([blake(m, digest_size=16).digest() for m in pc.cast(text, pa.binary()).to_pylist()])
+    return _HEX[np.frombuffer(digests, np.uint8)].view("S32")
+
+
+def assemble(table: pa.Table, at: np.ndarray, closed: Closed | None) -> tuple[pa.Table, pa.Table]:
+    """The ENRICHED_REQUESTS and SESSIONS tables of one push.
+
+    `table` holds the emitted rows in output order with their logged user_id; `at` is the row of
+    `table` of each closed row (in `closed`'s order). Rows outside sessions keep their user_id and
+    get null session columns.
+    """
+    n = table.num_rows
+    user = table.column("user_id")
+    if closed is None:
+        session_id, session_seq = pa.nulls(n, pa.string()), pa.nulls(n, pa.int32())
+        sessions = empty(SESSIONS)
+    else:
+        # A login carries to the session's other requests: only rows without a user id change.
+        stitched = ~closed.has_user & (closed.src >= 0)
+        if stitched.any():
+            idx = np.arange(n)
+            idx[at[stitched]] = at[closed.src[stitched]]
+            user = user.take(pa.array(idx))
+        first = at[closed.ss]
+        heads = table.select(_FIRST_COLS).take(pa.array(first))
+        logged_user = table.column("user_id").take(pa.array(first))
+        digests = session_digests(heads.column("anonymous_id"), logged_user, closed.start)
+        in_session = np.zeros(n, bool)
+        in_session[at] = True
+        row_ids = np.zeros(n, "S32")
+        row_ids[at] = digests[closed.group]
+        session_id = hex_strings(row_ids, in_session)
+        seq = np.zeros(n, np.int32)
+        seq[at] = closed.seq[closed.group]
+        session_seq = pa.array(seq, mask=~in_session)
+        sessions = _session_rows(table, user, at, closed, digests, heads)
+    values = {"user_id": user, "session_id": session_id, "session_seq": session_seq}
+    names = ENRICHED_REQUESTS.names
+    requests = pa.Table.from_arrays(
+        [values[name] if name in values else table.column(name) for name in names],
+        schema=pa.schema([ENRICHED_REQUESTS.field(n) if n in values else table.schema.field(n) for n in names]))
+    return requests, sessions
+
+
+def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
+                  heads: pa.Table) -> pa.Table:
+    """SESSIONS rows sorted by (start, session_id); `heads` holds their first requests' columns."""
+    o = np.lexsort((digests, c.start))  # the numbers and positions first: no wide table is reordered
+    first, landing, exit_ = at[c.ss][o], at[c.landing][o], at[c.exit][o]
+    heads = heads.take(pa.array(o))
+    land = table.select(_LANDING_COLS).take(pa.array(landing))
+    pageviews = c.pageviews[o]
+    duration = (c.end - c.start)[o] / _US
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {
+        "session_id": hex_strings(digests[o], np.ones(len(o), bool)),
+        # The stitched user of the session's first request (its first login).
+        "user_id": user.take(pa.array(first)),
+        "start": pa.array(c.start[o], TS),
+        "end": pa.array(c.end[o], TS),
+        "duration_s": pa.array(duration),
+        "requests": pa.array((c.se - c.ss + 1)[o]),
+        "pageviews": pa.array(pageviews),
+        "events": pa.array(np.zeros(len(o), np.int64)),
+        "landing_path": land.column("path"),
+        "exit_path": table.column("path").take(pa.array(exit_)),
+        "is_bounce": pa.array(pageviews == 1),
+        "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
+    }
+    cols |= {name: land.column(name) for name in _LANDING_COLS[1:]}
+    cols |= {name: heads.column(name) for name in _FIRST_COLS}
+    return conform(pa.table(cols), SESSIONS)
