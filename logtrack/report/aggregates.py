@@ -91,13 +91,19 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
     def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
         pv = pageviews(batch)
         pages = batch.column("path").filter(pv)
-        partials["pages"].add(tally(pages, "path", mapper=grouper))
+        if grouper is not None:
+            pages = regroup(pages, grouper)
         visitors = groups["page_visitors"]
-        if visitors is not None:
-            visitors.add({"path": pages if grouper is None else regroup(pages, grouper),
-                          "anonymous_id": batch.column("anonymous_id").filter(pv)})
+        if visitors is None:
+            partials["pages"].add(tally(pages, "path"))
+        else:
+            # Its row counts are the pageviews per page: no tally while it lasts.
+            visitors.add({"path": pages, "anonymous_id": batch.column("anonymous_id").filter(pv)})
             if visitors.rows > PAGE_VISITOR_PAIRS:
-                groups["page_visitors"] = None  # too many pairs to hold: counted by a second scan
+                # Too many pairs to hold: pageviews tallied from here on (starting from its
+                # counts), visitors counted by a second scan of the ranked pages.
+                partials["pages"].add(visitors.result().select(["path", "n"]).combine_chunks().to_batches()[0])
+                groups["page_visitors"] = None
         bot = batch.column("bot")
         partials["agents"].add(tally(batch.column("user_agent"), "user_agent",
                                      {"bot": (pc.cast(bot, pa.bool_()), "max")}))
@@ -138,6 +144,8 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
     table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
     table = table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
     tallied = {name: p.result() for name, p in partials.items()}
+    if groups["page_visitors"] is not None:
+        tallied["pages"] = groups["page_visitors"].result().select(["path", "n"])
     tallied["pages"] = tallied["pages"].rename_columns(["path", "pageviews"])
     tallied["agents"] = tallied["agents"].rename_columns(["user_agent", "requests", "is_bot"])
     tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])

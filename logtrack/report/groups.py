@@ -91,6 +91,7 @@ class Grouping:
         self.group_cols = list(self.specs)
         self.types = {c: CODE if isinstance(k, Codebook) else k for c, k in self.specs.items()}
         self.partials: Partials | None = None
+        self.pre_aggregates = 0
         # Without string columns, rows are comparable across batches: gather them as they come
         # and pre-aggregate many batches at once (one group-by per GATHER_ROWS, not per batch).
         self.gather = not any(pa.types.is_string(t) for t in self.types.values())
@@ -146,12 +147,16 @@ class Grouping:
                                 *((name, v.type) for name, v in zip(self.aggs, values, strict=True))])
             self.partials = Partials(schema, self.group_cols, {name: MERGE[fn] for name, (_, fn) in self.aggs.items()})
         self.partials.add(pa.RecordBatch.from_arrays(arrays + values, [*self.group_cols, "n", *self.aggs]))
+        self.pre_aggregates += 1
 
     def _merged(self) -> pa.Table:
         self._flush()
         if self.partials is None:
             return pa.schema([*self.types.items(), ("n", pa.int64()),
                               *((name, pa.int64()) for name in self.aggs)]).empty_table()
+        if self.pre_aggregates == 1:
+            # One pre-aggregate (a dataset that fits GATHER_ROWS) is merged already.
+            return self.partials.tables[-1]
         return self.partials.result()
 
     def distinct_total(self, column: str) -> int:

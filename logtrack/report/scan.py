@@ -166,7 +166,9 @@ class PathMemo:
         if len(new):
             new = pc.unique(new)
             if len(self.known) + len(new) > self.limit:
+                # Start over with this batch's paths only (all of them: the ones known before too).
                 self.known, self.grouped = pa.array([], pa.string()), pa.array([], pa.string())
+                new = pc.unique(paths.drop_null())
             self.known = pa.concat_arrays([self.known, new])
             self.grouped = pa.concat_arrays([self.grouped, pa.array(self.grouper(new)).cast(pa.string())])
             where = pc.index_in(paths, value_set=self.known)
