@@ -48,6 +48,7 @@ SOURCE_KINDS = ("field", "cookie", "query", "header", "path")
 ABSENT = ("", "-", "REDACTED")
 SALT_FILE = "salt"
 _IDENTITY_KEYS = {"user_id", "anonymous_id", "salt_env", "rotate", "ip_truncate", "hash_emails"}
+_NO_DAY = np.iinfo(np.int32).min  # the day of a row without a timestamp (no id when rotating daily)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ def load_or_create_salt(state_dir: Path, env_name: str = "LOGTRACK_SALT") -> byt
 
 
 def _clean(values: pa.Array) -> pa.Array:
+    if values.null_count == len(values):
+        return values.cast(pa.string())  # the usual absent cookie or header: nothing to clean
     values = pc.utf8_trim_whitespace(values.cast(pa.string()))
     return pc.if_else(pc.is_in(values, pa.array(ABSENT)), pa.scalar(None, pa.string()), values)
 
@@ -289,30 +292,38 @@ def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Arra
     numbers = cfg.hashes.ids(ip_keys + ua_list)  # one call: numbers of one batch never go stale
     ip_ids[other] = (1 << 32) + numbers[: len(ip_keys)]
     ip_code, ua_code = hashing.codes(ips.encoded)[0], hashing.codes(uas)[0]
-    keys = (numbers[len(ip_keys):][ua_code] << 33) | ip_ids[ip_code]
+    # From here on everything runs per distinct (IP, user agent[, day]) of the batch (a "unit",
+    # a few thousand), and the rows only take their unit's digest at the end.
+    pair_ip, pair_ua, row_unit = encoding.pairs(ip_code, len(ip_ids), ua_code, len(ua_list))
+    keys = (numbers[len(ip_keys):][pair_ua] << 33) | ip_ids[pair_ip]
     ip_absent = np.append(pc.is_null(ips.truncated).to_numpy(zero_copy_only=False), True)
     ua_absent = np.append(pc.is_null(ua_text).to_numpy(zero_copy_only=False), True)
-    valid = ~(ip_absent[ip_code] & ua_absent[ua_code])
+    valid = ~(ip_absent[pair_ip] & ua_absent[pair_ua])
     groups: list[tuple[int | None, np.ndarray]] = [(None, np.flatnonzero(valid))]
     if cfg.rotate == "daily":  # a null date gives a null id
         ts = pc.cast(_column(table, "ts"), pa.date32())
-        valid &= ts.is_valid().to_numpy(zero_copy_only=False)
-        day = pc.fill_null(ts.cast(pa.int32()), 0).to_numpy()
+        day = pc.fill_null(ts.cast(pa.int32()), _NO_DAY).to_numpy()
+        days, day_code = np.unique(day, return_inverse=True)
+        unit_pair, unit_day, row_unit = encoding.pairs(row_unit, len(keys), day_code.reshape(-1), len(days))
+        keys, valid = keys[unit_pair], valid[unit_pair]
+        pair_ip, pair_ua = pair_ip[unit_pair], pair_ua[unit_pair]
+        day = days[unit_day]
+        valid &= day != _NO_DAY
         groups = [(int(d), np.flatnonzero(valid & (day == d))) for d in np.unique(day[valid]).tolist()]
     key = hashing.salt_key(salt)
-    out = np.zeros(n, "S32")
-    for d, rows in groups:
+    out = np.zeros(len(keys), "S32")
+    for d, units in groups:
         suffix = "" if d is None else "\x1f" + str(np.datetime64(d, "D"))
 
-        def texts(at: np.ndarray, rows: np.ndarray = rows, suffix: str = suffix) -> list[str]:
+        def texts(at: np.ndarray, units: np.ndarray = units, suffix: str = suffix) -> list[str]:
             # The hashed texts of keys not seen before: truncated IP, cleaned user agent[, date].
             slots = pa.concat_arrays([ips.truncated, pa.nulls(1, pa.string())])
-            ip_list = pc.fill_null(slots.take(pa.array(ip_code[rows[at]])), "").to_pylist()
-            return [f"{i}\x1f{ua_list[u]}{suffix}" for i, u in zip(ip_list, ua_code[rows[at]].tolist(), strict=True)]
+            ip_list = pc.fill_null(slots.take(pa.array(pair_ip[units[at]])), "").to_pylist()
+            return [f"{i}\x1f{ua_list[u]}{suffix}" for i, u in zip(ip_list, pair_ua[units[at]].tolist(), strict=True)]
 
         tbl = cfg.hashes.digest_table(salt, b"logtrack-anon", d)
-        out[rows] = tbl.digests(keys[rows], texts, key, b"logtrack-anon")
-    return hashing.hex_strings(out, valid)
+        out[units] = tbl.digests(keys[units], texts, key, b"logtrack-anon")
+    return hashing.hex_strings(out[row_unit], valid[row_unit])
 
 
 def consent_denied(table: pa.Table, consent: ConsentConfig) -> pa.Array:

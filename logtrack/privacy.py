@@ -149,38 +149,73 @@ def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_pr
 _OCTET_TEXT = pa.array([str(i) for i in range(256)], pa.string())
 
 
-def _dotted_quads(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _dotted_quads(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each string read as a canonical dotted quad (`1.2.3.4`: digits, no leading zeros, octets
-    at most 255) with numpy: (value as int64, 0 where not one; whether it is one)."""
+    at most 255) with numpy over the array's bytes: (value as int64, 0 where not one; whether it
+    is one; the byte offset of each of its three dots, shape (3, n), meaningful where it is one)."""
     n = len(arr)
+    dots = np.zeros((3, n), np.int64)
     if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    lens = np.diff(np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)).astype(np.int64)
-    text = pc.fill_null(arr, "") if arr.null_count else arr
-    if not pc.all(pc.string_is_ascii(text)).as_py():
-        text = pc.if_else(pc.string_is_ascii(text), text, "")  # never IPv4; keeps one byte a character
-    # Every value cut or padded to 15 bytes: the characters as a (position, value) matrix.
-    padded = pc.utf8_rpad(pc.utf8_slice_codeunits(text, 0, 15), 15, " ")
-    chars = np.frombuffer(padded.buffers()[2], np.uint8, n * 15).reshape(n, 15).T.copy()
-    dot = chars == 46
-    at = np.arange(15)[:, None]
-    ok = (lens >= 7) & (lens <= 15) & (dot | ((chars - 48) <= 9) | (at >= lens)).all(axis=0)
-    ok &= dot.sum(axis=0) == 3
-    seen = [dot[0].view(np.int8)]
-    for row in dot[1:].view(np.int8):  # a running count per position (np.cumsum is slow on this axis)
-        seen.append(seen[-1] + row)
-    counts = np.stack(seen)
-    dots = [(counts < k).sum(axis=0) for k in (1, 2, 3)]  # position of each dot
-    flat = chars.reshape(-1)
-    column = np.arange(n)
-    value = np.zeros(n, np.int64)
-    for begin, end in zip([np.zeros(n, np.int64)] + [d + 1 for d in dots], dots + [lens], strict=True):
-        width = end - begin
-        d0, d1, d2 = (flat[np.minimum(begin + k, 14) * n + column].astype(np.int64) - 48 for k in range(3))
-        octet = np.where(width == 1, d0, np.where(width == 2, d0 * 10 + d1, d0 * 100 + d1 * 10 + d2))
-        ok &= (width >= 1) & (width <= 3) & ((width == 1) | (d0 != 0)) & (octet <= 255)
-        value = (value << 8) | np.where(ok, octet, 0)
-    return np.where(ok, value, 0), ok
+        return np.zeros(0, np.int64), np.zeros(0, bool), dots
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
+    begin, end = offsets[:-1], offsets[1:]
+    ok = (end - begin >= 7) & (end - begin <= 15)
+    if arr.null_count:
+        ok &= arr.is_valid().to_numpy(zero_copy_only=False)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    if not ok.any() or arr.buffers()[2] is None:
+        return np.zeros(n, np.int64), np.zeros(n, bool), dots
+    data = np.frombuffer(arr.buffers()[2], np.uint8, hi)
+    seg = data[lo:]
+    # The value each byte belongs to; values with a byte that is neither a digit nor a dot, or
+    # without exactly three dots, are not quads (non-ASCII bytes are neither).
+    owner = np.repeat(np.arange(n), end - begin)
+    ok[owner[(seg - 48 > 9) & (seg != 46)]] = False
+    dot_at = np.flatnonzero(seg == 46)
+    count = np.bincount(owner[dot_at], minlength=n)
+    ok &= count == 3
+    quads = np.flatnonzero(ok)
+    first = (np.cumsum(count) - count)[quads]
+    d1, d2, d3 = (dot_at[first + k] + lo for k in range(3))
+    # The four octets as rows of (4, quads) arrays: their first byte, width and digits.
+    start = np.stack([begin[quads], d1 + 1, d2 + 1, d3 + 1])
+    width = (np.stack([d1, d2, d3, end[quads]]) - start).astype(np.int16)  # small types: less to move
+    c0, c1, c2 = (data[np.minimum(start + k, hi - 1)].astype(np.int16) - 48 for k in range(3))
+    octet = np.where(width == 1, c0, np.where(width == 2, c0 * 10 + c1, c0 * 100 + c1 * 10 + c2))
+    good = ((width >= 1) & (width <= 3) & ((width == 1) | (c0 != 0)) & (octet <= 255)).all(axis=0)
+    octet = octet.astype(np.int64)
+    value = (octet[0] << 24) | (octet[1] << 16) | (octet[2] << 8) | octet[3]
+    ok[quads] = good
+    out = np.zeros(n, np.int64)
+    out[quads] = np.where(good, value, 0)
+    dots[:, quads] = np.stack([d1, d2, d3])
+    return out, ok, dots
+
+
+def _quad_prefixes(arr: pa.Array, canonical: np.ndarray, dots: np.ndarray, keep: int) -> pa.Array:
+    """The truncated text of canonical quads whose prefix is a whole number of octets: the first
+    `keep` octets as written (a canonical octet's text is its number's) and `0` for the others,
+    built by copying bytes (null where not canonical)."""
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
+    begin = offsets[:-1]
+    cut = offsets[1:] if keep == 4 else (begin if keep == 0 else dots[keep - 1] + 1)
+    kept = np.where(canonical, cut - begin, 0)
+    suffix = b"" if keep == 4 else b".".join([b"0"] * (4 - keep))
+    length = kept + np.where(canonical, len(suffix), 0)
+    out_offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(length, out=out_offsets[1:])
+    total = int(out_offsets[-1])
+    hi = int(offsets[-1])
+    source = np.concatenate([np.frombuffer(arr.buffers()[2], np.uint8, hi) if hi else np.zeros(0, np.uint8),
+                             np.frombuffer(suffix, np.uint8)])
+    at = np.arange(total) - np.repeat(out_offsets[:-1], length)  # byte position within its text
+    row_kept = np.repeat(kept, length)
+    src = np.where(at < row_kept, np.repeat(begin, length) + at, hi + at - row_kept)
+    mask = pa.py_buffer(np.packbits(canonical, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(out_offsets.astype(np.int32)),
+                                                  pa.py_buffer(source[src].tobytes())],
+                                 null_count=int(n - canonical.sum()))
 
 
 def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> tuple[pa.Array, np.ndarray]:
@@ -188,10 +223,15 @@ def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -
     quads with numpy, the others (IPv6, leading zeros, junk) in Python, cached across batches."""
     if len(distinct) == 0:
         return pa.array([], pa.string()), np.empty(0, np.int64)
-    value, canonical = _dotted_quads(distinct)
+    if distinct.type != pa.string():
+        distinct = distinct.cast(pa.string())
+    value, canonical, dots = _dotted_quads(distinct)
     value &= ((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1)
-    octets = [pa.array((value >> s) & 255) for s in (24, 16, 8, 0)]
-    texts = pc.binary_join_element_wise(*[pc.take(_OCTET_TEXT, o) for o in octets], ".")
+    if ipv4_prefix % 8 == 0:
+        texts = _quad_prefixes(distinct, canonical, dots, ipv4_prefix // 8)
+    else:
+        octets = [pa.array((value >> s) & 255) for s in (24, 16, 8, 0)]
+        texts = pc.binary_join_element_wise(*[pc.take(_OCTET_TEXT, o) for o in octets], ".")
     v4 = np.where(canonical, value, -1)
     if canonical.all():
         return texts, v4

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -94,7 +95,80 @@ def field_keys(fields: pa.Array | pa.ChunkedArray) -> frozenset[str]:
 def per_distinct(col: pa.Array | pa.ChunkedArray, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
     """`fn` over the distinct values only, spread back to the rows with `take`."""
     enc = encode(col)
-    return pc.take(fn(enc.dictionary), enc.indices)
+    return spread(fn(enc.dictionary), enc.indices)
+
+
+def codes(indices: pa.Array) -> np.ndarray:
+    """Dictionary indices as int64 numpy, nulls pointing one past the dictionary's last slot
+    (callers append a null slot), computed once per indices array."""
+    def compute(ix: pa.Array) -> np.ndarray:
+        return ix.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return memo("codes", indices, compute)
+
+
+def pairs(a: np.ndarray, a_size: int, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (a, b) code pairs of the rows (codes in [-1, size), -1 meaning null): the a
+    and b code of each pair, and each row's pair number. O(rows): a presence table when the
+    pairs' range is small, else a hash of the packed keys (no sort)."""
+    width = b_size + 1
+    key = (a + 1) * width + (b + 1)
+    span = (a_size + 1) * width
+    if span <= 4 * len(key) + 1024:
+        present = np.zeros(span, dtype=bool)
+        present[key] = True
+        found = np.flatnonzero(present)
+        remap = np.zeros(span, np.int64)
+        remap[found] = np.arange(len(found))
+        slot = remap[key]
+    else:
+        import pandas as pd  # here: commands that never pair codes (parse) need not load pandas
+
+        slot, found = pd.factorize(key)  # a hash table, in order of first appearance
+        slot = slot.astype(np.int64, copy=False)
+    return found // width - 1, found % width - 1, slot
+
+
+def _valid_slots(values: pa.Array) -> np.ndarray:
+    # Which slots hold a value, plus the trailing slot of null rows.
+    if values.null_count == 0:
+        out = np.ones(len(values) + 1, dtype=bool)
+    else:
+        out = np.append(values.is_valid().to_numpy(zero_copy_only=False), True)
+    out[-1] = False
+    return out
+
+
+def spread(values: pa.Array, indices: pa.Array | np.ndarray) -> pa.Array:
+    """`take(values, indices)` (null index → null), cheaper when most rows come out null.
+
+    Columns such as utm_term or referer_host hold a value in a few rows of a batch; a `take`
+    still copies every row, while here only the rows with a value are taken and the nulls are
+    laid out by numpy (offsets and a validity bitmap). Dense results use `take`.
+    """
+    ix = indices if isinstance(indices, np.ndarray) else codes(indices)
+    n = len(ix)
+    if not (pa.types.is_string(values.type) or pa.types.is_boolean(values.type)) or n == 0:
+        return pc.take(values, pa.array(np.where(ix < 0, None, ix)) if isinstance(indices, np.ndarray)
+                       else indices)
+    valid = _valid_slots(values)[ix]  # ix == -1 reads the null slot
+    k = int(np.count_nonzero(valid))
+    if k == 0:
+        return pa.nulls(n, values.type)
+    if pa.types.is_boolean(values.type):
+        bits = np.append(values.fill_null(False).to_numpy(zero_copy_only=False), False)[ix]
+        return pa.array(bits, mask=~valid) if k < n else pa.array(bits)
+    if k * 4 > n:
+        return pc.take(values, pa.array(ix, mask=ix < 0) if ix.min(initial=0) < 0 else pa.array(ix))
+    sub = pc.take(values, pa.array(ix[valid]))
+    sub_offsets = np.frombuffer(sub.buffers()[1], np.int32, k + 1, sub.offset * 4)
+    lengths = np.zeros(n, np.int32)
+    lengths[valid] = np.diff(sub_offsets)
+    offsets = np.empty(n + 1, np.int32)
+    offsets[0] = sub_offsets[0]
+    np.cumsum(lengths, out=offsets[1:])
+    offsets[1:] += sub_offsets[0]
+    mask = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), sub.buffers()[2]], null_count=n - k)
 
 
 class ValueCache:

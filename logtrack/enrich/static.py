@@ -70,7 +70,9 @@ def is_static(path: pa.Array, fields: pa.Array, extensions: tuple[str, ...] = ST
         return pa.array([], pa.bool_())
     paths = encoding.encode(path)
     static_ext = pc.fill_null(pc.is_in(extension(paths.dictionary), _value_set(tuple(extensions))), False)
-    by_ext = pc.fill_null(pc.take(static_ext, paths.indices), False)
+    by_ext = encoding.spread(static_ext, paths.indices)
+    if by_ext.null_count:
+        by_ext = pc.fill_null(by_ext, False)
     if not encoding.field_keys(fields).intersection(CONTENT_TYPE_FIELDS):
         return by_ext
     ctype = content_type(encoding.single(fields))

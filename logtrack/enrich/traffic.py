@@ -141,12 +141,12 @@ def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
     mention = pc.match_substring_regex(distinct, "|".join(UTM_PARAMS + CLICK_IDS))
     if not pc.any(mention).as_py():
         return out
-    # Row → position among the distinct queries that mention a parameter (null for the others).
+    # Row → position among the distinct queries that mention a parameter (-1 for the others).
     mentioned = mention.to_numpy(zero_copy_only=False)
-    position = np.cumsum(mentioned) - 1
-    rows = pc.take(pa.array(position, mask=~mentioned), queries.indices)
+    position = np.append(np.where(mentioned, np.cumsum(mentioned) - 1, -1), -1)  # + null queries
+    rows = position[encoding.codes(queries.indices)]
     for name, values in _query_subset(pc.filter(distinct, mention)).items():
-        out[name] = pc.take(values, rows)
+        out[name] = encoding.spread(values, rows)  # most rows have no campaign: no full take
     return out
 
 
@@ -209,8 +209,8 @@ def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.Chunke
                     internal_hosts: tuple[str, ...] = ()) -> tuple[pa.Array, pa.Array]:
     """(referer_host, the channel the referrer decides: rules 3–4 of the module docstring).
 
-    Hosts and their classes are computed per distinct referrer; only the comparison with the
-    request's own host is per row.
+    Hosts and their classes are computed per distinct referrer, the comparison with the
+    request's own host per distinct (referrer, host) pair; rows only take the results.
     """
     referer = encoding.single(referer)
     n = len(referer)
@@ -229,18 +229,23 @@ def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.Chunke
                                 False)
         kind = pc.if_else(internal, pa.scalar("internal"), kind)
     kind = pc.if_else(pc.is_null(hosts), pa.scalar("direct"), kind)
-    ref_host = pc.take(hosts, refs.indices)
-    channel = pc.fill_null(pc.take(kind, refs.indices), "direct")
-    same = pc.fill_null(pc.equal(pc.take(bare, refs.indices), _bare_hosts(request_host)), False)
-    return ref_host, pc.if_else(pc.and_(same, pc.not_equal(channel, "direct")), pa.scalar("internal"), channel)
-
-
-def _bare_hosts(host: pa.ChunkedArray | pa.Array) -> pa.Array:
-    host = encoding.single(host)
-    if host.null_count == len(host):
-        return host.cast(pa.string())
-    hosts = encoding.encode(host)
-    return pc.take(_bare(hosts.dictionary), hosts.indices)
+    ref_code = encoding.codes(refs.indices)  # -1: no referrer
+    ref_host = encoding.spread(hosts, ref_code)
+    request_host = encoding.single(request_host)
+    if request_host.null_count == len(request_host):
+        # No request host to compare with (most access log formats): no row is internal by it.
+        return ref_host, encoding.spread(pc.fill_null(kind, "direct"), ref_code).fill_null("direct")
+    # Internal traffic is decided per distinct (referrer, request host) pair, not per row.
+    req = encoding.encode(request_host)
+    pair_ref, pair_req, slot = encoding.pairs(ref_code, len(hosts), encoding.codes(req.indices), len(req.dictionary))
+    pair_ref[pair_ref < 0] = len(hosts)  # the null slot appended below
+    pair_req[pair_req < 0] = len(req.dictionary)
+    ref_bare = pc.take(pa.concat_arrays([bare, pa.nulls(1, pa.string())]), pa.array(pair_ref))
+    req_bare = pc.take(pa.concat_arrays([_bare(req.dictionary), pa.nulls(1, pa.string())]), pa.array(pair_req))
+    pair_kind = pc.fill_null(pc.take(pa.concat_arrays([kind, pa.nulls(1, pa.string())]), pa.array(pair_ref)), "direct")
+    same = pc.fill_null(pc.equal(ref_bare, req_bare), False)
+    pair_kind = pc.if_else(pc.and_(same, pc.not_equal(pair_kind, "direct")), pa.scalar("internal"), pair_kind)
+    return ref_host, pc.take(pair_kind, pa.array(slot))
 
 
 def language(accept_language: pa.Array) -> pa.Array:
