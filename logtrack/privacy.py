@@ -149,6 +149,12 @@ def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_pr
 _OCTET_TEXT = pa.array([str(i) for i in range(256)], pa.string())
 
 
+def dotted_quads(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_dotted_quads`, once per array (rules' `client_ip` networks and IP truncation read the
+    same distinct addresses of a batch)."""
+    return encoding.memo("quads", _array(arr), _dotted_quads)
+
+
 def _dotted_quads(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each string read as a canonical dotted quad (`1.2.3.4`: digits, no leading zeros, octets
     at most 255) with numpy over the array's bytes: (value as int64, 0 where not one; whether it
@@ -225,8 +231,8 @@ def _truncate_distinct(distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -
         return pa.array([], pa.string()), np.empty(0, np.int64)
     if distinct.type != pa.string():
         distinct = distinct.cast(pa.string())
-    value, canonical, dots = _dotted_quads(distinct)
-    value &= ((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1)
+    value, canonical, dots = dotted_quads(distinct)
+    value = value & (((1 << 32) - 1) ^ ((1 << (32 - ipv4_prefix)) - 1))  # a copy: the parse is shared
     if ipv4_prefix % 8 == 0:
         texts = _quad_prefixes(distinct, canonical, dots, ipv4_prefix // 8)
     else:

@@ -1,13 +1,13 @@
-"""File-level `exclude:` over enriched requests, evaluated row by row with cheap string kernels.
+"""File-level `exclude:` over enriched requests, evaluated on the distinct values enrich encoded.
 
-Rule evaluation (`match.select`) works on the distinct values of a column: worth it when dozens of
-rules share one dictionary encoding, not for the two or three tests of an `exclude:` list run on
-every parsed batch, where hashing every user agent and sorting the distinct paths cost more than
-the tests. Here a literal is an `equal`/`is_in` over the rows, a pattern first narrows the rows by
-its literal prefix (`starts_with`, a memcmp) and runs its regex on those few only, and a network
-test looks only at addresses whose text can be inside it (`match.cidr_mask`). Conditions without a
-row-level form (case-folded columns, query parameters, fields, session conditions) use `select`;
-both give the same rows (tests compare them).
+The chain decides exclusions right after enrich, which has dictionary-encoded the path and user
+agent columns (remembered per array, `enrich.encoding`): a literal, glob or regex then runs over
+the distinct values and the rows take the verdict; `client_ip` gets encoded here, and identity's
+IP truncation reuses that encoding and the parsed addresses. A pattern first narrows the values
+by its literal prefix (`starts_with`, a memcmp) and runs its regex on those few only, and a
+network test reads canonical dotted quads as numbers (`match.cidr_mask`). Conditions without a
+value-level form here (case-folded columns, query parameters, fields, session conditions) use
+`select`; both give the same rows (tests compare them).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..enrich import encoding
 from .context import BatchContext
 from .match import cidr_mask, select
 from .model import And, Cidr, Equals, Node, Not, Or, Pattern, Presence, StrCond
@@ -48,13 +49,24 @@ def _mask(node: Node, ctx: BatchContext) -> np.ndarray:
     if isinstance(node, Not):
         return ~_mask(node.child, ctx)
     if isinstance(node, StrCond) and node.source[0] == "col" and node.fold is None:
-        values = ctx.column(node.source[1])
-        if not pa.types.is_string(values.type):
-            values = values.cast(pa.string())
-        out = np.zeros(ctx.n, dtype=bool)
+        name = node.source[1]
+        if name not in ctx.table.column_names:
+            values = ctx.column(name)
+            out = np.zeros(ctx.n, dtype=bool)
+            for item in node.items:
+                out |= _item_mask(values.cast(pa.string()), item)
+            return out
+        # Per distinct value (the encoding is shared with the stages around), then to rows.
+        encoded = encoding.encode(ctx.table.column(name))
+        distinct = encoded.dictionary
+        if not pa.types.is_string(distinct.type):
+            distinct = distinct.cast(pa.string())
+        hit = np.zeros(len(distinct) + 1, dtype=bool)  # + the slot of null rows
         for item in node.items:
-            out |= _item_mask(values, item)
-        return out
+            hit[:-1] |= _item_mask(distinct, item)
+            if isinstance(item, Presence) and not item.present:
+                hit[-1] = True
+        return hit[encoding.codes(encoded.indices)]
     out = np.zeros(ctx.n, dtype=bool)
     out[select(node, ctx)] = True
     return out

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..privacy import dotted_quads
 from .context import BatchContext, DictCol
 from .model import (
     Always,
@@ -163,16 +164,27 @@ def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
 def cidr_mask(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
     """Which addresses lie in any network: IPv4 with integer arithmetic, IPv6 per distinct value.
 
-    Only candidates are parsed: an IPv4 address inside `10.0.0.0/8` is written `10.…` unless an
-    octet has a leading zero (then it starts with `0` or holds `.0`), an IPv6 one holds `:`.
-    Those are cheap memcmp kernels; the regex and arithmetic then run on a few rows only.
+    Canonical dotted quads (the usual address) come parsed from `privacy.dotted_quads`, shared
+    with IP truncation. The rest are first narrowed to candidates: an IPv4 address inside
+    `10.0.0.0/8` is written `10.…` unless an octet has a leading zero (then it starts with `0` or
+    holds `.0`), an IPv6 one holds `:`. Those are cheap memcmp kernels; the regex and arithmetic
+    then run on a few values only.
     """
     nets = [ipaddress.ip_network(n) for n in networks]
+    values = values if isinstance(values, pa.Array) else values.combine_chunks()
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    number, canonical, _ = dotted_quads(values)
     out = np.zeros(len(values), dtype=bool)
-    rows = np.flatnonzero(_cidr_candidates(values, nets))
-    if len(rows):
-        some = values if len(rows) == len(values) else values.take(pa.array(rows))
-        out[rows] = _cidr_exact(some, nets)
+    for net in nets:
+        if net.version == 4:
+            out |= canonical & ((number & int(net.netmask)) == int(net.network_address))
+    rest = np.flatnonzero(~canonical)
+    if len(rest):
+        some = values if len(rest) == len(values) else values.take(pa.array(rest))
+        rows = np.flatnonzero(_cidr_candidates(some, nets))
+        if len(rows):
+            out[rest[rows]] = _cidr_exact(some if len(rows) == len(some) else some.take(pa.array(rows)), nets)
     return out
 
 
