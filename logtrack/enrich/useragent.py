@@ -11,6 +11,8 @@ and `UACache` (held by `EnrichConfig`) remembers the results across batches.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from typing import NamedTuple
@@ -19,7 +21,40 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ua_parser
 from ua_parser import Domain
-from user_agents.parsers import UserAgent, parse_browser, parse_device, parse_operating_system
+
+
+def _defer_legacy_api() -> None:
+    """Load ua-parser's legacy module on first use instead of at import.
+
+    `user_agents.parsers` imports it at the top, and importing it compiles its 1,000+ patterns
+    with Python's `re` (about 0.1 CPU-s), although we never call it (we only borrow
+    `user_agents`' device rules, fed from ua-parser 1.x below). A lazy module keeps
+    `user_agents.parse` working for whoever calls it: the module loads then.
+    """
+    name = "ua_parser.user_agent_parser"
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    # Also as the package attribute: `from ua_parser import user_agent_parser` then finds it
+    # there, where the import system would otherwise read its `__spec__` (which loads it).
+    ua_parser.user_agent_parser = module  # type: ignore[attr-defined]
+
+
+_defer_legacy_api()
+
+from user_agents.parsers import (  # noqa: E402 - after the legacy module is made lazy
+    UserAgent,
+    parse_browser,
+    parse_device,
+    parse_operating_system,
+)
 
 # Strings servers log for "no user agent".
 EMPTY_UA = ("", "-")
