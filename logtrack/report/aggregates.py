@@ -1,10 +1,13 @@
 """Aggregate reports over the whole dataset in DIR (DESIGN §6): `build_reports`.
 
 Reports aggregate every run's parts, so a dataset built by several runs (other files of the same
-days, other days) reports as one. Memory stays bounded: every report is a streaming scan of the
-few columns it needs into an Acero group-by (`scan.py`). Request-level traffic is scanned once,
-grouped by (date, hour, status), and the hourly, status and daily figures are rolled up from that
-small table. Schemas and definitions: `specs.py` (`REPORT_SCHEMAS`, `REPORT_DESCRIPTIONS`).
+days, other days) reports as one. Memory stays bounded: reports are streaming scans of the few
+columns they need (`scan.py`). The requests are scanned once (plus a scan of request times when
+the log has them): grouped by (date, hour, status) in Acero — the hourly, status and daily
+figures are rolled up from that small table — while the same batches feed the pre-aggregates of
+pages, user agents, errors, client addresses, bots and page visitors (`groups.py`). The sessions
+are scanned once for all their reports (`dimensions.py`), the events and rejects once each.
+Schemas and definitions: `specs.py` (`REPORT_SCHEMAS`, `REPORT_DESCRIPTIONS`).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
+from .groups import DISTINCT, Partials, dictionary_of  # noqa: F401 - part of this module's API
 
 Expr = pc.Expression
 PathGrouper = Callable[[pa.Array], pa.Array]
@@ -47,11 +48,6 @@ def open_dataset(out_dir: Path, kind: str, dictionary: Sequence[str] = ()) -> ds
     return ds.dataset(path, schema=schema, format=fmt, partitioning=PARTITIONING)
 
 
-def dictionary_of(values: pa.Array) -> pa.DictionaryArray:
-    """`values` dictionary-encoded (as is when it already is)."""
-    return values if isinstance(values, pa.DictionaryArray) else pc.dictionary_encode(values)
-
-
 def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | None = None,
           mapper: PathGrouper | None = None) -> pa.RecordBatch:
     """Pre-aggregate one batch by a string column: rows `(name, n, *values)`, one per distinct key.
@@ -68,38 +64,6 @@ def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | N
     arrays = [words.take(grouped["i"].combine_chunks()), grouped["count_all"].combine_chunks()]
     arrays += [grouped[f"{k}_{fn}"].combine_chunks() for k, (_, fn) in values.items()]
     return pa.RecordBatch.from_arrays(arrays, [name, "n", *values])
-
-
-class Partials:
-    """Per-batch pre-aggregates (`tally` outputs) gathered beside a scan, merged at the end.
-
-    Lets one scan feed several reports: a transform tallies what another report needs and
-    `add`s it here instead of that report scanning the dataset again. Memory stays bounded: when
-    the gathered rows outgrow twice the last merge they are merged (`n` summed, other columns by
-    `aggs`), so about two rows per distinct key are held.
-    """
-
-    def __init__(self, schema: pa.Schema, keys: list[str], aggs: dict[str, str] | None = None) -> None:
-        self.keys, self.aggs = keys, {"n": "sum", **(aggs or {})}
-        self.tables: list[pa.Table] = [schema.empty_table()]
-        self.rows = 0
-        self.floor = self.limit = BATCH_ROWS  # rows gathered before the first merge
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Gather one batch's pre-aggregate (columns: the keys, `n`, the `aggs` columns)."""
-        self.tables.append(pa.Table.from_batches([batch]))
-        self.rows += batch.num_rows
-        if self.rows > self.limit:
-            merged = self.result()
-            self.tables, self.rows = [merged], merged.num_rows
-            self.limit = max(self.floor, 2 * merged.num_rows)
-
-    def result(self) -> pa.Table:
-        """The merged pre-aggregates: one row per distinct key, columns named as gathered."""
-        table = pa.concat_tables(self.tables)
-        out = table.group_by(self.keys, use_threads=False).aggregate(list(self.aggs.items()))
-        names = {f"{c}_{fn}": c for c, fn in self.aggs.items()}
-        return out.rename_columns([names.get(n, n) for n in out.column_names]).select(table.column_names)
 
 
 def call(function: str, *args: Expr | pa.Scalar) -> Expr:
@@ -182,19 +146,6 @@ def regroup(encoded: pa.DictionaryArray, mapper: PathGrouper) -> pa.DictionaryAr
     return pa.DictionaryArray.from_arrays(words.indices.take(encoded.indices), words.dictionary)
 
 
-def map_paths(column: str, grouper: PathGrouper | None) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    """A batch transform making `column` plain strings, mapped through `grouper` when given
-    (once per distinct value)."""
-
-    def transform(batch: pa.RecordBatch) -> pa.RecordBatch:
-        i = batch.schema.get_field_index(column)
-        encoded = dictionary_of(batch.column(i))
-        words = encoded.dictionary if grouper is None else pa.array(grouper(encoded.dictionary))
-        return batch.set_column(i, column, words.cast(pa.string()).take(encoded.indices))
-
-    return transform
-
-
 def scan(out_dir: Path, kind: str, columns: dict[str, Expr], where: Expr | None = None,
          transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
          dictionary: Sequence[str] = ()) -> pa.RecordBatchReader:
@@ -237,9 +188,6 @@ def aggregate(reader: pa.RecordBatchReader, aggs: list[Agg], keys: list[str] | N
 def count_rows(name: str) -> Agg:
     """An aggregate counting rows (nulls included) into column `name`."""
     return ([], "count_all", None, name)
-
-
-DISTINCT = pc.CountOptions(mode="only_valid")
 
 
 def ratio(num: pa.Array | pa.ChunkedArray, den: pa.Array | pa.ChunkedArray) -> pa.Array:
