@@ -279,3 +279,38 @@ def test_crawler_verdicts_agree_between_the_arrow_pass_and_python_searches():
     detector = CrawlerDetect()
     assert hits == [ua is not None and detector.is_crawler(ua) for ua in uas]
     assert 50 < sum(hits) < len(uas) - 50
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12),
+       picks=st.lists(st.integers(-1, 11), max_size=40), as_bool=st.booleans())
+def test_spread_is_a_take(values, picks, as_bool):
+    """`encoding.spread` (sparse columns laid out by numpy) gives exactly what `take` gives."""
+    import numpy as np
+
+    from logtrack.enrich import encoding
+
+    arr = pa.array([None if v is None else bool(len(v) % 2) for v in values], pa.bool_()) if as_bool \
+        else pa.array(values, pa.string())
+    ix = np.array([p if p < len(values) else -1 for p in picks], dtype=np.int64)
+    indices = pa.array(ix, mask=ix < 0, type=pa.int32())
+    got = encoding.spread(arr, indices)
+    got.validate(full=True)
+    assert got.to_pylist() == arr.take(indices).to_pylist()
+    assert encoding.spread(arr, ix).to_pylist() == arr.take(indices).to_pylist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(-1, 3)), max_size=30), st.booleans())
+def test_pairs_numbers_each_distinct_pair(rows, wide):
+    """`encoding.pairs`: every row's pair number points at its own (a, b) codes, one per pair."""
+    import numpy as np
+
+    from logtrack.enrich import encoding
+
+    a = np.array([r[0] for r in rows], dtype=np.int64)
+    b = np.array([r[1] for r in rows], dtype=np.int64)
+    size_b = 10_000 if wide else 4  # a wide range takes the hash route
+    pa_, pb, slot = encoding.pairs(a, 7, b, size_b)
+    assert len(set(zip(pa_.tolist(), pb.tolist(), strict=True))) == len(pa_) == len(set(rows))
+    assert [(pa_[s], pb[s]) for s in slot.tolist()] == rows

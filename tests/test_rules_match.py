@@ -241,3 +241,30 @@ def test_exclude_row_tests_agree_with_rule_matching(entries, rows):
     for node in rules.exclude_nodes:
         expected[select(node, BatchContext(table))] = True
     assert rules.excluded(table).to_pylist() == expected.tolist()
+
+
+def test_many_rules_on_one_column_match_as_each_alone():
+    """Past a few lookups a batch groups rows by path and sorts the distinct paths (literal paths
+    by one hash lookup, prefixes by binary search, `And`s by matched rows): the events must be
+    those each rule gives on its own."""
+    rules_text = ["events:"]
+    for i in range(24):
+        rules_text.append(f"  - name: page{i}\n    when: {{method: GET, path: /p{i}, status: 2xx}}")
+        rules_text.append(f"  - name: item{i}\n    when: {{path: '/i{i}/{{n:int}}'}}\n    properties: {{n: '{{n}}'}}")
+    rules_text.append("  - name: none\n    when: {path: /absent, method: GET}")
+    text = "\n".join(rules_text) + "\n"
+    rows = [{"path": p, "method": m, "status": s, "line": k}
+            for k, (p, m, s) in enumerate([(f"/p{i % 30}", "GET" if i % 4 else "POST", 200 if i % 5 else 404)
+                                           for i in range(300)] + [(f"/i{i % 26}/{i}", "GET", 200) for i in range(200)])]
+    table = requests_table(rows)
+    together = rules_from_text(text).evaluate(table)
+    alone = []
+    for block in text.split("\n  - ")[1:]:
+        one = rules_from_text("events:\n  - " + block.rstrip("\n") + "\n").evaluate(table)
+        alone.extend(zip(one.column("line").to_pylist(), one.column("event_name").to_pylist(),
+                         one.column("properties_json").to_pylist(), strict=True))
+    got = list(zip(together.column("line").to_pylist(), together.column("event_name").to_pylist(),
+                   together.column("properties_json").to_pylist(), strict=True))
+    assert sorted(got) == sorted(alone)
+    assert len(got) > 300
+    assert ('{"n":7}' in [j for _, _, j in got]) and not any(n == "none" for _, n, _ in got)

@@ -147,9 +147,10 @@ def spread(values: pa.Array, indices: pa.Array | np.ndarray) -> pa.Array:
     """
     ix = indices if isinstance(indices, np.ndarray) else codes(indices)
     n = len(ix)
-    if not (pa.types.is_string(values.type) or pa.types.is_boolean(values.type)) or n == 0:
-        return pc.take(values, pa.array(np.where(ix < 0, None, ix)) if isinstance(indices, np.ndarray)
-                       else indices)
+    if n == 0:
+        return values.slice(0, 0)
+    if not (pa.types.is_string(values.type) or pa.types.is_boolean(values.type)):
+        return pc.take(values, pa.array(ix, mask=ix < 0) if isinstance(indices, np.ndarray) else indices)
     valid = _valid_slots(values)[ix]  # ix == -1 reads the null slot
     k = int(np.count_nonzero(valid))
     if k == 0:
