@@ -36,12 +36,14 @@ def _kinds(table: pa.Table) -> dict[str, str]:
 
 
 class RowStore:
-    """The pushed tables whose rows are not all emitted yet; a row is addressed by its position in
-    their concatenation.
+    """The pushed tables whose rows are not all emitted yet; a row is addressed by a position,
+    `base` of its table + its row in that table.
 
-    A table is dropped once all its rows are emitted and compacted once fewer than a quarter are
-    left, so memory stays within a small multiple of the rows held back (and the rows a push
-    gathers are not spread thinly over many tables); `release` says how positions moved.
+    A table is dropped once all its rows are emitted (no other row moves) and compacted in place
+    once fewer than a quarter are left (its rows keep its base, in order; runs of small tables
+    are joined the same way), so memory stays within a small multiple of the rows held back and
+    the rows a push gathers are not spread thinly over many tables. Positions only move when a
+    table is compacted; `release` says which.
     """
 
     def __init__(self, schema: pa.Schema) -> None:
@@ -49,50 +51,43 @@ class RowStore:
         self.schema = schema
         self.tables: list[pa.Table] = []
         self._trivial: list[dict[str, str]] = []  # per table: its columns without values (`_kinds`)
-        self._alive = np.empty(1024, bool)  # per position: not emitted yet (a buffer grown by doubling)
-        self.bounds = np.zeros(1, np.int64)  # first position of each table, and the end
+        self._alive: list[np.ndarray] = []  # per table, per row: not emitted yet
+        self.base = np.empty(0, np.int64)  # first position of each table (ascending)
         self.live = np.empty(0, np.int64)  # rows not emitted yet, per table
-
-    @property
-    def alive(self) -> np.ndarray:
-        """Per position: not emitted yet."""
-        return self._alive[: self.bounds[-1]]
+        self._next = 0  # the next table's base
 
     def add(self, table: pa.Table) -> np.ndarray:
         """Keep a table (with the store's schema); return its rows' positions."""
-        start, end = int(self.bounds[-1]), int(self.bounds[-1]) + table.num_rows
-        if end > len(self._alive):
-            grown = np.empty(max(end, 2 * len(self._alive)), bool)
-            grown[:start] = self._alive[:start]
-            self._alive = grown
-        self._alive[start:end] = True
+        start = self._next
+        self._next += table.num_rows
         self.tables.append(table)
         self._trivial.append(_kinds(table))
-        self.bounds = np.append(self.bounds, end)
+        self._alive.append(np.ones(table.num_rows, bool))
+        self.base = np.append(self.base, start)
         self.live = np.append(self.live, table.num_rows)
-        return np.arange(start, end)
+        return np.arange(start, self._next)
 
-    def take(self, pos: np.ndarray, in_order: bool = False) -> tuple[pa.Table, np.ndarray]:
-        """Rows by position (all >= 0), every column; returns them and `order`: row i of the result
-        is `pos[order[i]]`. The rows come grouped by the table they are stored in (`pos`'s order
-        within a group), or in `pos`'s order when `in_order` (a second gather, of these rows)."""
-        table_of = np.searchsorted(self.bounds, pos, side="right") - 1
-        order = np.argsort(table_of, kind="stable")
-        which = table_of[order]
+    def _groups(self, pos: np.ndarray) -> list[tuple[int, int, int]]:
+        """(table, lo, hi) for runs of ascending positions that fall in one table."""
+        which = np.searchsorted(self.base, pos, side="right") - 1
         cuts = np.flatnonzero(which[1:] != which[:-1]) + 1
-        groups = list(zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(order)]]), strict=True))
+        los, his = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(pos)]])
+        return [(int(which[lo]), int(lo), int(hi)) for lo, hi in zip(los, his, strict=True)] if len(pos) else []
+
+    def take(self, pos: np.ndarray, then: np.ndarray | None = None) -> pa.Table:
+        """Rows at ascending positions, every column, in that order; or, with `then`, the gathered
+        rows `then` (a second gather, of these rows only)."""
+        groups = self._groups(pos)
         if not groups:
-            return self.schema.empty_table(), order
-        kinds = [self._trivial[which[lo]] for lo, _ in groups]
-        common = {n: k for n, k in kinds[0].items() if all(other.get(n) == k for other in kinds[1:])}
+            return self.schema.empty_table()
+        kinds = [self._trivial[i] for i, _, _ in groups]
+        common = dict(set(kinds[0].items()).intersection(*(k.items() for k in kinds[1:])))
         names = [n for n in self.schema.names if n not in common]
-        body = pa.concat_tables([
-            self._gather(self.tables[which[lo]], kinds[g], pa.array(pos[order[lo:hi]] - self.bounds[which[lo]]), names)
-            for g, (lo, hi) in enumerate(groups)])
-        if in_order:
-            body = pc.take(body, pa.array(np.argsort(order)), boundscheck=False)
-            order = np.arange(len(order))
-        return self._complete(body, common), order
+        body = pa.concat_tables([self._gather(self.tables[i], self._trivial[i], pa.array(pos[lo:hi] - self.base[i]), names)
+                                 for i, lo, hi in groups])
+        if then is not None:
+            body = pc.take(body, pa.array(then), boundscheck=False)
+        return self._complete(body, common)
 
     def _gather(self, table: pa.Table, trivial: dict[str, str], idx: pa.Array, names: list[str]) -> pa.Table:
         """Rows `idx` of one stored table, columns `names`."""
@@ -113,52 +108,59 @@ class RowStore:
             [body.column(f.name) if f.name not in made else _made(made[f.name], n, f.type) for f in self.schema],
             schema=self.schema)
 
-    def release(self, pos: np.ndarray) -> np.ndarray | None:
-        """Forget emitted rows; when rows moved, return each old position's new one."""
-        if not len(pos):
-            return None
-        self._alive[pos] = False
-        self.live -= np.bincount(np.searchsorted(self.bounds, pos, side="right") - 1, minlength=len(self.live))
-        sizes = np.diff(self.bounds)
+    def release(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Forget emitted rows (ascending positions); when rows moved, return their old positions
+        (ascending) and their new ones."""
+        for i, lo, hi in self._groups(pos):
+            self._alive[i][pos[lo:hi] - self.base[i]] = False
+            self.live[i] -= hi - lo
+        sizes = np.array([t.num_rows for t in self.tables], np.int64)
         compact = (self.live > 0) & (self.live * 4 < sizes)
-        if not (compact.any() or (self.live == 0).any()):
+        small = (self.live > 0) & (sizes < 16384)
+        join = small.any() and int((self.live > 0).sum()) > 16  # too many tables: join runs of small ones
+        if not (compact.any() or join or (self.live == 0).any()):
             return None
-        alive = self.alive
-        kept, tables, kinds = alive.copy(), [], []
-        for i, table in enumerate(self.tables):
-            part = slice(self.bounds[i], self.bounds[i + 1])
-            if compact[i]:
-                k, idx = self._trivial[i], pa.array(np.flatnonzero(alive[part]))
-                tables.append(self._complete(self._gather(table, k, idx, [n for n in self.schema.names if n not in k]), k))
-                kinds.append(k)  # a column without values keeps none
-            elif self.live[i]:
-                tables.append(table)
-                kinds.append(self._trivial[i])
-                kept[part] = True  # dead rows stay in a table kept as it is
-        if len(tables) > 16:
-            tables, kinds = self._merge_small(tables, kinds)
-        self.tables, self._trivial = tables, kinds
-        n = int(kept.sum())
-        self._alive = np.concatenate([alive[kept], np.empty(max(1024, n), bool)])
-        self.bounds = np.cumsum([0] + [t.num_rows for t in self.tables])
-        self.live = np.add.reduceat(self._alive[:n].astype(np.int64), self.bounds[:-1]) if self.tables else np.empty(0, np.int64)
-        return np.cumsum(kept) - 1
-
-    @staticmethod
-    def _merge_small(tables: list[pa.Table], kinds: list[dict[str, str]]) -> tuple[list[pa.Table], list[dict[str, str]]]:
-        """Join runs of small tables (leftovers of long sessions), keeping the row order."""
-        out: list[pa.Table] = []
-        out_kinds: list[dict[str, str]] = []
-        run: list[pa.Table] = []
-        for table, k in [*zip(tables, kinds, strict=True), (None, None)]:
-            if table is not None and table.num_rows < 16384:
-                run.append(table)
+        old, new = [], []
+        keep = [i for i in range(len(self.tables)) if self.live[i]]
+        runs: list[list[int]] = []  # runs of tables that end up as one (each table alone, unless joined)
+        for i in keep:
+            if join and small[i] and runs and small[runs[-1][-1]]:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        tables, trivial, alive, base = [], [], [], []
+        for run in runs:
+            i = run[0]
+            if len(run) == 1 and not compact[i]:
+                tables.append(self.tables[i])
+                trivial.append(self._trivial[i])
+                alive.append(self._alive[i])
+                base.append(self.base[i])
                 continue
-            if run:
-                out.append(pa.concat_tables(run).combine_chunks() if len(run) > 1 else run[0])
-                out_kinds.append(_kinds(out[-1]) if len(run) > 1 else _kinds(run[0]))
-                run = []
-            if table is not None and k is not None:
-                out.append(table)
-                out_kinds.append(k)
-        return out, out_kinds
+            parts = []
+            for j in run:  # each table's rows left, in order, from the run's first base on
+                rows = np.flatnonzero(self._alive[j])
+                k = self._trivial[j]
+                parts.append(self._complete(self._gather(self.tables[j], k, pa.array(rows),
+                                                         [n for n in self.schema.names if n not in k]), k))
+                old.append(self.base[j] + rows)
+            table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+            new.append(self.base[i] + np.arange(table.num_rows))
+            tables.append(table)
+            trivial.append(_kinds(table) if len(run) > 1 else self._trivial[i])
+            alive.append(np.ones(table.num_rows, bool))
+            base.append(self.base[i])
+        self.tables, self._trivial, self._alive = tables, trivial, alive
+        self.base = np.array(base, np.int64)
+        self.live = np.array([int(a.sum()) for a in alive], np.int64)
+        if not old:
+            return None
+        return np.concatenate(old), np.concatenate(new)
+
+
+def remap(pos: np.ndarray, moved: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Positions after `RowStore.release` moved some (old positions ascending, new ones)."""
+    old, new = moved
+    at = np.minimum(np.searchsorted(old, pos), len(old) - 1)
+    hit = old[at] == pos
+    return np.where(hit, new[at], pos)

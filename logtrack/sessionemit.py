@@ -17,13 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .hashing import hex_strings
-from .schema import ENRICHED_REQUESTS, SESSIONS, TS, conform, empty
+from .schema import ENRICHED_REQUESTS, SESSIONS, TS, empty
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _FIRST_COLS = ["anonymous_id", "browser", "os", "device", "host"]  # of the first request
 _LANDING_COLS = ["path", "referer_host", "channel", *_UTM]  # of the landing request
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)], "S2")
 _US = 1_000_000
+_SESSIONS = empty(SESSIONS).schema  # SESSIONS as emitted (nullable fields, as `schema.conform` makes them)
 
 
 @dataclass
@@ -83,18 +84,14 @@ def assemble(table: pa.Table, at: np.ndarray, closed: Closed | None) -> tuple[pa
             idx[at[stitched]] = at[closed.src[stitched]]
             user = user.take(pa.array(idx))
         first = at[closed.ss]
-        heads = table.select(_FIRST_COLS).take(pa.array(first))
-        logged_user = table.column("user_id").take(pa.array(first))
-        digests = session_digests(heads.column("anonymous_id"), logged_user, closed.start)
-        in_session = np.zeros(n, bool)
-        in_session[at] = True
-        row_ids = np.zeros(n, "S32")
-        row_ids[at] = digests[closed.group]
-        session_id = hex_strings(row_ids, in_session)
-        seq = np.zeros(n, np.int32)
-        seq[at] = closed.seq[closed.group]
-        session_seq = pa.array(seq, mask=~in_session)
-        sessions = _session_rows(table, user, at, closed, digests, heads)
+        anon = table.column("anonymous_id").take(pa.array(first))
+        digests = session_digests(anon, table.column("user_id").take(pa.array(first)), closed.start)
+        group = np.full(n, -1, np.int64)  # per output row: its session, or -1
+        group[at] = closed.group
+        in_session = group >= 0
+        session_id = _id_column(digests, group, in_session)
+        session_seq = pa.array(closed.seq[group].astype(np.int32), mask=~in_session)
+        sessions = _session_rows(table, user, at, closed, digests, anon)
     values = {"user_id": user, "session_id": session_id, "session_seq": session_seq}
     names = ENRICHED_REQUESTS.names
     requests = pa.Table.from_arrays(
@@ -103,30 +100,44 @@ def assemble(table: pa.Table, at: np.ndarray, closed: Closed | None) -> tuple[pa
     return requests, sessions
 
 
+def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """The session_id column: `digests[group]` where `valid`, else null (built from the bytes)."""
+    n = len(group)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(valid * np.int32(32), out=offsets[1:])
+    data = pa.py_buffer(digests[group[valid]].tobytes())
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), data], null_count=int(n - valid.sum()))
+
+
 def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
-                  heads: pa.Table) -> pa.Table:
-    """SESSIONS rows sorted by (start, session_id); `heads` holds their first requests' columns."""
-    o = np.lexsort((digests, c.start))  # the numbers and positions first: no wide table is reordered
-    first, landing, exit_ = at[c.ss][o], at[c.landing][o], at[c.exit][o]
-    heads = heads.take(pa.array(o))
-    land = table.select(_LANDING_COLS).take(pa.array(landing))
+                  anon: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """SESSIONS rows sorted by (start, session_id); `anon` holds their first requests' anonymous_id."""
+    # Sort the numbers first (the hex ids as four big-endian words), so no table is reordered.
+    words = digests.view(">u8").reshape(-1, 4).astype(np.uint64)
+    o = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0], c.start))
+    first = pa.array(at[c.ss][o])
+    heads = table.select(_FIRST_COLS[1:]).take(first)
+    land = table.select(_LANDING_COLS).take(pa.array(at[c.landing][o]))
     pageviews = c.pageviews[o]
-    duration = (c.end - c.start)[o] / _US
+    start, end = c.start[o], c.end[o]
+    duration = (end - start) / _US
     cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "session_id": hex_strings(digests[o], np.ones(len(o), bool)),
         # The stitched user of the session's first request (its first login).
-        "user_id": user.take(pa.array(first)),
-        "start": pa.array(c.start[o], TS),
-        "end": pa.array(c.end[o], TS),
+        "user_id": user.take(first),
+        "anonymous_id": anon.take(pa.array(o)),
+        "start": pa.array(start, TS),
+        "end": pa.array(end, TS),
         "duration_s": pa.array(duration),
         "requests": pa.array((c.se - c.ss + 1)[o]),
         "pageviews": pa.array(pageviews),
         "events": pa.array(np.zeros(len(o), np.int64)),
         "landing_path": land.column("path"),
-        "exit_path": table.column("path").take(pa.array(exit_)),
+        "exit_path": table.column("path").take(pa.array(at[c.exit][o])),
         "is_bounce": pa.array(pageviews == 1),
         "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
     }
     cols |= {name: land.column(name) for name in _LANDING_COLS[1:]}
-    cols |= {name: heads.column(name) for name in _FIRST_COLS}
-    return conform(pa.table(cols), SESSIONS)
+    cols |= {name: heads.column(name) for name in _FIRST_COLS[1:]}
+    return pa.Table.from_arrays([cols[f.name] for f in SESSIONS], schema=_SESSIONS)

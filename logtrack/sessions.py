@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 
 from .config import Config
 from .enrich.static import is_page_path
-from .rowstore import RowStore
+from .rowstore import RowStore, remap
 from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
 from .sessionemit import Closed, assemble
 from .sessionstore import (
@@ -66,10 +66,8 @@ from .sessionstore import (
     chunk,
     hashes,
     ints,
-    key_fields,
     local_days,
     merge_sorted,
-    pack_keys,
     rank_lines,
     rerank,
     select,
@@ -151,6 +149,9 @@ class SessionOutput(NamedTuple):
     sessions: pa.Table
 
 
+_NONE = SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))  # tables are immutable: one will do
+
+
 def pageview_mask(table: pa.Table, among: np.ndarray | None = None) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots
     (only rows `among` are tested when given; the others are False)."""
@@ -186,7 +187,7 @@ class Sessionizer:
         """Start with no visitors and an empty buffer."""
         self.cfg = cfg or SessionConfig()
         self._rows = RowStore(_STORED_SCHEMA)
-        self._open: Cols = {}  # rows in sessions: key (see pack_keys), ts, pos, flags [, utm, day]
+        self._open: Cols = {}  # rows in sessions: vh, ts, rl, pos, flags [, utm, day], sorted by (vh, ts, rl)
         self._waiting: Cols = {}  # rows outside sessions (ts, rl = rank_lines, pos) until older than the cutoff
         self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
@@ -243,7 +244,9 @@ class Sessionizer:
         vh = np.where(bools(by_anon), hashes(anon, _VISITOR_KEYS[0]), hashes(user, _VISITOR_KEYS[1]))[rows]
         flags = np.where(pageview_mask(batch, eligible)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
-        new = {"key": pack_keys(vh, ts[rows], rl[rows]), "ts": ts[rows], "pos": pos[rows], "flags": flags}
+        order = np.lexsort((rl[rows], ts[rows], vh))
+        rows = rows[order]
+        new = {"vh": vh[order], "ts": ts[rows], "rl": rl[rows], "pos": pos[rows], "flags": flags[order]}
         if self.cfg.mode == "ua":
             part = batch.select(_UTM).take(pa.array(rows))
             joined = pc.binary_join_element_wise(*[pc.fill_null(part.column(c), "") for c in _UTM], "\x1f")
@@ -251,7 +254,6 @@ class Sessionizer:
                                    pc.is_valid(part.column("utm_campaign"))))
             new["flags"] |= np.where(tagged, TAGGED, 0).astype(np.uint8)
             new |= {"utm": hashes(joined, _VISITOR_KEYS[0]), "day": local_days(new["ts"], self.cfg.timezone)}
-        new = select(new, np.argsort(new["key"], kind="stable"))
         self._open = merge_sorted(self._open, new) if self._open else new
 
     def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
@@ -266,15 +268,14 @@ class Sessionizer:
             if self._waiting:
                 self._waiting["rl"] = rerank(self._waiting["rl"], remap)
             if self._open:
-                fields = key_fields(self._open["key"])
-                fields[:, 2] = rerank(fields[:, 2].astype(np.int64), remap)
+                self._open["rl"] = rerank(self._open["rl"], remap)
         ranks = np.array([self._sources[n] for n in names] + [-1], np.int64)
         return ranks[pc.fill_null(enc.indices, len(names)).to_numpy()]
 
     def _emit(self, final: bool) -> SessionOutput:
         """The rows and sessions nothing can change any more, sorted by (ts, source, line)."""
         if not self.buffered_rows or (self._cutoff is None and not final):
-            return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
+            return _NONE
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
         rows = self._waiting
         if rows:
@@ -284,20 +285,26 @@ class Sessionizer:
         if done:
             rows = {k: np.concatenate([rows[k], done[k]]) for k in done} if rows else done
         if not len(rows.get("pos", ())):
-            return SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))
-        order = np.lexsort((rows["rl"], rows["ts"]))
-        # The one wide gather of a push (the rest is derived from it), grouped by stored table.
-        # (finish's one output, which consumers may cut into slices, is sorted throughout.)
-        table, grouped = self._rows.take(rows["pos"][order], in_order=final)
-        order = order[grouped]
+            return _NONE
+        # A push emits its rows in the order they were pushed (the order they are stored in: the
+        # one wide gather of a push reads each stored table once, in order); finish, whose one
+        # output consumers may cut into slices, sorts them by (ts, source, line).
+        stored = np.argsort(rows["pos"])
+        order, then = stored, None  # the output's rows (indices into `rows`); how to reorder the gather
+        if final:
+            order = np.lexsort((rows["rl"], rows["ts"]))
+            then = np.empty(len(order), np.int64)
+            then[stored] = np.arange(len(order))
+            then = then[order]
+        table = self._rows.take(rows["pos"][stored], then)
         at = np.empty(len(order), np.int64)  # the output row of each of `rows`
         at[order] = np.arange(len(order))
         requests, sessions = assemble(table, at[len(order) - len(done.get("pos", ())):], closed)
-        moved = self._rows.release(rows["pos"])
+        moved = self._rows.release(rows["pos"][stored])
         if moved is not None:
             for cols in (self._open, self._waiting):
                 if cols:
-                    cols["pos"] = moved[cols["pos"]]
+                    cols["pos"] = remap(cols["pos"], moved)
         return SessionOutput(requests, sessions)
 
     def _close(self, cutoff: int, final: bool) -> tuple[Cols, Closed | None]:
@@ -307,7 +314,7 @@ class Sessionizer:
         if not o or not len(o["ts"]):
             return {}, None
         t, n = o["ts"], len(o["ts"])
-        vh = key_fields(o["key"])[:, 0]
+        vh = o["vh"]
         new_visitor = np.ones(n, bool)
         new_visitor[1:] = vh[1:] != vh[:-1]
         brk = new_visitor.copy()
@@ -331,7 +338,7 @@ class Sessionizer:
         # done sessions are always its first ones in the buffer.
         idx = np.arange(len(starts))
         rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
-        seq = self._seen.add(vh[starts[done]].astype(np.uint64)) + rank + 1
+        seq = self._seen.add(vh[starts[done]]) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
         d = select(o, row_done) if not final else o
         self._open = select(o, ~row_done) if not final else {}
@@ -349,5 +356,5 @@ class Sessionizer:
         exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
         closed = Closed(group=group, src=stitch(has_user, ss[group], se[group]), has_user=has_user, ss=ss, se=se,
                         landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=d["ts"][ss], end=d["ts"][se])
-        rows = {"ts": d["ts"], "rl": key_fields(d["key"])[:, 2].astype(np.int64), "pos": d["pos"]}
+        rows = {"ts": d["ts"], "rl": d["rl"], "pos": d["pos"]}
         return rows, closed

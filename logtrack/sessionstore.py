@@ -71,15 +71,25 @@ def pack_keys(vh: np.ndarray, ts: np.ndarray, rl: np.ndarray) -> np.ndarray:
     return packed.view("S24").ravel()
 
 
-def key_fields(key: np.ndarray) -> np.ndarray:
-    """The three big-endian fields of packed keys, as an (n, 3) view (compare them for equality)."""
-    return key.view(">u8").reshape(-1, 3)
-
-
 def merge_sorted(old: Cols, new: Cols) -> Cols:
-    """Merge rows sorted by their packed `key` into sorted rows; a new row goes after equal keys."""
-    at = np.searchsorted(old["key"], new["key"], side="right") + np.arange(len(new["key"]))
-    is_old = np.ones(len(at) + len(old["key"]), bool)
+    """Merge rows sorted by (vh, ts, rl) into sorted rows; a new row goes after equal ones.
+
+    A new row usually belongs after every buffered row of its visitor (logs move forward), which
+    a binary search on the visitor hash alone finds; only rows that arrived out of order are
+    placed by packed (visitor, ts, rl) keys.
+    """
+    ovh, nvh = old["vh"], new["vh"]
+    if not len(ovh):
+        return new
+    lo, at = np.searchsorted(ovh, nvh, side="left"), np.searchsorted(ovh, nvh, side="right")
+    last = np.maximum(at - 1, 0)
+    ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"], new["rl"]
+    inside = (at > lo) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
+    if inside.any():
+        keys = pack_keys(ovh, old["ts"], old["rl"])
+        at[inside] = np.searchsorted(keys, pack_keys(nvh[inside], nts[inside], nrl[inside]), side="right")
+    at += np.arange(len(nvh))
+    is_old = np.ones(len(at) + len(ovh), bool)
     is_old[at] = False  # one mask places both sides in every column
     merged = {}
     for name, a in old.items():
