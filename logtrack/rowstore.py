@@ -14,13 +14,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_MADE: dict[tuple[str, pa.DataType], pa.Array] = {}  # the longest made so far: shorter ones are slices
+
 
 def _made(kind: str, n: int, typ: pa.DataType) -> pa.Array:
-    """n nulls, or n empty maps, of type `typ`."""
-    if kind == "null":
-        return pa.nulls(n, typ)
-    none = pa.array([], typ.key_type)
-    return pa.MapArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), none, none.cast(typ.item_type), type=typ)
+    """n nulls, or n empty maps, of type `typ` (zero-copy slices of one array, made once)."""
+    found = _MADE.get((kind, typ))
+    if found is None or len(found) < n:
+        size = max(n, 65536, 2 * len(found) if found is not None else 0)
+        if kind == "null":
+            found = pa.nulls(size, typ)
+        else:
+            none = pa.array([], typ.key_type)
+            found = pa.MapArray.from_arrays(pa.array(np.zeros(size + 1, np.int32)), none, none.cast(typ.item_type), type=typ)
+        _MADE[(kind, typ)] = found
+    return found.slice(0, n)
 
 
 def _kinds(table: pa.Table) -> dict[str, str]:
@@ -108,9 +116,9 @@ class RowStore:
             [body.column(f.name) if f.name not in made else _made(made[f.name], n, f.type) for f in self.schema],
             schema=self.schema)
 
-    def release(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """Forget emitted rows (ascending positions); when rows moved, return their old positions
-        (ascending) and their new ones."""
+    def release(self, pos: np.ndarray) -> list[tuple[int, np.ndarray]] | None:
+        """Forget emitted rows (ascending positions); when rows moved, return for each table
+        compacted its old base and the new position of each of its rows (-1: emitted)."""
         for i, lo, hi in self._groups(pos):
             self._alive[i][pos[lo:hi] - self.base[i]] = False
             self.live[i] -= hi - lo
@@ -120,7 +128,7 @@ class RowStore:
         join = small.any() and int((self.live > 0).sum()) > 16  # too many tables: join runs of small ones
         if not (compact.any() or join or (self.live == 0).any()):
             return None
-        old, new = [], []
+        moved: list[tuple[int, np.ndarray]] = []
         keep = [i for i in range(len(self.tables)) if self.live[i]]
         runs: list[list[int]] = []  # runs of tables that end up as one (each table alone, unless joined)
         for i in keep:
@@ -137,15 +145,17 @@ class RowStore:
                 alive.append(self._alive[i])
                 base.append(self.base[i])
                 continue
-            parts = []
+            parts, start = [], int(self.base[i])
             for j in run:  # each table's rows left, in order, from the run's first base on
                 rows = np.flatnonzero(self._alive[j])
                 k = self._trivial[j]
                 parts.append(self._complete(self._gather(self.tables[j], k, pa.array(rows),
                                                          [n for n in self.schema.names if n not in k]), k))
-                old.append(self.base[j] + rows)
+                to = np.full(len(self._alive[j]), -1, np.int64)
+                to[rows] = start + np.arange(len(rows))
+                moved.append((int(self.base[j]), to))
+                start += len(rows)
             table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-            new.append(self.base[i] + np.arange(table.num_rows))
             tables.append(table)
             trivial.append(_kinds(table) if len(run) > 1 else self._trivial[i])
             alive.append(np.ones(table.num_rows, bool))
@@ -153,14 +163,13 @@ class RowStore:
         self.tables, self._trivial, self._alive = tables, trivial, alive
         self.base = np.array(base, np.int64)
         self.live = np.array([int(a.sum()) for a in alive], np.int64)
-        if not old:
-            return None
-        return np.concatenate(old), np.concatenate(new)
+        return moved or None
 
 
-def remap(pos: np.ndarray, moved: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Positions after `RowStore.release` moved some (old positions ascending, new ones)."""
-    old, new = moved
-    at = np.minimum(np.searchsorted(old, pos), len(old) - 1)
-    hit = old[at] == pos
-    return np.where(hit, new[at], pos)
+def remap(pos: np.ndarray, moved: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """Positions after `RowStore.release` moved some (rows not emitted yet only)."""
+    pos = pos.copy()
+    for base, to in moved:
+        inside = np.flatnonzero((pos >= base) & (pos < base + len(to)))
+        pos[inside] = to[pos[inside] - base]
+    return pos

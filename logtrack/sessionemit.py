@@ -113,9 +113,14 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
 def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
                   anon: pa.Array | pa.ChunkedArray) -> pa.Table:
     """SESSIONS rows sorted by (start, session_id); `anon` holds their first requests' anonymous_id."""
-    # Sort the numbers first (the hex ids as four big-endian words), so no table is reordered.
-    words = digests.view(">u8").reshape(-1, 4).astype(np.uint64)
-    o = np.lexsort((words[:, 3], words[:, 2], words[:, 1], words[:, 0], c.start))
+    # Sort the numbers first, so no table is reordered; sessions starting at the same µs (rare)
+    # are then ordered by id (the hex ids compare as four big-endian words).
+    words = digests.view(">u8").reshape(-1, 4)
+    first_word = words[:, 0].astype(np.uint64)
+    o = np.lexsort((first_word, c.start))
+    if ((c.start[o][1:] == c.start[o][:-1]) & (first_word[o][1:] == first_word[o][:-1])).any():
+        words = words.astype(np.uint64)
+        o = np.lexsort((words[:, 3], words[:, 2], words[:, 1], first_word, c.start))
     first = pa.array(at[c.ss][o])
     heads = table.select(_FIRST_COLS[1:]).take(first)
     land = table.select(_LANDING_COLS).take(pa.array(at[c.landing][o]))

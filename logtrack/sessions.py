@@ -72,6 +72,7 @@ from .sessionstore import (
     rerank,
     select,
     stitch,
+    visitor_order,
 )
 
 _KEYS = {"timeout", "mode", "timezone", "exclude", "reorder_window"}
@@ -244,7 +245,11 @@ class Sessionizer:
         vh = np.where(bools(by_anon), hashes(anon, _VISITOR_KEYS[0]), hashes(user, _VISITOR_KEYS[1]))[rows]
         flags = np.where(pageview_mask(batch, eligible)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
-        order = np.lexsort((rl[rows], ts[rows], vh))
+        t, r = ts[rows], rl[rows]
+        if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():
+            order = visitor_order(vh)  # rows came in (ts, rl) order: a stable sort by visitor will do
+        else:
+            order = np.lexsort((r, t, vh))
         rows = rows[order]
         new = {"vh": vh[order], "ts": ts[rows], "rl": rl[rows], "pos": pos[rows], "flags": flags[order]}
         if self.cfg.mode == "ua":
@@ -340,7 +345,7 @@ class Sessionizer:
         rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
         seq = self._seen.add(vh[starts[done]]) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
-        d = select(o, row_done) if not final else o
+        d = select({k: o[k] for k in ("ts", "rl", "pos", "flags")}, row_done) if not final else o
         self._open = select(o, ~row_done) if not final else {}
         # From here on, in the done rows' own index space (sessions are whole blocks of it).
         lengths = (ends - starts + 1)[done]

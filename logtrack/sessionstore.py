@@ -37,12 +37,59 @@ def bools(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return pc.fill_null(col, False).to_numpy(zero_copy_only=False)
 
 
+_FMIX = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+
+
+def _fmix(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finalizer (every input bit affects every output bit), in place."""
+    shift, m1, m2 = _FMIX
+    x ^= x >> shift
+    x *= m1
+    x ^= x >> shift
+    x *= m2
+    x ^= x >> shift
+    return x
+
+
 def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
-    """A 64-bit hash of each string (SipHash once per distinct value; 0 for null)."""
-    enc = pc.dictionary_encode(chunk(col))
-    words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    idx = pc.fill_null(enc.indices, len(words)).to_numpy()
-    return np.append(pd.util.hash_array(words, hash_key=key, categorize=False), np.uint64(0))[idx]
+    """A 64-bit hash of each string (0 for null), the same for a string whatever its batch.
+
+    32-byte strings (the hex digests identity makes anonymous ids of) are hashed from their bytes
+    as four 64-bit words, without a dictionary; other strings by SipHash, once per distinct value.
+    """
+    arr = chunk(col)
+    n, out = len(arr), np.zeros(len(arr), np.uint64)
+    if arr.null_count == n:
+        return out
+    valid = bools(pc.is_valid(arr))
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
+    fixed = valid & (offsets[1:] - offsets[:-1] == 32)
+    if fixed.any():
+        starts = offsets[:-1][fixed].astype(np.int64)
+        data = arr.buffers()[2]
+        if not (starts % 8).any() and data.address % 8 == 0:
+            words = np.frombuffer(data, np.uint64, data.size // 8)[(starts // 8)[:, None] + np.arange(4)]
+        else:
+            words = np.ascontiguousarray(np.frombuffer(data, np.uint8)[starts[:, None] + np.arange(32)]).view(np.uint64)
+        h = np.full(len(starts), np.uint64(int(pd.util.hash_array(np.array([key], object))[0])), np.uint64)
+        for i in range(4):
+            h = _fmix(h ^ words[:, i])
+        out[fixed] = h
+    other = valid & ~fixed
+    if other.any():
+        enc = pc.dictionary_encode(arr.filter(pa.array(other)))
+        words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        out[other] = pd.util.hash_array(words, hash_key=key, categorize=False)[enc.indices.to_numpy()]
+    return out
+
+
+def visitor_order(vh: np.ndarray) -> np.ndarray:
+    """A stable sort of rows by visitor hash: visitors numbered by hashing (pandas factorize),
+    then unique keys (visitor rank, row) sorted without a stable sort's cost."""
+    codes, uniq = pd.factorize(vh)
+    rank = np.empty(len(uniq), np.int64)
+    rank[np.argsort(uniq)] = np.arange(len(uniq))
+    return np.argsort(rank[codes] * len(vh) + np.arange(len(vh)))
 
 
 def select(cols: Cols, which: np.ndarray) -> Cols:
@@ -81,10 +128,10 @@ def merge_sorted(old: Cols, new: Cols) -> Cols:
     ovh, nvh = old["vh"], new["vh"]
     if not len(ovh):
         return new
-    lo, at = np.searchsorted(ovh, nvh, side="left"), np.searchsorted(ovh, nvh, side="right")
+    at = np.searchsorted(ovh, nvh, side="right")
     last = np.maximum(at - 1, 0)
     ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"], new["rl"]
-    inside = (at > lo) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
+    inside = (at > 0) & (ovh[last] == nvh) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
     if inside.any():
         keys = pack_keys(ovh, old["ts"], old["rl"])
         at[inside] = np.searchsorted(keys, pack_keys(nvh[inside], nts[inside], nrl[inside]), side="right")
@@ -148,11 +195,11 @@ class VisitorCounts:
 
     def add(self, vhash: np.ndarray) -> np.ndarray:
         """Count one session per entry; return each visitor's count before this call."""
-        pos, found = self._lookup(vhash)
-        before = np.where(found, self.counts[np.where(found, pos, 0)] if len(self.counts) else 0, 0)
-        uniq, n = np.unique(vhash, return_counts=True)
+        uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
         pos, found = self._lookup(uniq)
+        before = np.zeros(len(uniq), np.int64)
+        before[found] = self.counts[pos[found]]
         self.counts[pos[found]] += n[found]
         self.seen = np.insert(self.seen, pos[~found], uniq[~found])
         self.counts = np.insert(self.counts, pos[~found], n[~found])
-        return before
+        return before[inverse.reshape(-1)]
