@@ -153,9 +153,10 @@ class SessionOutput(NamedTuple):
 _NONE = SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))  # tables are immutable: one will do
 
 
-def pageview_mask(table: pa.Table, among: np.ndarray | None = None) -> np.ndarray:
+def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[str, bool] | None = None) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots
-    (only rows `among` are tested when given; the others are False)."""
+    (only rows `among` are tested when given; the others are False). `memo` remembers the
+    verdict per path across calls (a run sees the same paths again and again)."""
     status = ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
     if among is not None:
@@ -164,7 +165,17 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None) -> np.ndarra
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     enc = pc.dictionary_encode(chunk(table.column("path")).take(pa.array(candidates)))
-    ok[candidates] = bools(is_page_path(enc.dictionary).take(enc.indices))
+    if memo is None:
+        page = bools(is_page_path(enc.dictionary))
+    else:
+        if len(memo) > 200_000:
+            memo.clear()
+        paths = enc.dictionary.to_pylist()
+        new = [p for p in paths if p not in memo]
+        if new:
+            memo.update(zip(new, bools(is_page_path(pa.array(new, pa.string()))).tolist(), strict=True))
+        page = np.array([memo[p] for p in paths], bool)
+    ok[candidates] = page[enc.indices.to_numpy()]
     return ok
 
 
@@ -193,6 +204,7 @@ class Sessionizer:
         self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
         self._seen = VisitorCounts()  # sessions emitted so far per visitor hash
+        self._pages: dict[str, bool] = {}  # path -> page-like (pageview_mask's memo)
         self._timeout = int(self.cfg.timeout / timedelta(microseconds=1))
         self._window = int(self.cfg.reorder_window / timedelta(microseconds=1))
         self.late_rows = 0
@@ -243,7 +255,7 @@ class Sessionizer:
         # The visitor is anonymous_id, else user_id: each hashed once per distinct value, with a
         # key of its own, instead of building `a:…`/`u:…` strings per row.
         vh = np.where(bools(by_anon), hashes(anon, _VISITOR_KEYS[0]), hashes(user, _VISITOR_KEYS[1]))[rows]
-        flags = np.where(pageview_mask(batch, eligible)[rows], PAGEVIEW, 0).astype(np.uint8)
+        flags = np.where(pageview_mask(batch, eligible, self._pages)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
         t, r = ts[rows], rl[rows]
         if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():

@@ -7,6 +7,8 @@ rank and line) into fixed-width bytes that numpy sorts and binary-searches as on
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -51,6 +53,12 @@ def _fmix(x: np.ndarray) -> np.ndarray:
     return x
 
 
+@lru_cache(maxsize=8)
+def _seed(key: str) -> np.uint64:
+    """The start value of the word hash for one purpose (anonymous ids, user ids…)."""
+    return np.uint64(int(pd.util.hash_array(np.array([key], object))[0]))
+
+
 def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
     """A 64-bit hash of each string (0 for null), the same for a string whatever its batch.
 
@@ -71,7 +79,7 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
             words = np.frombuffer(data, np.uint64, data.size // 8)[(starts // 8)[:, None] + np.arange(4)]
         else:
             words = np.ascontiguousarray(np.frombuffer(data, np.uint8)[starts[:, None] + np.arange(32)]).view(np.uint64)
-        h = np.full(len(starts), np.uint64(int(pd.util.hash_array(np.array([key], object))[0])), np.uint64)
+        h = np.full(len(starts), _seed(key), np.uint64)
         for i in range(4):
             h = _fmix(h ^ words[:, i])
         out[fixed] = h
