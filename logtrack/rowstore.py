@@ -82,12 +82,12 @@ class RowStore:
         los, his = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(pos)]])
         return [(int(which[lo]), int(lo), int(hi)) for lo, hi in zip(los, his, strict=True)] if len(pos) else []
 
-    def take(self, pos: np.ndarray, then: np.ndarray | None = None) -> pa.Table:
-        """Rows at ascending positions, every column, in that order; or, with `then`, the gathered
-        rows `then` (a second gather, of these rows only)."""
+    def take(self, pos: np.ndarray, then: np.ndarray | None = None) -> dict[str, pa.Array | pa.ChunkedArray]:
+        """Rows at ascending positions, every column (by name), in that order; or, with `then`,
+        the gathered rows `then` (a second gather, of these rows only)."""
         groups = self._groups(pos)
         if not groups:
-            return self.schema.empty_table()
+            return dict(zip(self.schema.names, self.schema.empty_table().columns, strict=True))
         kinds = [self._trivial[i] for i, _, _ in groups]
         common = dict(set(kinds[0].items()).intersection(*(k.items() for k in kinds[1:])))
         names = [n for n in self.schema.names if n not in common]
@@ -95,7 +95,8 @@ class RowStore:
                                  for i, lo, hi in groups])
         if then is not None:
             body = pc.take(body, pa.array(then), boundscheck=False)
-        return self._complete(body, common)
+        n = body.num_rows
+        return {f.name: _made(common[f.name], n, f.type) if f.name in common else body.column(f.name) for f in self.schema}
 
     def _gather(self, table: pa.Table, trivial: dict[str, str], idx: pa.Array, names: list[str]) -> pa.Table:
         """Rows `idx` of one stored table, columns `names`."""

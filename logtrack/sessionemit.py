@@ -25,6 +25,7 @@ _LANDING_COLS = ["path", "referer_host", "channel", *_UTM]  # of the landing req
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)], "S2")
 _US = 1_000_000
 _SESSIONS = empty(SESSIONS).schema  # SESSIONS as emitted (nullable fields, as `schema.conform` makes them)
+_REQUESTS = empty(ENRICHED_REQUESTS).schema
 
 
 @dataclass
@@ -64,15 +65,15 @@ def session_digests(anon: pa.Array | pa.ChunkedArray, user: pa.Array | pa.Chunke
     return _HEX[np.frombuffer(digests, np.uint8)].view("S32")
 
 
-def assemble(table: pa.Table, at: np.ndarray, closed: Closed | None) -> tuple[pa.Table, pa.Table]:
+def assemble(table: dict[str, pa.Array | pa.ChunkedArray], at: np.ndarray, closed: Closed | None) -> tuple[pa.Table, pa.Table]:
     """The ENRICHED_REQUESTS and SESSIONS tables of one push.
 
-    `table` holds the emitted rows in output order with their logged user_id; `at` is the row of
+    `table` holds the emitted rows' columns in output order, user_id as logged; `at` is the row of
     `table` of each closed row (in `closed`'s order). Rows outside sessions keep their user_id and
     get null session columns.
     """
-    n = table.num_rows
-    user = table.column("user_id")
+    user = table["user_id"]
+    n = len(user)
     if closed is None:
         session_id, session_seq = pa.nulls(n, pa.string()), pa.nulls(n, pa.int32())
         sessions = empty(SESSIONS)
@@ -84,20 +85,16 @@ def assemble(table: pa.Table, at: np.ndarray, closed: Closed | None) -> tuple[pa
             idx[at[stitched]] = at[closed.src[stitched]]
             user = user.take(pa.array(idx))
         first = at[closed.ss]
-        anon = table.column("anonymous_id").take(pa.array(first))
-        digests = session_digests(anon, table.column("user_id").take(pa.array(first)), closed.start)
+        anon = table["anonymous_id"].take(pa.array(first))
+        digests = session_digests(anon, table["user_id"].take(pa.array(first)), closed.start)
         group = np.full(n, -1, np.int64)  # per output row: its session, or -1
         group[at] = closed.group
         in_session = group >= 0
         session_id = _id_column(digests, group, in_session)
         session_seq = pa.array(closed.seq[group].astype(np.int32), mask=~in_session)
         sessions = _session_rows(table, user, at, closed, digests, anon)
-    values = {"user_id": user, "session_id": session_id, "session_seq": session_seq}
-    names = ENRICHED_REQUESTS.names
-    requests = pa.Table.from_arrays(
-        [values[name] if name in values else table.column(name) for name in names],
-        schema=pa.schema([ENRICHED_REQUESTS.field(n) if n in values else table.schema.field(n) for n in names]))
-    return requests, sessions
+    values = table | {"user_id": user, "session_id": session_id, "session_seq": session_seq}
+    return pa.Table.from_arrays([values[name] for name in _REQUESTS.names], schema=_REQUESTS), sessions
 
 
 def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.Array:
@@ -110,7 +107,7 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
     return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), data], null_count=int(n - valid.sum()))
 
 
-def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
+def _session_rows(table: dict[str, pa.Array | pa.ChunkedArray], user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
                   anon: pa.Array | pa.ChunkedArray) -> pa.Table:
     """SESSIONS rows sorted by (start, session_id); `anon` holds their first requests' anonymous_id."""
     # Sort the numbers first, so no table is reordered; sessions starting at the same µs (rare)
@@ -122,8 +119,9 @@ def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Clo
         words = words.astype(np.uint64)
         o = np.lexsort((words[:, 3], words[:, 2], words[:, 1], first_word, c.start))
     first = pa.array(at[c.ss][o])
-    heads = table.select(_FIRST_COLS[1:]).take(first)
-    land = table.select(_LANDING_COLS).take(pa.array(at[c.landing][o]))
+    heads = {name: table[name].take(first) for name in _FIRST_COLS[1:]}
+    landing = pa.array(at[c.landing][o])
+    land = {name: table[name].take(landing) for name in _LANDING_COLS}
     pageviews = c.pageviews[o]
     start, end = c.start[o], c.end[o]
     duration = (end - start) / _US
@@ -138,11 +136,11 @@ def _session_rows(table: pa.Table, user: pa.ChunkedArray, at: np.ndarray, c: Clo
         "requests": pa.array((c.se - c.ss + 1)[o]),
         "pageviews": pa.array(pageviews),
         "events": pa.array(np.zeros(len(o), np.int64)),
-        "landing_path": land.column("path"),
-        "exit_path": table.column("path").take(pa.array(at[c.exit][o])),
+        "landing_path": land["path"],
+        "exit_path": table["path"].take(pa.array(at[c.exit][o])),
         "is_bounce": pa.array(pageviews == 1),
         "is_engaged": pa.array((duration > 10) | (pageviews >= 2)),
     }
-    cols |= {name: land.column(name) for name in _LANDING_COLS[1:]}
-    cols |= {name: heads.column(name) for name in _FIRST_COLS[1:]}
+    cols |= {name: land[name] for name in _LANDING_COLS[1:]}
+    cols |= heads
     return pa.Table.from_arrays([cols[f.name] for f in SESSIONS], schema=_SESSIONS)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -179,12 +180,28 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     return ok
 
 
+@lru_cache(maxsize=16)
+def _conforms(schema: pa.Schema) -> bool:
+    """Whether a table with `schema` has every stored column with its ENRICHED_REQUESTS type."""
+    names = set(schema.names)
+    return all(f.name in names and schema.field(f.name).type == f.type for f in _STORED_SCHEMA)
+
+
 def _stored(table: pa.Table) -> pa.Table:
     """The columns the store keeps, as ENRICHED_REQUESTS types (no copy when they already are)."""
-    names = set(table.column_names)
-    if not all(f.name in names and table.schema.field(f.name).type == f.type for f in _STORED_SCHEMA):
+    if not _conforms(table.schema):
         table = conform(table, ENRICHED_REQUESTS)
     return pa.Table.from_arrays([table.column(n) for n in _STORED], schema=_STORED_SCHEMA)
+
+
+def _sorted(table: dict[str, pa.Array | pa.ChunkedArray], at: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Columns sorted by (ts, source, line), nulls first (the order of a source's rank); and `at`
+    (output rows) following the rows."""
+    order = pc.sort_indices(pa.table({k: table[k] for k in ("ts", "source", "line")}),
+                            [(k, "ascending", "at_start") for k in ("ts", "source", "line")])
+    moved_to = np.empty(len(order), np.int64)
+    moved_to[order.to_numpy()] = np.arange(len(order))
+    return {k: c if c.null_count == len(c) else pc.take(c, order, boundscheck=False) for k, c in table.items()}, moved_to[at]
 
 
 class Sessionizer:
@@ -200,7 +217,7 @@ class Sessionizer:
         self.cfg = cfg or SessionConfig()
         self._rows = RowStore(_STORED_SCHEMA)
         self._open: Cols = {}  # rows in sessions: vh, ts, rl, pos, flags [, utm, day], sorted by (vh, ts, rl)
-        self._waiting: Cols = {}  # rows outside sessions (ts, rl = rank_lines, pos) until older than the cutoff
+        self._waiting: Cols = {}  # rows outside sessions (ts, pos) until older than the cutoff
         self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
         self._seen = VisitorCounts()  # sessions emitted so far per visitor hash
@@ -247,7 +264,7 @@ class Sessionizer:
         eligible = bools(ok)
         rl = rank_lines(self._source_ranks(batch.column("source")), ints(batch.column("line"), -1))
         pos = self._rows.add(batch)
-        wait = {"ts": ts[~eligible], "rl": rl[~eligible], "pos": pos[~eligible]}
+        wait = {"ts": ts[~eligible], "pos": pos[~eligible]}
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):
@@ -276,60 +293,58 @@ class Sessionizer:
     def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
         """Rank of each row's source name among the names seen (-1 for null); a new name re-ranks
         the buffered rows (order between known names never changes)."""
-        enc = pc.dictionary_encode(chunk(col))
+        col = chunk(col)
+        if col.null_count == 0 and len(col) and (one := col[0].as_py()) in self._sources and pc.all(pc.equal(col, one)).as_py():
+            return np.full(len(col), self._sources[one], np.int64)  # one known source: the usual batch
+        enc = pc.dictionary_encode(col)
         names = enc.dictionary.to_pylist()
         if not self._sources.keys() >= set(names):
             old = self._sources
             self._sources = {name: i for i, name in enumerate(sorted(old.keys() | set(names)))}
             remap = np.array([self._sources[n] for n in old] + [-1], np.int64)  # old rank -> new; -1 stays
-            if self._waiting:
-                self._waiting["rl"] = rerank(self._waiting["rl"], remap)
             if self._open:
                 self._open["rl"] = rerank(self._open["rl"], remap)
         ranks = np.array([self._sources[n] for n in names] + [-1], np.int64)
         return ranks[pc.fill_null(enc.indices, len(names)).to_numpy()]
 
     def _emit(self, final: bool) -> SessionOutput:
-        """The rows and sessions nothing can change any more, sorted by (ts, source, line)."""
+        """The rows and sessions nothing can change any more (see the module docstring)."""
         if not self.buffered_rows or (self._cutoff is None and not final):
             return _NONE
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
-        rows = self._waiting
-        if rows:
-            ready = rows["ts"] < cutoff
-            rows, self._waiting = select(rows, ready), select(rows, ~ready)
+        pos = np.empty(0, np.int64)
+        if self._waiting:
+            ready = self._waiting["ts"] < cutoff
+            pos = self._waiting["pos"][ready]
+            self._waiting = select(self._waiting, ~ready)
         done, closed = self._close(cutoff, final)
-        if done:
-            rows = {k: np.concatenate([rows[k], done[k]]) for k in done} if rows else done
-        if not len(rows.get("pos", ())):
+        n_other = len(pos)
+        pos = np.concatenate([pos, done]) if len(done) else pos
+        if not len(pos):
             return _NONE
-        # A push emits its rows in the order they were pushed (the order they are stored in: the
-        # one wide gather of a push reads each stored table once, in order); finish, whose one
-        # output consumers may cut into slices, sorts them by (ts, source, line).
-        stored = np.argsort(rows["pos"])
-        order, then = stored, None  # the output's rows (indices into `rows`); how to reorder the gather
-        if final:
-            order = np.lexsort((rows["rl"], rows["ts"]))
-            then = np.empty(len(order), np.int64)
-            then[stored] = np.arange(len(order))
-            then = then[order]
-        table = self._rows.take(rows["pos"][stored], then)
-        at = np.empty(len(order), np.int64)  # the output row of each of `rows`
-        at[order] = np.arange(len(order))
-        requests, sessions = assemble(table, at[len(order) - len(done.get("pos", ())):], closed)
-        moved = self._rows.release(rows["pos"][stored])
+        # A push emits its rows in the order they were pushed, the order they are stored in: the
+        # one wide gather of a push reads each stored table once, in order.
+        stored = np.argsort(pos)
+        pos = pos[stored]
+        table = self._rows.take(pos)
+        at = np.empty(len(pos), np.int64)  # the output row of each emitted row (others, then done)
+        at[stored] = np.arange(len(pos))
+        if final:  # finish's one output, which consumers may cut into slices: sorted throughout
+            table, at = _sorted(table, at)
+        requests, sessions = assemble(table, at[n_other:], closed)
+        moved = self._rows.release(pos)
         if moved is not None:
             for cols in (self._open, self._waiting):
                 if cols:
                     cols["pos"] = remap(cols["pos"], moved)
         return SessionOutput(requests, sessions)
 
-    def _close(self, cutoff: int, final: bool) -> tuple[Cols, Closed | None]:
-        """Take the sessions nothing can change any more out of `_open`: their rows (ts, rl, pos),
+    def _close(self, cutoff: int, final: bool) -> tuple[np.ndarray, Closed | None]:
+        """Take the sessions nothing can change any more out of `_open`: their rows' positions,
         grouped by session, and what `sessionemit.assemble` needs to know about them."""
         o = self._open
         if not o or not len(o["ts"]):
-            return {}, None
+            return np.empty(0, np.int64), None
         t, n = o["ts"], len(o["ts"])
         vh = o["vh"]
         new_visitor = np.ones(n, bool)
@@ -350,14 +365,14 @@ class Sessionizer:
             if self.cfg.mode == "ua":
                 done |= local_days(np.array([cutoff]), self.cfg.timezone)[0] > o["day"][ends]
         if not done.any():
-            return {}, None
+            return np.empty(0, np.int64), None
         # session_seq: per visitor, counting on from what earlier pushes emitted. A visitor's
         # done sessions are always its first ones in the buffer.
         idx = np.arange(len(starts))
         rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
         seq = self._seen.add(vh[starts[done]]) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
-        d = select({k: o[k] for k in ("ts", "rl", "pos", "flags")}, row_done) if not final else o
+        d = select({k: o[k] for k in ("pos", "flags")}, row_done) if not final else o
         self._open = select(o, ~row_done) if not final else {}
         # From here on, in the done rows' own index space (sessions are whole blocks of it).
         lengths = (ends - starts + 1)[done]
@@ -372,6 +387,5 @@ class Sessionizer:
         landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
         exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
         closed = Closed(group=group, src=stitch(has_user, ss[group], se[group]), has_user=has_user, ss=ss, se=se,
-                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=d["ts"][ss], end=d["ts"][se])
-        rows = {"ts": d["ts"], "rl": d["rl"], "pos": d["pos"]}
-        return rows, closed
+                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[starts[done]], end=t[ends[done]])
+        return d["pos"], closed
