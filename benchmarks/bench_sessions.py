@@ -8,7 +8,7 @@ user agent; sessions of one visitor are more than 31 min apart, requests within 
 each in a fresh subprocess so peak RSS is per stage:
   parse   — `pipeline.iter_parsed` only (the baseline);
   full    — parse, then enrich → identify → privacy.apply → Sessionizer.push per batch;
-and prints rows/s, seconds per stage (wall clock: run it on an idle machine), peak RSS, how much sessionizing added to the parse time,
+and prints rows/s, seconds per stage (wall clock: run it on an idle machine; CPU seconds too), peak RSS, how much sessionizing added to the parse time,
 whether the session count matches the truth, and the time to enrich 100 k distinct user agents.
 
     /work/venv/bin/python benchmarks/bench_sessions.py --log benchmarks/data/combined-1000000-1.log [--rules rules/]
@@ -117,16 +117,19 @@ def stage(kind: str, log: str) -> dict:
     from logtrack.sources import Input
 
     timings = dict.fromkeys(["parse", "enrich", "identify", "privacy", "sessionize"], 0.0)
+    cpu = dict.fromkeys(timings, 0.0)
     ecfg, icfg, pcfg = EnrichConfig(), IdentityConfig(), privacy.PrivacyConfig()
     sessionizer = Sessionizer(SessionConfig())
     rows = sessions = emitted = 0
     start = last = time.perf_counter()
+    cpu_start = cpu_last = time.process_time()
 
     def lap(name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
+        nonlocal last, cpu_last
+        now, cpu_now = time.perf_counter(), time.process_time()
         timings[name] += now - last
-        last = now
+        cpu[name] += cpu_now - cpu_last
+        last, cpu_last = now, cpu_now
 
     for batch in iter_parsed([Input(log)], ParseOptions(format="combined"), RunStats()):
         lap("parse")
@@ -151,7 +154,7 @@ def stage(kind: str, log: str) -> dict:
     total = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rows": rows, "total_s": total, "timings": timings, "peak_rss_mib": rss,
-            "sessions": sessions, "emitted": emitted}
+            "sessions": sessions, "emitted": emitted, "cpu_s": time.process_time() - cpu_start, "cpu": cpu}
 
 
 def chain_cpu(log: str, rules: str | None) -> dict:
@@ -270,6 +273,8 @@ def main() -> None:
           f"({after / f['rows'] * 1e6:.2f} µs/row, {f['rows'] / after:,.0f} rows/s); "
           f"sessionize alone {stages['sessionize']:.2f} s = {stages['sessionize'] / p['total_s']:.0%} of parse time; "
           f"whole chain adds {added / p['total_s']:.0%} to parse time")
+    print(f"  CPU seconds: parse only {p['cpu_s']:.2f}; per stage " + ", ".join(f"{k} {v:.2f}" for k, v in f["cpu"].items())
+          + f"; sessionize {f['cpu']['sessionize'] / p['cpu_s']:.0%} of parse-only CPU")
     print(f"  sessions: {f['sessions']:,} (truth {truth['human_sessions']:,}: "
           f"{'match' if f['sessions'] == truth['human_sessions'] else 'MISMATCH'}); requests emitted {f['emitted']:,}")
     res = subprocess.run([sys.executable, __file__, "--stage", "uas", "--uas", str(args.uas)],

@@ -58,8 +58,12 @@ def session_digests(anon: pa.Array | pa.ChunkedArray, user: pa.Array | pa.Chunke
     The messages are built by Arrow and the digests hex-encoded by numpy: only the hash itself
     runs once per session in Python.
     """
-    key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
-    text = pc.binary_join_element_wise(key, pc.cast(pa.array(start_us, pa.int64()), pa.string()), "\x1f")
+    start = pc.cast(pa.array(start_us, pa.int64()), pa.string())
+    if anon.null_count == 0:  # the usual case: one kernel builds the messages
+        text = pc.binary_join_element_wise("a:", anon, "\x1f", start, "")
+    else:
+        key = pc.coalesce(pc.binary_join_element_wise("a:", anon, ""), pc.binary_join_element_wise("u:", user, ""))
+        text = pc.binary_join_element_wise(key, start, "\x1f")
     blake = hashlib.blake2b
     digests = b"".join([blake(m, digest_size=16).digest() for m in pc.cast(text, pa.binary()).to_pylist()])
     return _HEX[np.frombuffer(digests, np.uint8)].view("S32")

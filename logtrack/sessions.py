@@ -30,11 +30,18 @@ Streaming. `push(table, watermark)` promises that later pushes hold no row older
 reorder_window` (the cutoff). A session is emitted (its requests and its SESSIONS row) once nothing
 can change it: its last request is more than `timeout` before the cutoff, the visitor's next
 session started before the cutoff, or (ua mode) the cutoff is on a later local day; other rows are
-emitted once older than the cutoff. Each output's requests are sorted by (ts, source, line). Memory
-holds the rows of open sessions and the reorder window (pushed tables are compacted once less than a
+emitted once older than the cutoff. A session's requests all come in the output that carries its
+SESSIONS row. A push's output holds its requests in the order they were pushed (an earlier pushed
+table's rows first, each table's rows in their own order), which is the order they are stored in:
+the push gathers them with one pass over each stored table instead of a gather across all of them
+(consumers that need time order sort what they process as a whole, as rules do). `finish()`'s one
+output is sorted by (ts, source, line): consumers may cut it into slices (`run.Chain` does), and a
+session cut across slices then still shows its earliest request first. Memory holds the rows of
+open sessions and the reorder window (pushed tables are compacted in place once less than a
 quarter of their rows is held: at most 4x those rows), plus 16 bytes per visitor seen (for
-session_seq); the union of all outputs is the same whatever the batch sizes and watermark cadence. Rows older than an
-earlier cutoff (later than promised) are still processed and counted in `late_rows`.
+session_seq); the union of all outputs is the same whatever the batch sizes and watermark cadence.
+Rows older than an earlier cutoff (later than promised) are still processed and counted in
+`late_rows`.
 """
 
 from __future__ import annotations
@@ -162,7 +169,8 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     ok = ((status >= 200) & (status < 300)) | (status == 304)
     if among is not None:
         ok &= among
-    ok &= bools(pc.is_in(table.column("method"), pa.array(["GET", "HEAD"])))
+    method = table.column("method")
+    ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     enc = pc.dictionary_encode(chunk(table.column("path")).take(pa.array(candidates)))
@@ -208,8 +216,11 @@ class Sessionizer:
     """Stateful, vectorized sessionization across pushes (see the module docstring).
 
     Rows are kept as pushed (`RowStore`); the work is numeric. Rows in sessions are held as arrays
-    sorted by (visitor, ts, source, line) packed into one byte key, so a push merges its own sorted
-    rows in by binary search: no push sorts, copies or re-encodes strings of the whole buffer.
+    sorted by (visitor hash, ts, source rank and line), so a push merges its own sorted rows in by
+    binary search on the visitor hash (rows that came out of order by packed byte keys): no push
+    sorts, copies or re-encodes strings of the whole buffer. The rows a push emits are gathered
+    once (`RowStore.take`); stitched user ids, session ids and SESSIONS rows are derived from
+    that gather and numbers (`sessionemit`).
     """
 
     def __init__(self, cfg: SessionConfig | None = None) -> None:

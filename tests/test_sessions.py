@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -14,8 +16,10 @@ from logtrack.config import Config
 from logtrack.enrich import enrich
 from logtrack.errors import ConfigError
 from logtrack.identity import IdentityConfig, identify
+from logtrack.rowstore import RowStore, remap
 from logtrack.schema import ENRICHED_REQUESTS, REQUESTS, SESSIONS, conform
 from logtrack.sessions import SessionConfig, Sessionizer, parse_duration
+from logtrack.sessionstore import hashes, merge_sorted
 from logtrack.yamlfile import load_yaml
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -307,3 +311,79 @@ def test_output_is_identical_whatever_the_batch_split_and_order(scenario, mode):
     pd.testing.assert_frame_equal(got[0], expected[0])
     pd.testing.assert_frame_equal(got[1], expected[1])
     assert len(got[0]) == len(rows)
+
+
+# --- output contract and the store --------------------------------------------------------------
+
+def test_a_push_emits_in_pushed_order_with_whole_sessions_and_finish_sorts():
+    s = Sessionizer(SessionConfig())
+    # Pushed out of time order across two sources (b.log's rows arrive after a.log's later ones).
+    first = prepared([{"ts": "2026-03-01 10:00:05", "source": "a.log", "line": 1, "path": "/a1"},
+                      {"ts": "2026-03-01 10:00:09", "source": "a.log", "line": 2, "path": "/a2",
+                       "client_ip": "198.51.100.2"}])
+    second = prepared([{"ts": "2026-03-01 10:00:02", "source": "b.log", "line": 1, "path": "/b1"},
+                       {"ts": "2026-03-01 10:00:07", "source": "b.log", "line": 2, "path": "/b2",
+                        "client_ip": "198.51.100.2"}])
+    assert s.push(first, None).requests.num_rows == 0
+    out = s.push(second, pd.Timestamp("2026-03-01 12:00:00", tz="UTC"))  # closes both sessions
+    assert out.requests.column("path").to_pylist() == ["/a1", "/a2", "/b1", "/b2"]  # as pushed
+    req, ses = out.requests.to_pandas(), out.sessions.to_pandas()
+    assert req.groupby("session_id").size().to_dict() == dict(zip(ses.session_id, ses.requests, strict=True))
+    assert list(ses.landing_path) == ["/b1", "/b2"]  # sessions by start; landing by time, not push order
+    late = Sessionizer(SessionConfig())
+    late.push(first, None)
+    late.push(second, None)
+    assert late.finish().requests.column("path").to_pylist() == ["/b1", "/a1", "/b2", "/a2"]  # (ts, source, line)
+
+
+def test_session_ids_are_blake2b_of_the_visitor_key_and_start():
+    req, ses = run([{"ts": "2026-03-01 10:00:00"}, {"ts": "2026-03-01 10:05:00"}])
+    anon = req.anonymous_id[0]
+    start_us = int(pd.Timestamp("2026-03-01 10:00:00", tz="UTC").value // 1000)
+    expected = hashlib.blake2b(f"a:{anon}\x1f{start_us}".encode(), digest_size=16).hexdigest()
+    assert list(ses.session_id) == [expected] and set(req.session_id) == {expected}
+
+
+def test_visitor_hashes_do_not_depend_on_where_a_string_sits():
+    digest = "0123456789abcdef" * 2  # 32 bytes: hashed from its words
+    alone = hashes(pa.array([digest]), "0123456789123456")
+    # Behind an odd-length value (unaligned offset), in a sliced array, beside a null.
+    mixed = hashes(pa.array(["x", digest, None, "other"]), "0123456789123456")
+    sliced = hashes(pa.array(["abc", digest, "z" * 31]).slice(1), "0123456789123456")
+    assert mixed[1] == alone[0] == sliced[0] and mixed[2] == 0
+    assert len({*mixed[[0, 1, 3]].tolist(), *sliced.tolist()}) == 4
+    assert hashes(pa.array([digest]), "6543210987654321")[0] != alone[0]
+
+
+def test_row_store_compacts_in_place_and_says_where_rows_went():
+    store = RowStore(pa.schema([pa.field("x", pa.int64()), pa.field("s", pa.string())]))
+    pos = [store.add(pa.table({"x": list(range(k * 100, k * 100 + 100)), "s": [None] * 100},
+                              schema=store.schema)) for k in range(3)]
+    assert store.take(pos[1][[3, 5]])["x"].to_pylist() == [103, 105]
+    assert store.release(np.empty(0, np.int64)) is None
+    # Table 0 all emitted (dropped, nothing moves); table 1 keeps rows 50-59 (compacted in place).
+    emitted = np.concatenate([pos[0], pos[1][:50], pos[1][60:]])
+    moved = store.release(emitted)
+    assert [t.num_rows for t in store.tables] == [10, 100]
+    held = np.array([pos[1][55], pos[2][7]])
+    new = remap(held, moved)
+    assert new[0] != held[0] and new[1] == held[1]  # only the compacted table's rows move
+    got = store.take(np.sort(new))
+    assert got["x"].to_pylist() == [155, 207]
+    assert got["s"].null_count == 2  # a column without values is made, not gathered
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 3)), min_size=1, max_size=30),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 3)), min_size=1, max_size=30))
+def test_merging_sorted_rows_keeps_visitor_time_order(old, new):
+    def cols(rows, start):
+        rows = sorted(rows)  # (visitor, ts, rank_lines): how the sessionizer sorts a push's rows
+        a = np.array(rows, np.int64).reshape(-1, 3)
+        return {"vh": a[:, 0].astype(np.uint64), "ts": a[:, 1], "rl": a[:, 2], "pos": start + np.arange(len(rows))}
+    merged = merge_sorted(cols(old, 0), cols(new, 1000))
+    keys = list(zip(merged["vh"].tolist(), merged["ts"].tolist(), merged["rl"].tolist(), strict=True))
+    assert keys == sorted(keys)
+    for i in range(1, len(keys)):  # equal keys: the buffered row first
+        if keys[i] == keys[i - 1]:
+            assert merged["pos"][i - 1] < merged["pos"][i]
