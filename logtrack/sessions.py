@@ -184,7 +184,7 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
         if new:
             memo.update(zip(new, bools(is_page_path(pa.array(new, pa.string()))).tolist(), strict=True))
         page = np.array([memo[p] for p in paths], bool)
-    ok[candidates] = page[enc.indices.to_numpy()]
+    ok[candidates] = np.append(page, False)[pc.fill_null(enc.indices, len(page)).to_numpy()]  # null path: no page
     return ok
 
 
