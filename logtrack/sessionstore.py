@@ -25,6 +25,8 @@ PAGEVIEW, HAS_USER, TAGGED = 1, 2, 4
 def chunk(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     """One array from a (possibly chunked) column."""
     if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks == 1:
+            return col.chunk(0)
         return col.combine_chunks() if col.num_chunks else pa.array([], col.type)
     return col
 
