@@ -82,9 +82,9 @@ class RowStore:
         los, his = np.concatenate([[0], cuts]), np.concatenate([cuts, [len(pos)]])
         return [(int(which[lo]), int(lo), int(hi)) for lo, hi in zip(los, his, strict=True)] if len(pos) else []
 
-    def take(self, pos: np.ndarray, then: np.ndarray | None = None) -> dict[str, pa.Array | pa.ChunkedArray]:
-        """Rows at ascending positions, every column (by name), in that order; or, with `then`,
-        the gathered rows `then` (a second gather, of these rows only)."""
+    def take(self, pos: np.ndarray) -> dict[str, pa.Array | pa.ChunkedArray]:
+        """Rows at ascending positions, every column (by name), in that order (one chunk per
+        stored table they come from)."""
         groups = self._groups(pos)
         if not groups:
             return dict(zip(self.schema.names, self.schema.empty_table().columns, strict=True))
@@ -93,8 +93,6 @@ class RowStore:
         names = [n for n in self.schema.names if n not in common]
         body = pa.concat_tables([self._gather(self.tables[i], self._trivial[i], pa.array(pos[lo:hi] - self.base[i]), names)
                                  for i, lo, hi in groups])
-        if then is not None:
-            body = pc.take(body, pa.array(then), boundscheck=False)
         n = body.num_rows
         return {f.name: _made(common[f.name], n, f.type) if f.name in common else body.column(f.name) for f in self.schema}
 

@@ -62,7 +62,7 @@ from .config import Config
 from .enrich.static import is_page_path
 from .rowstore import RowStore, remap
 from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
-from .sessionemit import Closed, assemble
+from .sessionemit import Closed, assemble, sort_output
 from .sessionstore import (
     HAS_USER,
     PAGEVIEW,
@@ -203,19 +203,6 @@ def _stored(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays([chunk(table.column(n)) for n in _STORED], schema=_STORED_SCHEMA)
 
 
-def _sorted(table: dict[str, pa.Array | pa.ChunkedArray], at: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Columns sorted by (ts, source, line), nulls first (as a source's rank sorts); and `at`
-    (output rows) following the rows. The order is found on numbers (a source by its name's rank)."""
-    enc = pc.dictionary_encode(chunk(table["source"]))
-    rank = np.append(np.argsort(np.argsort(enc.dictionary.to_numpy(zero_copy_only=False).astype(str))), -1)
-    source = rank[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()]
-    order = np.lexsort((ints(table["line"], -1), source, ints(table["ts"], 0)))
-    moved_to = np.empty(len(order), np.int64)
-    moved_to[order] = np.arange(len(order))
-    take = pa.array(order)
-    return {k: c if c.null_count == len(c) else pc.take(c, take, boundscheck=False) for k, c in table.items()}, moved_to[at]
-
-
 class Sessionizer:
     """Stateful, vectorized sessionization across pushes (see the module docstring).
 
@@ -345,7 +332,7 @@ class Sessionizer:
         at = np.empty(len(pos), np.int64)  # the output row of each emitted row (others, then done)
         at[stored] = np.arange(len(pos))
         if final:  # finish's one output, which consumers may cut into slices: sorted throughout
-            table, at = _sorted(table, at)
+            table, at = sort_output(table, at)
         requests, sessions = assemble(table, at[n_other:], closed)
         moved = self._rows.release(pos)
         if moved is not None:
