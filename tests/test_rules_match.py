@@ -166,6 +166,17 @@ def test_first_in_session_uses_time_not_row_order():
     assert rules.evaluate(requests_table(rows)).column("line").to_pylist() == [2]
 
 
+def test_first_in_session_breaks_time_ties_by_source_then_line():
+    """(ts, source, line) decides, not the order rows arrive in (the sessionizer emits pushed order)."""
+    rules = rules_from_text("events:\n  - name: landing\n    when: {first_in_session: true}\n")
+    ts = "2026-03-01T10:00:00Z"
+    rows = [{"session_id": "s1", "ts": ts, "source": "web2.log", "line": 1},
+            {"session_id": "s1", "ts": ts, "source": "web1.log", "line": 7},
+            {"session_id": "s1", "ts": ts, "source": "web1.log", "line": 3}]
+    out = rules.evaluate(requests_table(rows))
+    assert list(zip(out.column("source").to_pylist(), out.column("line").to_pylist(), strict=True)) == [("web1.log", 3)]
+
+
 def test_exclude_with_cidr_and_health_checks():
     rules = rules_from_text("""\
 exclude:

@@ -233,7 +233,8 @@ def _first_per_key(keys: DictCol, ctx: BatchContext, rows: np.ndarray, seen: See
     them). Null keys are kept (`keep_null`) or dropped."""
     ts = ctx.memo(("ts_int",), lambda: ctx.column("ts").cast(pa.int64()).fill_null(0).to_numpy())
     line = ctx.memo(("line_int",), lambda: ctx.column("line").fill_null(-1).to_numpy(zero_copy_only=False))
-    order = np.lexsort((line[rows], ts[rows]))
+    source = ctx.memo(("source_rank",), lambda: _ranks(ctx.strings(("col", "source"))))
+    order = np.lexsort((line[rows], source[rows], ts[rows]))
     ids = keys.indices[order]
     # The first position in `order` of each key id: a scatter-min, O(n), where np.unique sorts.
     first = np.full(keys.m + 1, len(ids), dtype=np.int64)
@@ -248,6 +249,16 @@ def _first_per_key(keys: DictCol, ctx: BatchContext, rows: np.ndarray, seen: See
     if keep_null:
         keep = np.concatenate([keep, np.flatnonzero(keys.indices == keys.m)])
     return np.sort(keep)
+
+
+def _ranks(col: DictCol) -> np.ndarray:
+    """Each row's rank of its value in name order (nulls last): the source tie-break of the
+    (ts, source, line) order, which the sessionizer no longer hands over sorted."""
+    by_name = pc.array_sort_indices(col.values, null_placement="at_end").to_numpy()
+    rank = np.empty(col.m + 1, dtype=np.int64)
+    rank[by_name] = np.arange(col.m, dtype=np.int64)
+    rank[col.m] = col.m
+    return rank[col.indices]
 
 
 def _uses_first(node: Node) -> bool:
