@@ -38,6 +38,7 @@ from .scan import (
     flag,
     local_date,
     local_hour,
+    page_memo,
     pageviews,
     ratio,
     regroup,
@@ -91,8 +92,10 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
         "page_visitors": Grouping({"path": S}, {"anonymous_id": S}),
     }
 
+    page_paths = page_memo()
+
     def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
-        pv = pageviews(batch)
+        pv = pageviews(batch, page_paths)
         pages = batch.column("path").filter(pv)
         if grouper is not None:
             pages = regroup(pages, grouper)
@@ -222,8 +225,10 @@ def top_pages(out_dir: Path, counts: pa.Table, visitors: Grouping | None, groupe
 def _visitors_by_rank(out_dir: Path, keep: pa.Array, grouper: PathGrouper | None) -> np.ndarray:
     """Distinct visitors of each ranked page (`keep`, in rank order), by a scan of the pageviews."""
 
+    pages = page_memo()
+
     def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = batch.filter(pageviews(batch))
+        batch = batch.filter(pageviews(batch, pages))
         encoded = dictionary_of(batch.column("path"))
         words = encoded.dictionary if grouper is None else pa.array(grouper(encoded.dictionary)).cast(pa.string())
         rank = pc.index_in(words, value_set=keep, skip_nulls=True).take(encoded.indices)

@@ -111,6 +111,18 @@ def _publish(tmp: Path, final: Path) -> None:
                 raise
 
 
+def _fit(table: pa.Table, kind: str) -> pa.Table:
+    """`conform(table, KIND_SCHEMAS[kind])`, without rebuilding a table that has that shape already
+    (the chain's outputs do: a name lookup per column and a new schema per write, for nothing)."""
+    target = _CONFORMED.get(kind)
+    if target is None:
+        target = _CONFORMED[kind] = empty(KIND_SCHEMAS[kind]).schema
+    return table if table.schema.equals(target, check_metadata=True) else conform(table, KIND_SCHEMAS[kind])
+
+
+_CONFORMED: dict[str, pa.Schema] = {}
+
+
 def _own(data: pa.Table, start: int, stop: int) -> pa.Table:
     """Rows start:stop of `data`: a zero-copy slice, or a copy when it is a small part of the
     table, so that a few rows buffered for a straggling date do not pin a whole step's buffers
@@ -226,7 +238,7 @@ class DatasetWriter:
         if table.num_rows == 0:
             return
         days = self._days(kind, table)
-        data = conform(table, KIND_SCHEMAS[kind])
+        data = _fit(table, kind)
         codes = days.cast(pa.int32()).to_numpy()
         starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
         if len(starts) < MAX_RUNS:
