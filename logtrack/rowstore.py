@@ -43,6 +43,11 @@ def _kinds(table: pa.Table) -> dict[str, str]:
     return out
 
 
+def _body(table: pa.Table, trivial: dict[str, str]) -> pa.Table:
+    """The columns of a table that a gather takes from (those with values; zero-copy)."""
+    return table.select([n for n in table.column_names if n not in trivial]) if trivial else table
+
+
 class RowStore:
     """The pushed tables whose rows are not all emitted yet; a row is addressed by a position,
     `base` of its table + its row in that table.
@@ -59,6 +64,7 @@ class RowStore:
         self.schema = schema
         self.tables: list[pa.Table] = []
         self._trivial: list[dict[str, str]] = []  # per table: its columns without values (`_kinds`)
+        self._bodies: list[pa.Table] = []  # per table: its other columns (what a gather takes from)
         self._alive: list[np.ndarray] = []  # per table, per row: not emitted yet
         self.base = np.empty(0, np.int64)  # first position of each table (ascending)
         self.live = np.empty(0, np.int64)  # rows not emitted yet, per table
@@ -70,6 +76,7 @@ class RowStore:
         self._next += table.num_rows
         self.tables.append(table)
         self._trivial.append(_kinds(table))
+        self._bodies.append(_body(table, self._trivial[-1]))
         self._alive.append(np.ones(table.num_rows, bool))
         self.base = np.append(self.base, start)
         self.live = np.append(self.live, table.num_rows)
@@ -91,17 +98,17 @@ class RowStore:
         kinds = [self._trivial[i] for i, _, _ in groups]
         common = dict(set(kinds[0].items()).intersection(*(k.items() for k in kinds[1:])))
         names = [n for n in self.schema.names if n not in common]
-        body = pa.concat_tables([self._gather(self.tables[i], self._trivial[i], pa.array(pos[lo:hi] - self.base[i]), names)
-                                 for i, lo, hi in groups])
+        body = pa.concat_tables([self._gather(i, pa.array(pos[lo:hi] - self.base[i]), names) for i, lo, hi in groups])
         n = body.num_rows
         return {f.name: _made(common[f.name], n, f.type) if f.name in common else body.column(f.name) for f in self.schema}
 
-    def _gather(self, table: pa.Table, trivial: dict[str, str], idx: pa.Array, names: list[str]) -> pa.Table:
-        """Rows `idx` of one stored table, columns `names`."""
-        wanted = [n for n in names if n not in trivial]
-        part = pc.take(table.select(wanted), idx, boundscheck=False)
-        if len(wanted) == len(names):
+    def _gather(self, i: int, idx: pa.Array, names: list[str]) -> pa.Table:
+        """Rows `idx` of stored table i, columns `names` (a push gathers from a dozen tables,
+        often a few rows each: the fixed cost per table matters as much as the rows)."""
+        part = pc.take(self._bodies[i], idx, boundscheck=False)
+        if part.num_columns == len(names):  # the usual case: no column of `names` is trivial here only
             return part
+        trivial = self._trivial[i]
         arrays = [part.column(n) if n not in trivial else _made(trivial[n], len(idx), self.schema.field(n).type)
                   for n in names]
         return pa.Table.from_arrays(arrays, schema=pa.schema([self.schema.field(n) for n in names]))
@@ -135,21 +142,22 @@ class RowStore:
                 runs[-1].append(i)
             else:
                 runs.append([i])
-        tables, trivial, alive, base = [], [], [], []
+        tables, trivial, bodies, alive, base, live = [], [], [], [], [], []
         for run in runs:
             i = run[0]
             if len(run) == 1 and not compact[i]:
                 tables.append(self.tables[i])
                 trivial.append(self._trivial[i])
+                bodies.append(self._bodies[i])
                 alive.append(self._alive[i])
                 base.append(self.base[i])
+                live.append(self.live[i])
                 continue
             parts, start = [], int(self.base[i])
             for j in run:  # each table's rows left, in order, from the run's first base on
                 rows = np.flatnonzero(self._alive[j])
                 k = self._trivial[j]
-                parts.append(self._complete(self._gather(self.tables[j], k, pa.array(rows),
-                                                         [n for n in self.schema.names if n not in k]), k))
+                parts.append(self._complete(pc.take(self._bodies[j], pa.array(rows), boundscheck=False), k))
                 to = np.full(len(self._alive[j]), -1, np.int64)
                 to[rows] = start + np.arange(len(rows))
                 moved.append((int(self.base[j]), to))
@@ -157,11 +165,13 @@ class RowStore:
             table = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
             tables.append(table)
             trivial.append(_kinds(table) if len(run) > 1 else self._trivial[i])
+            bodies.append(_body(table, trivial[-1]))
             alive.append(np.ones(table.num_rows, bool))
             base.append(self.base[i])
-        self.tables, self._trivial, self._alive = tables, trivial, alive
+            live.append(table.num_rows)
+        self.tables, self._trivial, self._bodies, self._alive = tables, trivial, bodies, alive
         self.base = np.array(base, np.int64)
-        self.live = np.array([int(a.sum()) for a in alive], np.int64)
+        self.live = np.array(live, np.int64)
         return moved or None
 
 
