@@ -10,13 +10,13 @@ the regex's job). Everything it does not take falls through to those plans.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as csv
 
-from .variables import Var
+from .variables import QUOTED, Var
 from .words import Segment, values_from_words, word_plan
 
 
@@ -41,7 +41,9 @@ def csv_plan(segments: list[Segment]) -> CsvPlan | None:
         if seg.quoted:
             if len(seg.tokens) != 1 or not isinstance(seg.tokens[0], Var):
                 return None
-            steps.append(("var", col, 0, "", "", seg.tokens[0]))
+            # Inside quotes any text is the value, as in the split plan and the full regex
+            # (`"-"` or a garbage request is split_request's to judge, not a misfit).
+            steps.append(("var", col, 0, "", "", replace(seg.tokens[0], pattern=QUOTED)))
             col += 1
             quotes += 2
             continue

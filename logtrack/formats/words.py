@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .variables import COUNT, STATUS, Var
+from .variables import COUNT, QUOTED, STATUS, Var
 
 Token = str | Var
 _WORD_PATTERNS = {r"\S+": 0, r"\S*": 0, r"\d+": 0}
@@ -90,7 +90,7 @@ def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: in
             fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
             ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
             value = pc.utf8_slice_codeunits(value, len(prefix), -len(suffix) if suffix else None)
-        if var.pattern not in _WORD_PATTERNS and var.kind != "time_clf":
+        if var.pattern not in _WORD_PATTERNS and var.pattern != QUOTED and var.kind != "time_clf":
             # (a CLF time is checked to the character by its parser; a misfit becomes a reject there)
             ok &= _fits(value, var.pattern)
         values[var.name] = value
