@@ -38,11 +38,16 @@ os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
 
 def _tune_allocator() -> None:
     """Keep glibc from mmap/munmap-ing every multi-MB block buffer: with the default threshold each
-    block costs thousands of page faults (measured: system time 0.65 s → 0.25 s per 1 M lines)."""
+    block costs thousands of page faults (measured: system time 0.65 s → 0.25 s per 1 M lines).
+
+    And no transparent huge pages: Arrow's allocator (mimalloc) asks for them on its arena, and
+    the kernel then zeroes 2 MB per fault, much of it never used — measured on 1 M lines: system
+    time 0.27–0.41 s → 0.14–0.20 s, user time unchanged."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE (Linux; fails harmlessly elsewhere)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to tune
 
