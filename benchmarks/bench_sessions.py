@@ -34,6 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import logtrack.cli  # noqa: E402  (sets the allocator/BLAS environment before numpy and pyarrow load)
+
+logtrack.cli.tune_process()  # measure the stages as `logtrack` runs them
+
 BOTS = ["curl/8.4.0", "python-requests/2.31.0", "Go-http-client/1.1", "kube-probe/1.29",
         "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"]
