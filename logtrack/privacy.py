@@ -383,6 +383,10 @@ def _scrub_fields(col: pa.ChunkedArray | pa.Array, cfg: PrivacyConfig) -> pa.Chu
         if len(chunk) == 0 or chunk.null_count == len(chunk) or len(chunk.keys) == 0:
             out.append(chunk)  # no entries at all (formats without extra fields): nothing to scrub
             continue
+        if chunk.offset:
+            # A slice's offsets start mid-buffer, which MapArray.from_arrays cannot take with a
+            # null mask: scrub a compact copy.
+            chunk = pa.concat_arrays([chunk])
         keys, items = chunk.keys, chunk.items
         items = scrub_strings(items, cfg)
         secret = pc.fill_null(pc.match_substring_regex(keys, _SECRET_KEYS), False)

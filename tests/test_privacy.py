@@ -99,6 +99,21 @@ def test_apply_truncates_client_ip_and_ip_fields_and_redacts_secret_fields():
     assert dict(kept["fields"])["http_authorization"] == "REDACTED"
 
 
+def test_apply_takes_sliced_and_many_chunk_tables():
+    """A table cut from a bigger one (map slices whose offsets start mid-buffer) is scrubbed as
+    the whole would be, row for row."""
+    fields = pa.array([[("http_x_forwarded_for", "203.0.113.5")], None, [("http_authorization", "Bearer x")],
+                       [("http_x_real_ip", "198.51.100.7"), ("cookie_uid", "u1")]], REQUESTS.field("fields").type)
+    table = conform(pa.table({"ts": pa.array([pd.Timestamp("2026-03-01", tz="UTC")] * 4),
+                              "client_ip": ["192.0.2.77", None, "192.0.2.1", "192.0.2.2"], "fields": fields}), REQUESTS)
+    whole = privacy.apply(table, CFG).to_pylist()
+    pieces = pa.concat_tables([table.slice(0, 1), table.slice(1, 3)])
+    assert pieces.column("fields").num_chunks == 2 and pieces.column("fields").chunk(1).offset == 1
+    assert privacy.apply(pieces, CFG).to_pylist() == whole
+    assert privacy.apply(table.slice(1), CFG).to_pylist() == whole[1:]
+    assert dict(whole[3]["fields"]) == {"http_x_real_ip": "198.51.100.0", "cookie_uid": "u1"}
+
+
 def test_no_full_ip_email_or_secret_survives_the_chain():
     secrets = ["192.0.2.77", "198.51.100.23", "2001:db8:abcd:12::1", "jane.doe@example.com", "jane.doe%40example.com",
                "hunter2", "abc123tok", "sk_live_key", AWS, JWT, "s3cr3tv4lue", "203.0.113.99"]
