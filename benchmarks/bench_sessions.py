@@ -117,6 +117,7 @@ def stage(kind: str, log: str) -> dict:
     from logtrack.enrich import EnrichConfig, enrich
     from logtrack.identity import IdentityConfig, identify
     from logtrack.pipeline import ParseOptions, RunStats, iter_parsed
+    from logtrack.run import grouped
     from logtrack.sessions import SessionConfig, Sessionizer
     from logtrack.sources import Input
 
@@ -135,12 +136,15 @@ def stage(kind: str, log: str) -> dict:
         cpu[name] += cpu_now - cpu_last
         last, cpu_last = now, cpu_now
 
-    for batch in iter_parsed([Input(log)], ParseOptions(format="combined"), RunStats()):
+    batches = iter_parsed([Input(log)], ParseOptions(format="combined"), RunStats())
+    if kind == "full":
+        batches = grouped(batches)  # parsed blocks joined as `logtrack report` joins them (run.CHAIN_BATCH)
+    for batch in batches:
         lap("parse")
         rows += batch.requests.num_rows
         if kind == "parse":
             continue
-        table = enrich(batch.requests, ecfg)
+        table = enrich(batch.requests.combine_chunks(), ecfg)  # the join's copy, as run.Chain makes it
         lap("enrich")
         table = identify(table, icfg, b"benchmark-salt")
         lap("identify")

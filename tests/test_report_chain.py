@@ -46,3 +46,21 @@ def test_session_event_counts_are_the_key_events_of_each_session(tmp_path: Path)
     assert got.sum() == len(key) > 0
     assert (got[expected.index] == expected).all() and (got.drop(expected.index) == 0).all()
     assert sessions.loc[expected.index, "is_engaged"].all()  # a key event engages its session (GA4)
+
+
+def test_grouped_joins_parsed_blocks_in_order_with_the_newest_watermark():
+    from datetime import UTC, datetime
+
+    from logtrack.pipeline import ParsedBatch
+    from logtrack.run import grouped
+    from logtrack.schema import REJECTS, REQUESTS, conform, empty
+
+    def block(lines: list[int], mark: int | None) -> ParsedBatch:
+        table = conform(pa.table({"line": pa.array(lines, pa.int64())}), REQUESTS)
+        return ParsedBatch(table, empty(REJECTS), None if mark is None else datetime.fromtimestamp(mark, tz=UTC))
+
+    blocks = [block([1, 2], 100), block([3], None), block([4, 5, 6], 300), block([7], 200), block([8], None)]
+    out = list(grouped(blocks, min_rows=3))
+    assert [b.requests.column("line").to_pylist() for b in out] == [[1, 2, 3], [4, 5, 6], [7, 8]]
+    assert [b.watermark.timestamp() if b.watermark else None for b in out] == [100, 300, 200]
+    assert list(grouped([block([1], None)], min_rows=3))[0].watermark is None
