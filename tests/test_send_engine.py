@@ -63,6 +63,7 @@ def test_retry_after_parses_seconds_and_dates():
 def test_quote_round_trips_any_text(values):
     quoted = J.quote(pa.array(values, pa.string())).to_pylist()
     assert [None if q is None else json.loads(q) for q in quoted] == values
+    assert quoted == [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]  # json's own text
 
 
 def test_obj_keeps_rows_where_every_member_is_null():

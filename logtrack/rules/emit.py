@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..jsonarrow import escape as json_escape
 from .context import BatchContext, DictCol
 from .match import capture_values
 from .model import Prop, Ref, Rule, node_captures
-from .values import ARROW_TYPES, cast_values, json_escape, literal_array, to_text
+from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
 
 def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:

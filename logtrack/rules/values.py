@@ -7,13 +7,13 @@ wrong type to a destination.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ..jsonarrow import quote
 
 TRUE_WORDS = ("true", "1", "yes", "on", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "off", "n", "f")
@@ -95,25 +95,11 @@ def to_text(arr: pa.Array) -> pa.Array:
     return text
 
 
-def json_escape(arr: pa.Array) -> pa.Array:
-    """The inside of the JSON string literal of each string (null stays null): quotes,
-    backslashes and control characters escaped, no surrounding quotes."""
-    # One scan finds the values that need escaping; they are rare (a decoded %22 or %0A in a
-    # search term), so only those go through json.dumps (the \uXXXX escapes of control
-    # characters have no Arrow kernel) and the rest pass as they are, uncopied.
-    special = pc.match_substring_regex(arr, r'["\\\x00-\x1f]').fill_null(False)
-    if not pc.any(special).as_py():
-        return arr
-    rows = np.flatnonzero(special.to_numpy(zero_copy_only=False))
-    fixed = [json.dumps(v, ensure_ascii=False)[1:-1] for v in arr.take(pa.array(rows)).to_pylist()]
-    return pc.replace_with_mask(arr, special, pa.array(fixed, pa.string()))
-
-
 def to_json(arr: pa.Array) -> pa.Array:
     """JSON text of each value (null stays null): strings quoted and escaped, numbers bare."""
     if not pa.types.is_string(arr.type):
         return to_text(arr)
-    return pc.binary_join_element_wise('"', json_escape(arr), '"', "")
+    return quote(arr)
 
 
 def literal_array(value: Any, typ: str, n: int) -> pa.Array:
