@@ -43,6 +43,20 @@ def table(n: int, **cols) -> pa.Table:
     return conform(pa.table(cols), REQUESTS)
 
 
+@pytest.fixture
+def blake2b_calls(monkeypatch) -> list[bytes]:
+    """The messages identity hashes from now on (it keeps hashing with hashlib.blake2b)."""
+    calls: list[bytes] = []
+    real = hashlib.blake2b
+
+    def counting(data=b"", **kw):
+        calls.append(data)
+        return real(data, **kw)
+
+    monkeypatch.setattr(identity.hashlib, "blake2b", counting)
+    return calls
+
+
 def test_config_from_the_issue():
     cfg = cfg_from(ISSUE_YAML)
     assert cfg.user_id == (Source("field", "remote_user"), Source("cookie", "uid"), Source("query", "user_id"),
@@ -125,15 +139,8 @@ def test_daily_rotation():
     assert len(set(never)) == 1
 
 
-def test_hashes_are_computed_once_per_distinct_pair(monkeypatch):
-    calls = []
-    real = hashlib.blake2b
-
-    def counting(data=b"", **kw):
-        calls.append(data)
-        return real(data, **kw)
-
-    monkeypatch.setattr(identity.hashlib, "blake2b", counting)
+def test_hashes_are_computed_once_per_distinct_pair(blake2b_calls):
+    calls = blake2b_calls
     t = table(3000, client_ip=["192.0.2.1", "192.0.2.2", "198.51.100.1"] * 1000)
     identify(t, IdentityConfig(), SALT)
     assert len(calls) == 2  # two /24s, one user agent
@@ -153,15 +160,8 @@ def test_consent_anonymize_and_drop():
     assert q.column("consent").to_pylist() == ["denied", None]
 
 
-def test_hashes_are_remembered_across_batches(monkeypatch):
-    calls = []
-    real = hashlib.blake2b
-
-    def counting(data=b"", **kw):
-        calls.append(data)
-        return real(data, **kw)
-
-    monkeypatch.setattr(identity.hashlib, "blake2b", counting)
+def test_hashes_are_remembered_across_batches(blake2b_calls):
+    calls = blake2b_calls
     cfg = IdentityConfig()
     first = table(4, client_ip=["192.0.2.1", "198.51.100.1", "192.0.2.2", None], user_agent=["A", "A", "A", None])
     ids = identify(first, cfg, SALT).column("anonymous_id").to_pylist()
