@@ -20,8 +20,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import register
-from .delimited import Delimited, DelimitedFormat, load_balancer_columns
-from .variables import Var
+from .delimited import Delimited, DelimitedFormat, load_balancer_columns, load_balancer_variables
 
 SPEC = (
     "type time elb client target request_processing_time target_processing_time"
@@ -35,12 +34,7 @@ _FIELDS = (
     "target_group_arn", "trace_id", "domain_name", "chosen_cert_arn", "matched_rule_priority",
     "request_creation_time", "actions_executed", "redirect_url", "error_reason",
 )
-VARIABLES = [
-    Var("user_agent", "text", "user_agent"),
-    Var("elb_status_code", "status", "status"),
-    Var("sent_bytes", "int", "bytes_sent"),
-    *(Var(name, "str", None) for name in _FIELDS),
-]
+VARIABLES = load_balancer_variables(_FIELDS)
 
 
 def derive(raw: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:

@@ -286,6 +286,13 @@ def split_url_request(request: pa.Array) -> dict[str, pa.Array]:
     return {k: pc.replace_with_mask(v, mask, slow[k].cast(pa.string())) for k, v in out.items()}
 
 
+def load_balancer_variables(fields: tuple[str, ...]) -> list[Var]:
+    """The variables of an AWS load balancer log (ALB, ELB): user agent, status and sent bytes to
+    their columns, `fields` kept as text in `fields`."""
+    return [Var("user_agent", "text", "user_agent"), Var("elb_status_code", "status", "status"),
+            Var("sent_bytes", "int", "bytes_sent"), *(Var(name, "str", None) for name in fields)]
+
+
 def load_balancer_columns(raw: dict[str, pa.Array], upstream: str
                           ) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
     """Columns shared by ALB and ELB: `ts` from `time`, the client without its port, the

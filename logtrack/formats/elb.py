@@ -15,8 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from .base import register
-from .delimited import Delimited, DelimitedFormat, load_balancer_columns
-from .variables import Var
+from .delimited import Delimited, DelimitedFormat, load_balancer_columns, load_balancer_variables
 
 SPEC = (
     "time elb client backend request_processing_time backend_processing_time"
@@ -24,12 +23,7 @@ SPEC = (
     ' "request" "user_agent" ssl_cipher ssl_protocol'
 )
 _FIELDS = ("elb", "backend", "backend_status_code", "received_bytes", "ssl_cipher", "ssl_protocol")
-VARIABLES = [
-    Var("user_agent", "text", "user_agent"),
-    Var("elb_status_code", "status", "status"),
-    Var("sent_bytes", "int", "bytes_sent"),
-    *(Var(name, "str", None) for name in _FIELDS),
-]
+VARIABLES = load_balancer_variables(_FIELDS)
 
 
 def derive(raw: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
