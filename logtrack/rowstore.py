@@ -82,6 +82,13 @@ class RowStore:
         self.live = np.append(self.live, table.num_rows)
         return np.arange(start, self._next)
 
+    def forget(self, pos: np.ndarray) -> None:
+        """Mark rows of the newest table (ascending positions) as never to be emitted; the
+        table is compacted or dropped by a later `release` like any other."""
+        if len(pos):
+            self._alive[-1][pos - self.base[-1]] = False
+            self.live[-1] -= len(pos)
+
     def _groups(self, pos: np.ndarray) -> list[tuple[int, int, int]]:
         """(table, lo, hi) for runs of ascending positions that fall in one table."""
         which = np.searchsorted(self.base, pos, side="right") - 1

@@ -158,15 +158,14 @@ class Chain:
             t = self._timed("exclude", t)
             table = privacy.apply(identify(table, self.identity_cfg, self.salt), self.privacy_cfg)
             t = self._timed("identify", t)
+            drop = None
             if _EXCLUDED in table.column_names:
-                drop = table.column(_EXCLUDED)
+                # The sessionizer drops these rows itself: a filter here would copy all the others.
+                drop = table.column(_EXCLUDED).to_numpy(zero_copy_only=False)
                 table = table.drop_columns([_EXCLUDED])
-                if pc.any(drop).as_py():
-                    kept = table.filter(pc.invert(drop))
-                    self.counts.excluded += table.num_rows - kept.num_rows
-                    table = kept
+                self.counts.excluded += int(drop.sum())
             watermark = pd.Timestamp(batch.watermark) if batch.watermark is not None else None
-            out = self.sessionizer.push(table, watermark)
+            out = self.sessionizer.push(table, watermark, drop)
             self._timed("sessions", t)
             pending.append((out.requests, out.sessions, self._rejects(batch.rejects)))
             rows += out.requests.num_rows

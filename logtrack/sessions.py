@@ -233,10 +233,14 @@ class Sessionizer:
         """Rows held back (open sessions and the reorder window)."""
         return sum(len(c.get("ts", ())) for c in (self._open, self._waiting))
 
-    def push(self, table: pa.Table, watermark: pd.Timestamp | None) -> SessionOutput:
-        """Add enriched, identified requests; emit what the watermark makes final."""
+    def push(self, table: pa.Table, watermark: pd.Timestamp | None, drop: np.ndarray | None = None) -> SessionOutput:
+        """Add enriched, identified requests; emit what the watermark makes final.
+
+        Rows where `drop` is True are discarded as if they had not been pushed (the chain's
+        rule exclusions): dropping them here costs nothing, filtering the wide table first
+        would copy every other row of it."""
         if table.num_rows:
-            self._add(_stored(table))
+            self._add(_stored(table), drop if drop is not None and drop.any() else None)
         if watermark is not None:
             w = pd.Timestamp(watermark)
             w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
@@ -250,11 +254,13 @@ class Sessionizer:
         self._rows, self._open, self._waiting = RowStore(_STORED_SCHEMA), {}, {}
         return out
 
-    def _add(self, batch: pa.Table) -> None:
-        """Numeric state of a batch's rows: rows in sessions merged into `_open`, others wait."""
+    def _add(self, batch: pa.Table, drop: np.ndarray | None = None) -> None:
+        """Numeric state of a batch's rows: rows in sessions merged into `_open`, others wait
+        (rows to `drop` do neither, and their positions are released at once)."""
         ts = ints(batch.column("ts"), 0)
         if self._cutoff is not None:
-            self.late_rows += int((ts < self._cutoff).sum())
+            late = ts < self._cutoff
+            self.late_rows += int((late if drop is None else late & ~drop).sum())
         anon, user = chunk(batch.column("anonymous_id")), chunk(batch.column("user_id"))
         by_anon, by_user = pc.is_valid(anon), pc.is_valid(user)
         ok = pc.and_(pc.or_(by_anon, by_user), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
@@ -266,7 +272,12 @@ class Sessionizer:
         eligible = bools(ok)
         rl = rank_lines(self._source_ranks(batch.column("source")), ints(batch.column("line"), -1))
         pos = self._rows.add(batch)
-        wait = {"ts": ts[~eligible], "pos": pos[~eligible]}
+        waits = ~eligible
+        if drop is not None:
+            eligible &= ~drop
+            waits &= ~drop
+            self._rows.forget(pos[drop])
+        wait = {"ts": ts[waits], "pos": pos[waits]}
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):

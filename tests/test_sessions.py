@@ -313,6 +313,29 @@ def test_output_is_identical_whatever_the_batch_split_and_order(scenario, mode):
     assert len(got[0]) == len(rows)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_dropped_rows_are_as_if_never_pushed(scenario, data):
+    """`push(..., drop)` (the chain's rule exclusions) equals pushing the table without them."""
+    rows, order, cuts, marks = scenario
+    table = prepared([rows[i] for i in order])
+    drop = np.array(data.draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows))))
+    kept, dropped = Sessionizer(SessionConfig(reorder_window=WINDOW)), Sessionizer(SessionConfig(reorder_window=WINDOW))
+    out_kept, out_dropped = [], []
+    for j, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(rows)], strict=True)):
+        piece, mask = table.slice(lo, hi - lo), drop[lo:hi]
+        mark = pd.Timestamp(pa.compute.max(table.slice(0, hi).column("ts")).as_py()) if marks[j] else None
+        out_kept.append(kept.push(piece.filter(pa.array(~mask)), mark))
+        out_dropped.append(dropped.push(piece, mark, mask))
+        assert dropped._rows.live.sum() == kept._rows.live.sum()  # dropped rows are not held
+    out_kept.append(kept.finish())
+    out_dropped.append(dropped.finish())
+    for a, b in zip(out_kept, out_dropped, strict=True):  # the same rows, in the same outputs
+        assert a.requests.equals(b.requests) and a.sessions.equals(b.sessions)
+    assert sum(o.requests.num_rows for o in out_dropped) == int((~drop).sum())
+    assert dropped.buffered_rows == 0 and dropped.late_rows == kept.late_rows
+
+
 # --- output contract and the store --------------------------------------------------------------
 
 def test_a_push_emits_in_pushed_order_with_whole_sessions_and_finish_sorts():
