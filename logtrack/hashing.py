@@ -5,7 +5,7 @@
 `HashCache` (held by `IdentityConfig`). Looking thousands of strings up in a Python dict every
 batch costs more than it seems, so anonymous ids use a `DigestTable`: exact int64 keys (the
 truncated IPv4 value or a run-wide number of another truncated IP, packed with a run-wide number
-of the user agent) in a pandas index, one vectorized probe per batch, digests kept as bytes in
+of the user agent) in sorted numpy arrays, one vectorized probe per batch, digests kept as bytes in
 numpy and turned into the Arrow column without a Python string per row.
 """
 
@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -53,11 +52,11 @@ class DigestTable:
     """Digests by int64 key for one salt and purpose (and day), across batches, bounded (cleared
     when full). A key stands for exactly one hashed text (identity builds it from the truncated
     IPv4 value or a run-wide number of the truncated IP text, and a run-wide number of the user
-    agent), so a lookup is a vectorized probe of a pandas index, with nothing to confirm.
+    agent), so a lookup is a vectorized binary search of sorted keys, with nothing to confirm.
 
     Digests live in one numpy array of 32-byte hex strings, in insertion order; new keys go to a
-    small recent index, merged into the main one when it reaches a quarter of it, so rebuilding
-    the index costs O(1) per key on average.
+    small recent index, merged into the main one when it reaches a quarter of it, so re-sorting
+    the index costs O(log n) per key on average.
     """
 
     def __init__(self, limit: int = CACHE_LIMIT) -> None:
@@ -67,8 +66,9 @@ class DigestTable:
         self._lock = threading.Lock()
 
     def _clear(self) -> None:
-        self.main = pd.Index(np.empty(0, np.int64))
-        self.recent = pd.Index(np.empty(0, np.int64))
+        # Two indexes, main and recent: sorted keys and each key's position in `store`.
+        self.main = (np.empty(0, np.int64), np.empty(0, np.int64))
+        self.recent = (np.empty(0, np.int64), np.empty(0, np.int64))
         self.store = np.empty(0, "S32")
 
     def __len__(self) -> int:
@@ -76,11 +76,18 @@ class DigestTable:
         return len(self.store)
 
     def _find(self, keys: np.ndarray) -> np.ndarray:
-        pos = self.main.get_indexer(keys) if len(self.main) else np.full(len(keys), -1, np.intp)
-        if len(self.recent):
-            later = self.recent.get_indexer(keys)
-            pos = np.where(later >= 0, later + len(self.main), pos)
+        pos = np.full(len(keys), -1, np.int64)
+        for sorted_keys, slots in (self.main, self.recent):
+            if len(sorted_keys):
+                at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+                pos = np.where(sorted_keys[at] == keys, slots[at], pos)
         return pos
+
+    @staticmethod
+    def _index(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        keys, slots = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        order = np.argsort(keys, kind="stable")
+        return keys[order], slots[order]
 
     def digests(self, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]], key: bytes,
                 person: bytes) -> np.ndarray:
@@ -98,11 +105,11 @@ class DigestTable:
             out[missing] = fresh[inverse.reshape(-1)]
             if len(self.store) + len(new) > self.limit:
                 self._clear()
-            self.recent = pd.Index(np.concatenate([self.recent.to_numpy(), new]))
+            self.recent = self._index([self.recent, (new, len(self.store) + np.arange(len(new)))])
             self.store = np.concatenate([self.store, fresh])
-            if len(self.recent) > max(4096, len(self.main) // 4):
-                self.main = pd.Index(np.concatenate([self.main.to_numpy(), self.recent.to_numpy()]))
-                self.recent = pd.Index(np.empty(0, np.int64))
+            if len(self.recent[0]) > max(4096, len(self.main[0]) // 4):
+                self.main = self._index([self.main, self.recent])
+                self.recent = (np.empty(0, np.int64), np.empty(0, np.int64))
             return out
 
 

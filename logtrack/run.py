@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -164,8 +163,7 @@ class Chain:
                 drop = table.column(_EXCLUDED).to_numpy(zero_copy_only=False)
                 table = table.drop_columns([_EXCLUDED])
                 self.counts.excluded += int(drop.sum())
-            watermark = pd.Timestamp(batch.watermark) if batch.watermark is not None else None
-            out = self.sessionizer.push(table, watermark, drop)
+            out = self.sessionizer.push(table, batch.watermark, drop)
             self._timed("sessions", t)
             pending.append((out.requests, out.sessions, self._rejects(batch.rejects)))
             rows += out.requests.num_rows

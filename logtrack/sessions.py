@@ -48,13 +48,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -188,6 +187,16 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     return ok
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(when: datetime) -> int:
+    """µs since the epoch of a datetime (a pandas Timestamp is one); naive means UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
 @lru_cache(maxsize=16)
 def _conforms(schema: pa.Schema) -> bool:
     """Whether a table with `schema` has every stored column with its ENRICHED_REQUESTS type."""
@@ -233,7 +242,7 @@ class Sessionizer:
         """Rows held back (open sessions and the reorder window)."""
         return sum(len(c.get("ts", ())) for c in (self._open, self._waiting))
 
-    def push(self, table: pa.Table, watermark: pd.Timestamp | None, drop: np.ndarray | None = None) -> SessionOutput:
+    def push(self, table: pa.Table, watermark: datetime | None, drop: np.ndarray | None = None) -> SessionOutput:
         """Add enriched, identified requests; emit what the watermark makes final.
 
         Rows where `drop` is True are discarded as if they had not been pushed (the chain's
@@ -242,9 +251,7 @@ class Sessionizer:
         if table.num_rows:
             self._add(_stored(table), drop if drop is not None and drop.any() else None)
         if watermark is not None:
-            w = pd.Timestamp(watermark)
-            w = w.tz_localize("UTC") if w.tzinfo is None else w.tz_convert("UTC")
-            cutoff = (w - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1) - self._window
+            cutoff = _micros(watermark) - self._window
             self._cutoff = cutoff if self._cutoff is None else max(self._cutoff, cutoff)
         return self._emit(final=False)
 

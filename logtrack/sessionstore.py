@@ -7,10 +7,10 @@ rank and line) into fixed-width bytes that numpy sorts and binary-searches as on
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,14 +58,15 @@ def _fmix(x: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _seed(key: str) -> np.uint64:
     """The start value of the word hash for one purpose (anonymous ids, user ids…)."""
-    return np.uint64(int(pd.util.hash_array(np.array([key], object))[0]))
+    return np.uint64(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
 
 
 def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
     """A 64-bit hash of each string (0 for null), the same for a string whatever its batch.
 
     32-byte strings (the hex digests identity makes anonymous ids of) are hashed from their bytes
-    as four 64-bit words, without a dictionary; other strings by SipHash, once per distinct value.
+    as four 64-bit words, without a dictionary; other strings (user ids, cookie ids) by keyed
+    BLAKE2b-64, once per distinct value.
     """
     arr = chunk(col)
     n, out = len(arr), np.zeros(len(arr), np.uint64)
@@ -88,18 +89,21 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
     other = valid & ~fixed
     if other.any():
         enc = pc.dictionary_encode(arr.filter(pa.array(other)))
-        words = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
-        out[other] = pd.util.hash_array(words, hash_key=key, categorize=False)[enc.indices.to_numpy()]
+        start = hashlib.blake2b(key=key.encode(), digest_size=8).copy
+        digests = []
+        for value in pc.cast(enc.dictionary, pa.binary()).to_pylist():
+            h = start()
+            h.update(value)
+            digests.append(h.digest())
+        out[other] = np.frombuffer(b"".join(digests), "<u8")[enc.indices.to_numpy()]
     return out
 
 
 def visitor_order(vh: np.ndarray) -> np.ndarray:
-    """A stable sort of rows by visitor hash: visitors numbered by hashing (pandas factorize),
-    then unique keys (visitor rank, row) sorted without a stable sort's cost."""
-    codes, uniq = pd.factorize(vh)
-    rank = np.empty(len(uniq), np.int64)
-    rank[np.argsort(uniq)] = np.arange(len(uniq))
-    return np.argsort(rank[codes] * len(vh) + np.arange(len(vh)))
+    """A stable sort of rows by visitor hash: visitors ranked (np.unique), then unique keys
+    (visitor rank, row) sorted without a stable sort's cost."""
+    rank = np.unique(vh, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return np.argsort(rank * len(vh) + np.arange(len(vh)))
 
 
 def select(cols: Cols, which: np.ndarray) -> Cols:
@@ -158,6 +162,8 @@ def merge_sorted(old: Cols, new: Cols) -> Cols:
 
 def local_days(ts_us: np.ndarray, tz: str) -> np.ndarray:
     """Day numbers (since the epoch) of UTC µs timestamps in time zone `tz`."""
+    import pandas as pd  # here: only `mode: ua` needs time zones; other runs need not load pandas
+
     local = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC").tz_convert(tz)
     return local.tz_localize(None).values.astype("datetime64[D]").astype(np.int64)
 

@@ -108,8 +108,8 @@ def codes(indices: pa.Array) -> np.ndarray:
 
 def pairs(a: np.ndarray, a_size: int, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (a, b) code pairs of the rows (codes in [-1, size), -1 meaning null): the a
-    and b code of each pair, and each row's pair number. O(rows): a presence table when the
-    pairs' range is small, else a hash of the packed keys (no sort)."""
+    and b code of each pair, and each row's pair number: a presence table (O(rows)) when the
+    pairs' range is small, else by sorting the packed keys."""
     width = b_size + 1
     key = (a + 1) * width + (b + 1)
     span = (a_size + 1) * width
@@ -121,10 +121,8 @@ def pairs(a: np.ndarray, a_size: int, b: np.ndarray, b_size: int) -> tuple[np.nd
         remap[found] = np.arange(len(found))
         slot = remap[key]
     else:
-        import pandas as pd  # here: commands that never pair codes (parse) need not load pandas
-
-        slot, found = pd.factorize(key)  # a hash table, in order of first appearance
-        slot = slot.astype(np.int64, copy=False)
+        found, slot = np.unique(key, return_inverse=True)
+        slot = slot.reshape(-1).astype(np.int64, copy=False)
     return found // width - 1, found % width - 1, slot
 
 
