@@ -219,3 +219,28 @@ def test_daily_rotation_hash_text_and_missing_parts():
         return hashlib.blake2b(text.encode(), key=SALT, digest_size=16, person=b"logtrack-anon").hexdigest()
 
     assert ids == [h("192.0.2.0\x1fMozilla/5.0 A\x1f2026-03-01"), h("\x1fMozilla/5.0 A\x1f2026-03-01"), None]
+
+
+def test_digest_table_finds_every_key_it_was_given_across_index_merges():
+    import numpy as np
+
+    from logtrack.hashing import DigestTable, digest
+
+    rng = np.random.default_rng(7)
+    table_, hashed = DigestTable(limit=50_000), []
+    key, person = b"k" * 16, b"anon"
+
+    def texts(positions: np.ndarray) -> list[str]:
+        hashed.extend(batch[positions].tolist())
+        return [str(k) for k in batch[positions].tolist()]
+
+    seen: set[int] = set()
+    for _ in range(12):  # ≈3 k new keys a batch: the recent index is merged into the main one
+        batch = rng.integers(-(2**40), 2**40, 3000).astype(np.int64)
+        batch = np.concatenate([batch, batch[:500], rng.choice(np.array(sorted(seen) or [0], np.int64), 500)])
+        hashed.clear()
+        got = table_.digests(batch, texts, key, person)
+        assert got.tolist() == [digest(str(k), key, person).encode() for k in batch.tolist()]
+        assert sorted(hashed) == sorted(set(batch.tolist()) - seen)  # each new key once, known keys never
+        seen |= set(batch.tolist())
+    assert len(table_) == len(seen) and len(table_.main[0]) > 4096
