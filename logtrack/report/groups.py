@@ -135,7 +135,8 @@ class Codebook:
 class Grouping:
     """One streaming group-by: rows per key, `aggs` of value columns, distinct counts.
 
-    `keys` and `distinct` map column names to the `Codebook` their codes come from, or to the
+    `keys` and `distinct` map column names to the `Codebook` (or `Interner`, shared by several
+    groupings) their codes come from, or to the
     type of a column taken as it is: strings (plain or dictionary-encoded, as scanned) are
     numbered by the grouping's own `Interner` (a hash lookup per distinct value of a batch), other
     types (a date, a status) are taken as they are. `aggs` maps an output name to (input column,
@@ -145,8 +146,8 @@ class Grouping:
     per key.
     """
 
-    def __init__(self, keys: dict[str, Codebook | pa.DataType],
-                 distinct: dict[str, Codebook | pa.DataType] | None = None,
+    def __init__(self, keys: dict[str, Codebook | Interner | pa.DataType],
+                 distinct: dict[str, Codebook | Interner | pa.DataType] | None = None,
                  aggs: dict[str, tuple[str, str]] | None = None) -> None:
         self.keys, self.distinct, self.aggs = dict(keys), dict(distinct or {}), dict(aggs or {})
         self.specs = {**self.keys, **self.distinct}
@@ -154,7 +155,8 @@ class Grouping:
         # Strings become numbers as they come: every group column is then an integer (or a date),
         # comparable across batches, so rows are gathered and pre-aggregated many batches at once.
         self.books = {c: Interner() for c, k in self.specs.items() if isinstance(k, pa.DataType) and _stringy(k)}
-        self.types = {c: CODE if isinstance(k, Codebook) or c in self.books else k for c, k in self.specs.items()}
+        self.types = {c: CODE if isinstance(k, Codebook | Interner) or c in self.books else k
+                      for c, k in self.specs.items()}
         self.inputs = sorted({source for source, _ in self.aggs.values()})
         self.partials: Partials | None = None
         self.pre_aggregates = 0

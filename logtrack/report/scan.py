@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.acero as ac
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
@@ -29,6 +30,8 @@ Expr = pc.Expression
 PathGrouper = Callable[[pa.Array], pa.Array]
 PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 BATCH_ROWS = 128 * 1024
+# Rows read at once by `chunks`: whole row groups, until at least this many.
+CHUNK_ROWS = 256 * 1024
 SCAN_OPTIONS = ds.ParquetFragmentScanOptions(pre_buffer=False)
 DICT = pa.dictionary(pa.int32(), pa.string())
 STRING = pa.string()
@@ -47,6 +50,69 @@ def open_dataset(out_dir: Path, kind: str, dictionary: Sequence[str] = ()) -> ds
     fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary)))
     # The explicit schema makes parts written before a column existed read it as null.
     return ds.dataset(path, schema=schema, format=fmt, partitioning=PARTITIONING)
+
+
+def part_files(out_dir: Path, kind: str) -> list[Path]:
+    """The kind's part files under `out_dir` (every run's, every date partition's), as a dataset
+    discovers them: files below `DIR/<kind>/`, none under a name starting with '.' or '_'."""
+    root = Path(out_dir) / kind
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file()
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
+
+
+def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequence[str] = (),
+           rows: int = CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
+    """The `columns` of the kind's dataset, a few row groups (about `rows` rows) at a time.
+
+    Read with pyarrow.parquet, one thread: no dataset scanner, no read-ahead threads. Columns in
+    `dictionary` arrive dictionary-encoded with ONE dictionary per chunk (the row groups'
+    dictionaries unified): per-chunk work per distinct value (numbering, path templates) runs a
+    few times per file, not once per row group. A part written before a column existed reads
+    it as null, as the explicit dataset schema did.
+    """
+    types = {f.name: DICT if f.name in dictionary else f.type for f in KIND_SCHEMAS[kind]}
+    for path in part_files(out_dir, kind):
+        file = pq.ParquetFile(path, read_dictionary=list(dictionary), pre_buffer=False)
+        present = [c for c in columns if c in file.schema_arrow.names]
+        sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
+        # Chunks of about equal size (a file of 1.1 × `rows` is one chunk, not a big and a small one).
+        target = sum(sizes) / max(1, round(sum(sizes) / rows))
+        run: list[int] = []
+        run_rows = 0
+        for group, n in enumerate(sizes):
+            if n:
+                run.append(group)
+                run_rows += n
+            if run and (run_rows >= target or group == len(sizes) - 1):
+                table = file.read_row_groups(run, columns=present, use_threads=False)
+                yield _conform(table, columns, types)
+                run, run_rows = [], 0
+
+
+def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataType]) -> pa.RecordBatch:
+    arrays = []
+    for name in columns:
+        if name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, types[name]))
+            continue
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type) and column.num_chunks > 1:
+            column = column.unify_dictionaries()
+        array = column.combine_chunks()
+        arrays.append(array if array.type == types[name] else array.cast(types[name]))
+    return pa.RecordBatch.from_arrays(arrays, list(columns))
+
+
+def local_dates(ts: pa.Array, timezone: str) -> pa.Array:
+    """The local calendar date of every UTC timestamp (as `local_date`, on an array)."""
+    return pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone))).cast(pa.date32())
+
+
+def local_hours(ts: pa.Array, timezone: str) -> pa.Array:
+    """The local hour (0–23) of every UTC timestamp (as `local_hour`, on an array)."""
+    return pc.hour(ts.cast(pa.timestamp("us", tz=timezone))).cast(pa.int8())
 
 
 def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | None = None,
@@ -94,6 +160,7 @@ def local_hour(column: str, timezone: str) -> Expr:
 
 
 PAGEVIEW_INPUTS = ("status", "method", "path", "is_bot", "is_static")
+METHODS = pa.array(["GET", "HEAD"])
 
 
 def pageviews(batch: pa.RecordBatch, pages: PathMemo | None = None) -> pa.Array:
@@ -104,12 +171,20 @@ def pageviews(batch: pa.RecordBatch, pages: PathMemo | None = None) -> pa.Array:
     tested once per distinct path of the batch instead of once per row — or, with `pages` (a
     `page_memo()` kept over a scan), once per distinct path of the scan.
     """
+    encoded = dictionary_of(batch.column("path"))
+    return pageview_mask(batch, (pages or is_page_path)(encoded.dictionary).take(encoded.indices))
+
+
+def pageview_mask(batch: pa.RecordBatch, page: pa.Array) -> pa.Array:
+    """`pageviews` with the page-likeness of every row's path given (`is_page_path`)."""
     status = batch.column("status")
     ok = pc.or_kleene(pc.and_kleene(pc.greater_equal(status, 200), pc.less(status, 300)), pc.equal(status, 304))
-    method = pc.is_in(batch.column("method"), value_set=pa.array(["GET", "HEAD"]))
+    method = batch.column("method")
+    if isinstance(method, pa.DictionaryArray):  # once per distinct method
+        method = pc.is_in(method.dictionary, value_set=METHODS).take(method.indices)
+    else:
+        method = pc.is_in(method, value_set=METHODS)
     human = pc.invert(pc.or_(pc.fill_null(batch.column("is_bot"), False), pc.fill_null(batch.column("is_static"), False)))
-    encoded = dictionary_of(batch.column("path"))
-    page = (pages or is_page_path)(encoded.dictionary).take(encoded.indices)
     return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
 
 
