@@ -220,10 +220,13 @@ class Grouping:
         """One row per key (one row in all without keys): `count_name`, the aggs, distinct counts."""
         names = {d: d for d in self.distinct} | dict(distinct_names or {})
         specs = [("n", "sum")] + [(name, MERGE[fn]) for name, (_, fn) in self.aggs.items()]
-        specs += [(d, "count_distinct", DISTINCT) for d in self.distinct]
+        # The merged rows are distinct (keys, distinct columns) tuples: with one distinct column,
+        # its distinct values per key are its non-null rows per key — a count, no hash set per key.
+        counting = "count" if len(self.distinct) == 1 else "count_distinct"
+        specs += [(d, counting, DISTINCT) for d in self.distinct]
         out = self._merged().group_by(list(self.keys), use_threads=False).aggregate(specs)
         rename = {"n_sum": count_name} | {f"{name}_{MERGE[fn]}": name for name, (_, fn) in self.aggs.items()} \
-            | {f"{d}_count_distinct": names[d] for d in self.distinct}
+            | {f"{d}_{counting}": names[d] for d in self.distinct}
         out = out.rename_columns([rename.get(c, c) for c in out.column_names])
         for key, book in self.keys.items():
             book = self.books.get(key, book)
