@@ -1,12 +1,12 @@
 """Aggregate reports over the whole dataset in DIR (DESIGN §6): `build_reports`.
 
 Reports aggregate every run's parts, so a dataset built by several runs (other files of the same
-days, other days) reports as one. Memory stays bounded: reports are streaming scans of the few
-columns they need (`scan.py`). The requests are scanned once (plus a scan of request times when
-the log has them): grouped by (date, hour, status) in Acero — the hourly, status and daily
-figures are rolled up from that small table — while the same batches feed the pre-aggregates of
-pages, user agents, errors, client addresses, bots and page visitors (`groups.py`). The sessions
-are scanned once for all their reports (`dimensions.py`), the events and rejects once each.
+days, other days) reports as one. Memory stays bounded: reports are streaming reads of the few
+columns they need (`scan.chunks`). The requests are read once (plus a read of request times when
+the log has them): grouped by (date, hour, status) — the hourly, status and daily figures are
+rolled up from that small table — while the same chunks feed the pre-aggregates of pages, user
+agents, errors, client addresses, bots and page visitors (`groups.py`). The sessions are read
+once for all their reports (`dimensions.py`), the events and rejects once each.
 Schemas and definitions: `specs.py` (`REPORT_SCHEMAS`, `REPORT_DESCRIPTIONS`).
 """
 
