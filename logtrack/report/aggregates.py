@@ -1,12 +1,12 @@
 """Aggregate reports over the whole dataset in DIR (DESIGN §6): `build_reports`.
 
 Reports aggregate every run's parts, so a dataset built by several runs (other files of the same
-days, other days) reports as one. Memory stays bounded: reports are streaming scans of the few
-columns they need (`scan.py`). The requests are scanned once (plus a scan of request times when
-the log has them): grouped by (date, hour, status) in Acero — the hourly, status and daily
-figures are rolled up from that small table — while the same batches feed the pre-aggregates of
-pages, user agents, errors, client addresses, bots and page visitors (`groups.py`). The sessions
-are scanned once for all their reports (`dimensions.py`), the events and rejects once each.
+days, other days) reports as one. Memory stays bounded: reports are streaming reads of the few
+columns they need (`scan.chunks`). The requests are read once (plus a read of request times when
+the log has them): grouped by (date, hour, status) — the hourly, status and daily figures are
+rolled up from that small table — while the same chunks feed the pre-aggregates of pages, user
+agents, errors, client addresses, bots and page visitors (`groups.py`). The sessions are read
+once for all their reports (`dimensions.py`), the events and rejects once each.
 Schemas and definitions: `specs.py` (`REPORT_SCHEMAS`, `REPORT_DESCRIPTIONS`).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +23,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..enrich.static import is_page_path
 from ..errors import UsageError
+from .dataset import KIND_SCHEMAS
 from .dimensions import events_by_day, rejects_by_reason, session_reports
-from .groups import Grouping
+from .groups import CODE, Grouping, Interner
 from .scan import (
-    DISTINCT,
     PAGEVIEW_INPUTS,
     Partials,
     PathGrouper,
     PathMemo,
     aggregate,
-    as_int,
-    count_rows,
-    dictionary_of,
-    flag,
-    local_date,
-    local_hour,
-    page_memo,
-    pageviews,
+    chunks,
+    local_dates,
+    local_hours,
+    pageview_mask,
     ratio,
-    regroup,
-    scan,
     tally,
     top,
     zero_fill,
@@ -51,7 +47,6 @@ from .specs import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, finish
 
 __all__ = ["build_reports", "REPORT_DESCRIPTIONS", "REPORT_SCHEMAS"]
 
-F = pc.field
 S = pa.string()
 # (page, visitor) pairs the traffic scan may hold to count each page's visitors (~100 bytes each);
 # a site with a longer tail gets a second scan restricted to the ranked pages.
@@ -60,23 +55,50 @@ COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_erro
           "client_ips", "sessions", "visitors", "users", "engaged_sessions", "events"]
 
 
+class _Paths:
+    """The traffic scan's paths, numbered, with what the reports need of a path computed once per
+    distinct path of the scan: whether it is page-like and (with a grouper) its template's number."""
+
+    def __init__(self, grouper: PathGrouper | None) -> None:
+        self.raw, self.grouper = Interner(), grouper
+        self.is_page = pa.array([], pa.bool_())  # by path number
+        self.templates = Interner()
+        self.template_of = pa.array([], CODE)  # by path number (with a grouper)
+        self.book = self.templates if grouper is not None else self.raw  # numbers of the page keys
+
+    def encode(self, paths: pa.DictionaryArray) -> pa.Array:
+        """The number of every path (null stays null)."""
+        before = len(self.raw)
+        codes = self.raw.dictionary_codes(paths.dictionary)
+        if len(self.raw) > before:
+            new = self.raw.known.slice(before)
+            self.is_page = pa.concat_arrays([self.is_page, is_page_path(new)])
+            if self.grouper is not None:
+                grouped = pa.array(self.grouper(new)).cast(pa.string())
+                self.template_of = pa.concat_arrays([self.template_of, self.templates.dictionary_codes(grouped)])
+        return codes.take(paths.indices)
+
+    def keys(self, codes: pa.Array) -> pa.Array:
+        """The page key (the path's number, or its template's) of every path number."""
+        return self.template_of.take(codes) if self.grouper is not None else codes
+
+
 def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None]]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
     The same scan tallies what other reports would each scan the requests for: pageviews per
     page (or path template) for `top_pages`, requests per user agent, 404s per path and 5xx per
-    (path, status) — once per distinct value of a batch (`tally`), merged in `Partials` — and
+    (path, status) — once per distinct value of a chunk (`tally`), merged in `Partials` — and
     feeds the groupings with distinct counts (`Grouping`): client addresses per day (and over
     all), bots by name, and the visitors of each page while their (page, visitor) pairs stay
     under PAGE_VISITOR_PAIRS (beyond, `top_pages` counts them in a second scan of ranked pages).
+    Strings are numbered once per distinct value of a chunk (`Interner`), shared by the
+    groupings that need them; the group-bys then run on integers.
     """
-    strings = ["path", "user_agent", "client_ip", "bot_name", "anonymous_id"]
-    cols = {"date": local_date("ts", timezone), "hour": local_hour("ts", timezone), "status": F("status"),
-            "bot": as_int(flag("is_bot")), "bytes_sent": F("bytes_sent"), "ts": F("ts"),
-            **{c: F(c) for c in strings}, **{c: F(c) for c in PAGEVIEW_INPUTS if c not in ("status", "path")}}
+    strings = ["path", "user_agent", "client_ip", "bot_name", "anonymous_id", "method"]
+    columns = ["ts", "status", "bytes_sent", "is_bot", "is_static", *strings]
     ts_type = pa.timestamp("us", tz="UTC")
     partials = {
-        "pages": Partials(pa.schema([("path", pa.string()), ("n", pa.int64())]), ["path"]),
         "agents": Partials(pa.schema([("user_agent", pa.string()), ("n", pa.int64()), ("bot", pa.bool_())]),
                            ["user_agent"], {"bot": "max"}),
         "not_found": Partials(pa.schema([("path", pa.string()), ("n", pa.int64()), ("bot", pa.int64()),
@@ -84,43 +106,39 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
         "server": Partials(pa.schema([("path", pa.string()), ("status", pa.int16()), ("n", pa.int64()),
                                       ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
     }
-    # Requests are many batches, each with most of the client addresses and visitors again:
-    # their strings are gathered per batch (dictionary indices) rather than numbered in Python.
+    paths, ips, visitors = _Paths(grouper), Interner(), Interner()
+    traffic = Grouping({"date": pa.date32(), "hour": pa.int8(), "status": pa.int16()}, {},
+                       {"pageviews": ("pv", "sum"), "bot_requests": ("bot", "sum"), "bytes_sent": ("bytes_sent", "sum"),
+                        "first_ts": ("ts", "min"), "last_ts": ("ts", "max")})
+    pages = Grouping({"path": paths.book})
     groups: dict[str, Grouping | None] = {
-        "ips": Grouping({"date": pa.date32()}, {"client_ip": S}),
-        "bots": Grouping({"bot_name": S}, {"client_ip": S}, {"first_seen": ("ts", "min"), "last_seen": ("ts", "max")}),
-        "page_visitors": Grouping({"path": S}, {"anonymous_id": S}),
+        "ips": Grouping({"date": pa.date32()}, {"client_ip": ips}),
+        "bots": Grouping({"bot_name": S}, {"client_ip": ips}, {"first_seen": ("ts", "min"), "last_seen": ("ts", "max")}),
+        "page_visitors": Grouping({"path": paths.book}, {"anonymous_id": visitors}),
     }
-
-    page_paths = page_memo()
-
-    def with_pageviews(batch: pa.RecordBatch) -> pa.RecordBatch:
-        pv = pageviews(batch, page_paths)
-        pages = batch.column("path").filter(pv)
-        if grouper is not None:
-            pages = regroup(pages, grouper)
-        visitors = groups["page_visitors"]
-        if visitors is None:
-            partials["pages"].add(tally(pages, "path"))
-        else:
-            # Its row counts are the pageviews per page: no tally while it lasts.
-            visitors.add({"path": pages, "anonymous_id": batch.column("anonymous_id").filter(pv)})
-            if visitors.rows > PAGE_VISITOR_PAIRS:
-                # Too many pairs to hold: pageviews tallied from here on (starting from its
-                # counts), visitors counted by a second scan of the ranked pages.
-                partials["pages"].add(visitors.result().select(["path", "n"]).combine_chunks().to_batches()[0])
+    for batch in chunks(out_dir, "requests", columns, strings):
+        path_codes = paths.encode(batch.column("path"))
+        pv = pageview_mask(batch, paths.is_page.take(path_codes))
+        page_keys = paths.keys(path_codes.filter(pv))
+        pages.add({"path": page_keys})
+        if (page_visitors := groups["page_visitors"]) is not None:
+            page_visitors.add({"path": page_keys, "anonymous_id": visitors.encode(batch.column("anonymous_id").filter(pv))})
+            if page_visitors.rows > PAGE_VISITOR_PAIRS:
+                # Too many pairs to hold: visitors counted by a second scan of the ranked pages.
                 groups["page_visitors"] = None
-        bot = batch.column("bot")
-        partials["agents"].add(tally(batch.column("user_agent"), "user_agent",
-                                     {"bot": (pc.cast(bot, pa.bool_()), "max")}))
-        ip = batch.column("client_ip")
-        groups["ips"].add({"date": batch.column("date"), "client_ip": ip})  # type: ignore[union-attr]
-        is_bot = pc.cast(bot, pa.bool_())
+        is_bot = pc.fill_null(batch.column("is_bot"), False)
+        bot = is_bot.cast(pa.int64())
+        ts, status = batch.column("ts"), batch.column("status")
+        date = local_dates(ts, timezone)
+        traffic.add({"date": date, "hour": local_hours(ts, timezone), "status": status, "pv": pv.cast(pa.int64()),
+                     "bot": bot, "bytes_sent": batch.column("bytes_sent"), "ts": ts})
+        partials["agents"].add(tally(batch.column("user_agent"), "user_agent", {"bot": (is_bot, "max")}))
+        ip = ips.encode(batch.column("client_ip"))
+        groups["ips"].add({"date": date, "client_ip": ip})  # type: ignore[union-attr]
         if pc.any(is_bot).as_py():
             groups["bots"].add({  # type: ignore[union-attr]
-                "bot_name": batch.column("bot_name").filter(is_bot),
-                "client_ip": ip.filter(is_bot), "ts": batch.column("ts").filter(is_bot)})
-        status = batch.column("status")
+                "bot_name": batch.column("bot_name").filter(is_bot), "client_ip": ip.filter(is_bot),
+                "ts": ts.filter(is_bot)})
         for name, rows in (("not_found", pc.equal(status, 404)),
                            ("server", pc.and_(pc.greater_equal(status, 500), pc.less(status, 600)))):
             rows = pc.fill_null(rows, False)
@@ -128,21 +146,14 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
                 continue
             some = batch.filter(rows)
             if name == "not_found":
-                partials[name].add(tally(some.column("path"), "path", {"bot": (some.column("bot"), "sum"),
+                partials[name].add(tally(some.column("path"), "path", {"bot": (bot.filter(rows), "sum"),
                                                                        "ts": (some.column("ts"), "max")}))
             else:  # few rows: added as they are, one row each
-                path = some.column("path")
-                path = path.cast(pa.string()) if isinstance(path, pa.DictionaryArray) else path
                 partials[name].add(pa.RecordBatch.from_arrays(
-                    [path, some.column("status"), pa.array(np.ones(some.num_rows, dtype=np.int64)),
-                     some.column("ts")], ["path", "status", "n", "ts"]))
-        keep = ["date", "hour", "status", "bot", "bytes_sent", "ts"]
-        return pa.RecordBatch.from_arrays([batch.column(c) for c in keep] + [pv.cast(pa.int64())], keep + ["pv"])
-
-    aggs = [count_rows("requests"), ("pv", "sum", None, "pageviews"), ("bot", "sum", None, "bot_requests"),
-            ("bytes_sent", "sum", None, "bytes_sent"), ("ts", "min", None, "first_ts"), ("ts", "max", None, "last_ts")]
-    table = aggregate(scan(out_dir, "requests", cols, transform=with_pageviews, dictionary=strings),
-                      aggs, keys=["date", "hour", "status"])
+                    [some.column("path").cast(pa.string()), some.column("status"),
+                     pa.array(np.ones(some.num_rows, dtype=np.int64)), some.column("ts")],
+                    ["path", "status", "n", "ts"]))
+    table = traffic.result("requests")
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
     is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
@@ -150,9 +161,7 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
     table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
     table = table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
     tallied = {name: p.result() for name, p in partials.items()}
-    if groups["page_visitors"] is not None:
-        tallied["pages"] = groups["page_visitors"].result().select(["path", "n"])
-    tallied["pages"] = tallied["pages"].rename_columns(["path", "pageviews"])
+    tallied["pages"] = pages.result().select(["path", "n"]).rename_columns(["path", "pageviews"])
     tallied["agents"] = tallied["agents"].rename_columns(["user_agent", "requests", "is_bot"])
     tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])
     tallied["server"] = tallied["server"].rename_columns(["path", "status", "requests", "last_seen"])
@@ -173,10 +182,15 @@ def _request_daily(out_dir: Path, traffic: pa.Table, ips: Grouping, timezone: st
                        join_type="full outer")
     # Only rows with a request time feed the digests: logs without one (combined) cost no more
     # than reading an all-null column; a date without any keeps null percentiles.
-    cols = {"date": local_date("ts", timezone), "ms": F("request_time_ms")}
+    def timed() -> Iterator[pa.RecordBatch]:
+        for batch in chunks(out_dir, "requests", ["ts", "request_time_ms"]):
+            if batch.column(1).null_count < batch.num_rows:
+                batch = batch.filter(batch.column(1).is_valid())
+                yield pa.RecordBatch.from_arrays([local_dates(batch.column(0), timezone), batch.column(1)], ["date", "ms"])
+
+    schema = pa.schema([("date", pa.date32()), ("ms", KIND_SCHEMAS["requests"].field("request_time_ms").type)])
     digest = pc.TDigestOptions(q=[0.5, 0.95], skip_nulls=True)
-    extra = aggregate(scan(out_dir, "requests", cols, where=F("request_time_ms").is_valid()),
-                      [("ms", "tdigest", digest, "q")], keys=["date"])
+    extra = aggregate(pa.RecordBatchReader.from_batches(schema, timed()), [("ms", "tdigest", digest, "q")], keys=["date"])
     q = extra["q"]
     extra = extra.drop_columns(["q"])
     for i, name in enumerate(["p50_request_time_ms", "p95_request_time_ms"]):
@@ -225,19 +239,17 @@ def top_pages(out_dir: Path, counts: pa.Table, visitors: Grouping | None, groupe
 def _visitors_by_rank(out_dir: Path, keep: pa.Array, grouper: PathGrouper | None) -> np.ndarray:
     """Distinct visitors of each ranked page (`keep`, in rank order), by a scan of the pageviews."""
 
-    pages = page_memo()
-
-    def ranked_only(batch: pa.RecordBatch) -> pa.RecordBatch:
-        batch = batch.filter(pageviews(batch, pages))
-        encoded = dictionary_of(batch.column("path"))
-        words = encoded.dictionary if grouper is None else pa.array(grouper(encoded.dictionary)).cast(pa.string())
-        rank = pc.index_in(words, value_set=keep, skip_nulls=True).take(encoded.indices)
-        return pa.RecordBatch.from_arrays([rank, batch.column("anonymous_id")], ["rank", "anonymous_id"]) \
-            .filter(rank.is_valid())
-
-    cols = {**{c: F(c) for c in PAGEVIEW_INPUTS}, "anonymous_id": F("anonymous_id")}
-    reader = scan(out_dir, "requests", cols, transform=ranked_only, dictionary=["path"])
-    visitors = aggregate(reader, [("anonymous_id", "count_distinct", DISTINCT, "visitors")], keys=["rank"])
+    paths = _Paths(grouper)
+    ranked = Grouping({"rank": CODE}, {"anonymous_id": S})
+    for batch in chunks(out_dir, "requests", [*PAGEVIEW_INPUTS, "anonymous_id"], ["path", "method", "anonymous_id"]):
+        codes = paths.encode(batch.column("path"))
+        pv = pageview_mask(batch, paths.is_page.take(codes))
+        # Each page key's rank, once per distinct key: null for the pages not ranked.
+        rank_of = pc.index_in(paths.book.known, value_set=keep, skip_nulls=True)
+        rank = rank_of.take(paths.keys(codes.filter(pv)))
+        found = rank.is_valid()
+        ranked.add({"rank": rank.filter(found), "anonymous_id": batch.column("anonymous_id").filter(pv).filter(found)})
+    visitors = ranked.result("n", {"anonymous_id": "visitors"})
     by_rank = np.zeros(len(keep), dtype=np.int64)
     by_rank[visitors["rank"].to_numpy()] = visitors["visitors"].to_numpy()
     return by_rank

@@ -15,18 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .groups import Codebook, Grouping
-from .scan import (
-    DISTINCT,
-    Expr,
-    PathGrouper,
-    aggregate,
-    as_int,
-    count_rows,
-    local_date,
-    ratio,
-    scan,
-    top,
-)
+from .scan import PathGrouper, chunks, local_dates, ratio, top
 from .specs import finish
 
 # Pre-aggregates of every session report; the mean duration is their sum over their count.
@@ -81,9 +70,9 @@ class _SessionPass:
         self.groupings["daily"] = Grouping({"date": pa.date32()}, people, SESSION_AGGS)
         self.groupings["totals"] = Grouping({}, people, SESSION_AGGS)
 
-    def feed(self, batch: pa.RecordBatch) -> None:
-        """One batch of sessions into every grouping."""
-        cols = {name: batch.column(name) for name in batch.schema.names}
+    def feed(self, columns: dict[str, pa.Array]) -> None:
+        """One batch of sessions (columns by name) into every grouping."""
+        cols = dict(columns)
         for name, book in self.books.items():
             cols[name] = book.encode(cols[name])
         values = {c: cols[c] for c in ("anonymous_id", "pageviews", "bounce", "engaged", "duration_s")}
@@ -106,13 +95,14 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
     channels, campaigns, browsers, os, devices), the figures per local date of session start for
     `daily_kpis` and the overall ones for `totals` (sessions, visitors, users, bounce rate,
     engaged sessions)."""
-    f = pc.field
-    cols: dict[str, Expr] = {c: f(c) for c in STRINGS}
-    cols |= {"date": local_date("start", timezone), "pageviews": f("pageviews"), "bounce": as_int(f("is_bounce")),
-             "engaged": as_int(f("is_engaged")), "duration_s": f("duration_s")}
     sessions_pass = _SessionPass(grouper)
-    for batch in scan(out_dir, "sessions", cols, dictionary=STRINGS):
-        sessions_pass.feed(batch)
+    columns = [*STRINGS, "start", "pageviews", "is_bounce", "is_engaged", "duration_s"]
+    for batch in chunks(out_dir, "sessions", columns, STRINGS):
+        cols = {c: batch.column(c) for c in (*STRINGS, "pageviews", "duration_s")}
+        cols |= {"date": local_dates(batch.column("start"), timezone),
+                 "bounce": pc.fill_null(batch.column("is_bounce"), False).cast(pa.int64()),
+                 "engaged": pc.fill_null(batch.column("is_engaged"), False).cast(pa.int64())}
+        sessions_pass.feed(cols)
     groupings = sessions_pass.groupings
     names = {"anonymous_id": "visitors", "user_id": "users"}
     (row,) = groupings["totals"].result("sessions", names).to_pylist()
@@ -133,19 +123,20 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
 
 
 def events_by_day(out_dir: Path, timezone: str) -> pa.Table:
-    """Events, visitors and users per local date and event name (one Acero group-by: a single
-    report needs no `Grouping`)."""
-    cols = {"date": local_date("ts", timezone), "event_name": pc.field("event_name"),
-            "anonymous_id": pc.field("anonymous_id"), "user_id": pc.field("user_id")}
-    aggs = [count_rows("events"), ("anonymous_id", "count_distinct", DISTINCT, "visitors"),
-            ("user_id", "count_distinct", DISTINCT, "users")]
-    table = aggregate(scan(out_dir, "events", cols), aggs, keys=["date", "event_name"])
+    """Events, visitors and users per local date and event name."""
+    strings = ["event_name", "anonymous_id", "user_id"]
+    events = Grouping({"date": pa.date32(), "event_name": pa.string()}, {"anonymous_id": pa.string(), "user_id": pa.string()})
+    for batch in chunks(out_dir, "events", ["ts", *strings], strings):
+        events.add({"date": local_dates(batch.column("ts"), timezone),
+                    **{c: batch.column(c) for c in strings}})
+    table = events.result("events", {"anonymous_id": "visitors", "user_id": "users"})
     return finish("events_by_day", table.sort_by([("date", "ascending"), ("events", "descending"),
                                                   ("event_name", "ascending")]))
 
 
 def rejects_by_reason(out_dir: Path) -> pa.Table:
     """Rejected lines per reason."""
-    table = aggregate(scan(out_dir, "rejects", {"reason": pc.field("reason")}),
-                      [count_rows("rejects")], keys=["reason"])
-    return finish("rejects_by_reason", top(table, "rejects", ["reason"], None))
+    rejects = Grouping({"reason": pa.string()})
+    for batch in chunks(out_dir, "rejects", ["reason"], ["reason"]):
+        rejects.add({"reason": batch.column("reason")})
+    return finish("rejects_by_reason", top(rejects.result("rejects"), "rejects", ["reason"], None))

@@ -68,6 +68,39 @@ class Partials:
         return out.rename_columns([names.get(n, n) for n in out.column_names]).select(table.column_names)
 
 
+class Interner:
+    """Numbers for the distinct strings of a scan (0, 1, … in order of first sight), found by
+    hash kernels: each batch's dictionary (its distinct values) is looked up among the strings
+    numbered so far and only the new ones are appended. Nothing per string runs in Python."""
+
+    def __init__(self) -> None:
+        self.known = pa.array([], pa.string())
+
+    def __len__(self) -> int:
+        return len(self.known)
+
+    def dictionary_codes(self, words: pa.Array) -> pa.Array:
+        """The number of every string of `words` (distinct strings; null stays null), as int32."""
+        words = words.cast(pa.string())
+        where = pc.index_in(words, value_set=self.known)
+        missing = pc.and_(where.is_null(), words.is_valid())
+        if pc.any(missing).as_py():
+            new = pc.unique(words.filter(missing))
+            found = pc.add(pc.index_in(words, value_set=new), pa.scalar(len(self.known), CODE))
+            where = pc.coalesce(where, found)
+            self.known = pa.concat_arrays([self.known, new])
+        return where
+
+    def encode(self, values: pa.Array) -> pa.Array:
+        """The number of every value (null stays null), as int32."""
+        encoded = dictionary_of(values)
+        return self.dictionary_codes(encoded.dictionary).take(encoded.indices)
+
+    def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """The strings of `codes`."""
+        return self.known.take(codes)
+
+
 class Codebook:
     """Numbers for the distinct strings of one column over a scan (in order of first sight).
 
@@ -77,66 +110,57 @@ class Codebook:
 
     def __init__(self, mapper: Callable[[pa.Array], pa.Array] | None = None) -> None:
         self.mapper = mapper
-        self.index: dict[str, int] = {}  # the string numbered (mapped) -> its number
-        self.raw: dict[str, int] = {}  # with a mapper: each string seen -> its mapped number
-        self._values: pa.Array | None = None
+        self.words = Interner()  # the strings numbered (mapped)
+        self.raw = Interner()  # with a mapper: each string seen …
+        self.mapped = pa.array([], CODE)  # … and its mapped number, by the string's own number
 
     def encode(self, values: pa.Array) -> pa.Array:
         """The number of every value (null stays null), as int32."""
-        encoded = dictionary_of(values)
-        words = encoded.dictionary.to_pylist()
         if self.mapper is None:
-            codes = self._number(words)
-        else:
-            new = [w for w in words if w not in self.raw]
-            if new:
-                grouped = pa.array(self.mapper(pa.array(new, pa.string()))).cast(pa.string())
-                mapped = self._number(grouped.to_pylist())
-                self.raw.update(zip(new, mapped, strict=True))
-            raw = self.raw
-            codes = [raw[w] for w in words]
-        return pa.array(codes, CODE).take(encoded.indices)
-
-    def _number(self, words: list[str | None]) -> list[int | None]:
-        index = self.index
-        before = len(index)
-        # A mapper may map a string to null: null, as a null value is.
-        codes = [None if w is None else index.setdefault(w, len(index)) for w in words]
-        if len(index) != before:
-            self._values = None
-        return codes
+            return self.words.encode(values)
+        encoded = dictionary_of(values)
+        before = len(self.raw)
+        raw = self.raw.dictionary_codes(encoded.dictionary)
+        if len(self.raw) > before:
+            new = self.raw.known.slice(before)
+            grouped = pa.array(self.mapper(new)).cast(pa.string())
+            self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
+        return self.mapped.take(raw).take(encoded.indices)
 
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The strings of `codes`."""
-        if self._values is None:
-            self._values = pa.array(list(self.index), pa.string())
-        return self._values.take(codes)
+        return self.words.decode(codes)
 
 
 class Grouping:
     """One streaming group-by: rows per key, `aggs` of value columns, distinct counts.
 
-    `keys` and `distinct` map column names to the `Codebook` their codes come from, or to the
+    `keys` and `distinct` map column names to the `Codebook` (or `Interner`, shared by several
+    groupings) their codes come from, or to the
     type of a column taken as it is: strings (plain or dictionary-encoded, as scanned) are
-    pre-aggregated on the batch's dictionary indices and gathered as strings, other types (a
-    date, a status) as they are. `aggs` maps an output name to (input column, function) with
-    functions `sum`, `count` (non-null values), `min`, `max`. `add` takes a batch's columns by
-    name, codebook columns as codes; `result()` has the keys (decoded), the row count, the aggs
-    and one column per distinct column counting its distinct non-null values per key.
+    numbered by the grouping's own `Interner` (a hash lookup per distinct value of a batch), other
+    types (a date, a status) are taken as they are. `aggs` maps an output name to (input column,
+    function) with functions `sum`, `count` (non-null values), `min`, `max`. `add` takes a
+    batch's columns by name, codebook columns as codes; `result()` has the keys (decoded), the
+    row count, the aggs and one column per distinct column counting its distinct non-null values
+    per key.
     """
 
-    def __init__(self, keys: dict[str, Codebook | pa.DataType],
-                 distinct: dict[str, Codebook | pa.DataType] | None = None,
+    def __init__(self, keys: dict[str, Codebook | Interner | pa.DataType],
+                 distinct: dict[str, Codebook | Interner | pa.DataType] | None = None,
                  aggs: dict[str, tuple[str, str]] | None = None) -> None:
         self.keys, self.distinct, self.aggs = dict(keys), dict(distinct or {}), dict(aggs or {})
         self.specs = {**self.keys, **self.distinct}
         self.group_cols = list(self.specs)
-        self.types = {c: CODE if isinstance(k, Codebook) else k for c, k in self.specs.items()}
+        # Strings become numbers as they come: every group column is then an integer (or a date),
+        # comparable across batches, so rows are gathered and pre-aggregated many batches at once.
+        self.books = {c: Interner() for c, k in self.specs.items() if isinstance(k, pa.DataType) and _stringy(k)}
+        self.types = {c: CODE if isinstance(k, Codebook | Interner) or c in self.books else k
+                      for c, k in self.specs.items()}
+        self.inputs = sorted({source for source, _ in self.aggs.values()})
         self.partials: Partials | None = None
         self.pre_aggregates = 0
-        # Without string columns, rows are comparable across batches: gather them as they come
-        # and pre-aggregate many batches at once (one group-by per GATHER_ROWS, not per batch).
-        self.gather = not any(pa.types.is_string(t) for t in self.types.values())
+        self.gather = True
         self.gathered: list[pa.Table] = []
         self.gathered_rows = 0
 
@@ -147,11 +171,8 @@ class Grouping:
 
     def add(self, columns: dict[str, pa.Array]) -> None:
         """Take one batch: `columns` holds every key, distinct and agg input column."""
-        inputs = sorted({source for source, _ in self.aggs.values()})
-        table = pa.table({**{c: columns[c] for c in self.group_cols}, **{f"v_{c}": columns[c] for c in inputs}})
-        if not self.gather:
-            self._pre_aggregate(table)
-            return
+        group = {c: self.books[c].encode(columns[c]) if c in self.books else columns[c] for c in self.group_cols}
+        table = pa.table({**group, **{f"v_{c}": columns[c] for c in self.inputs}})
         self.gathered.append(table)
         self.gathered_rows += table.num_rows
         if self.gathered_rows >= GATHER_ROWS:
@@ -163,23 +184,13 @@ class Grouping:
             self.gathered, self.gathered_rows = [], 0
             self._pre_aggregate(table)
 
-    def _pre_aggregate(self, columns: pa.Table) -> None:
+    def _pre_aggregate(self, table: pa.Table) -> None:
         """Group rows by the keys and distinct columns into the pre-aggregates."""
-        codes, dictionaries = {}, {}
-        for name in self.group_cols:
-            if pa.types.is_string(self.types[name]):
-                encoded = dictionary_of(columns[name].combine_chunks())
-                codes[name], dictionaries[name] = encoded.indices, encoded.dictionary
-            else:
-                codes[name] = columns[name]
-        table = pa.table({**codes, **{c: columns[c] for c in columns.column_names if c.startswith("v_")}})
         specs = [([], "count_all")] + [(f"v_{source}", fn) for source, fn in self.aggs.values()]
         grouped = table.group_by(self.group_cols, use_threads=False).aggregate(specs)
         arrays = []
         for name in self.group_cols:
             col = grouped[name].combine_chunks()
-            if name in dictionaries:
-                col = dictionaries[name].take(col)
             arrays.append(col if col.type == self.types[name] else col.cast(self.types[name]))
         arrays.append(grouped["count_all"].combine_chunks())
         values = [grouped[f"v_{source}_{fn}"].combine_chunks() for source, fn in self.aggs.values()]
@@ -209,13 +220,22 @@ class Grouping:
         """One row per key (one row in all without keys): `count_name`, the aggs, distinct counts."""
         names = {d: d for d in self.distinct} | dict(distinct_names or {})
         specs = [("n", "sum")] + [(name, MERGE[fn]) for name, (_, fn) in self.aggs.items()]
-        specs += [(d, "count_distinct", DISTINCT) for d in self.distinct]
+        # The merged rows are distinct (keys, distinct columns) tuples: with one distinct column,
+        # its distinct values per key are its non-null rows per key — a count, no hash set per key.
+        counting = "count" if len(self.distinct) == 1 else "count_distinct"
+        specs += [(d, counting, DISTINCT) for d in self.distinct]
         out = self._merged().group_by(list(self.keys), use_threads=False).aggregate(specs)
         rename = {"n_sum": count_name} | {f"{name}_{MERGE[fn]}": name for name, (_, fn) in self.aggs.items()} \
-            | {f"{d}_count_distinct": names[d] for d in self.distinct}
+            | {f"{d}_{counting}": names[d] for d in self.distinct}
         out = out.rename_columns([rename.get(c, c) for c in out.column_names])
         for key, book in self.keys.items():
-            if isinstance(book, Codebook):
+            book = self.books.get(key, book)
+            if isinstance(book, Codebook | Interner):
                 out = out.set_column(out.schema.get_field_index(key), key, book.decode(out[key]))
         # Null sums of no rows at all (a scalar group-by without rows) become 0 rows.
         return out.set_column(out.schema.get_field_index(count_name), count_name, pc.fill_null(out[count_name], 0))
+
+
+def _stringy(type_: pa.DataType) -> bool:
+    """A string column, plain or dictionary-encoded."""
+    return pa.types.is_string(type_) or (pa.types.is_dictionary(type_) and pa.types.is_string(type_.value_type))

@@ -1,14 +1,14 @@
-"""Streaming scans and group-bys over the datasets, with bounded memory.
+"""Streaming reads and per-batch helpers over the datasets, with bounded memory.
 
-A scan reads only the columns a report needs (computed columns are Arrow expressions evaluated
-by the scanner, in C++), batch by batch, and feeds an Acero aggregate node: memory holds the
-group states (one per distinct key; a distinct count keeps its distinct values, a t-digest a
-few hundred centroids), never the dataset.
+`chunks` reads only the columns a report needs, a few row groups at a time, with pyarrow.parquet
+on the calling thread (no dataset scanner, no Acero plan, no read-ahead threads): memory holds a
+chunk and the group states (`groups.py`), never the dataset.
 
-Long repeated strings (user agents, paths) are read as Parquet stores them, dictionary-encoded,
-and `tally` pre-aggregates each batch on the dictionary indices: hashing a 120-byte user agent
-once per distinct value instead of once per row made the user-agent report 12× cheaper. Python
-touches each batch only for that and for a `path_grouper`, once per distinct path.
+Long repeated strings (user agents, paths, visitors) are read as Parquet stores them,
+dictionary-encoded, one dictionary per chunk, and everything per string runs once per distinct
+value of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
+once per distinct value instead of once per row made the user-agent report 12× cheaper), an
+`Interner` numbers them for the group-bys, a `path_grouper` sees each distinct path once.
 """
 
 from __future__ import annotations
@@ -17,36 +17,82 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.acero as ac
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
-from .groups import DISTINCT, Partials, dictionary_of  # noqa: F401 - part of this module's API
+from .groups import Partials, dictionary_of  # noqa: F401 - part of this module's API
 
-Expr = pc.Expression
 PathGrouper = Callable[[pa.Array], pa.Array]
-PARTITIONING = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
-BATCH_ROWS = 128 * 1024
-SCAN_OPTIONS = ds.ParquetFragmentScanOptions(pre_buffer=False)
+# Rows read at once by `chunks`: whole row groups, until at least this many.
+CHUNK_ROWS = 256 * 1024
 DICT = pa.dictionary(pa.int32(), pa.string())
 STRING = pa.string()
 
 
-def open_dataset(out_dir: Path, kind: str, dictionary: Sequence[str] = ()) -> ds.Dataset:
-    """The kind's dataset under `out_dir` (every run's parts); an empty one when absent.
+def part_files(out_dir: Path, kind: str) -> list[Path]:
+    """The kind's part files under `out_dir` (every run's, every date partition's), as a dataset
+    discovers them: files below `DIR/<kind>/`, none under a name starting with '.' or '_'."""
+    root = Path(out_dir) / kind
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file()
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
 
-    Columns named in `dictionary` are read as dictionary arrays (one dictionary per row group).
+
+def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequence[str] = (),
+           rows: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The `columns` of the kind's dataset, a few row groups (about `rows` rows) at a time.
+
+    Read with pyarrow.parquet, one thread: no dataset scanner, no read-ahead threads. Columns in
+    `dictionary` arrive dictionary-encoded with ONE dictionary per chunk (the row groups'
+    dictionaries unified): per-chunk work per distinct value (numbering, path templates) runs a
+    few times per file, not once per row group. A part written before a column existed reads
+    it as null, as the explicit dataset schema did.
     """
-    schema = pa.schema([pa.field(f.name, DICT if f.name in dictionary else f.type) for f in KIND_SCHEMAS[kind]]
-                       + [("date", pa.string())])
-    path = Path(out_dir) / kind
-    if not path.is_dir():
-        return ds.dataset(schema.empty_table())
-    fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary)))
-    # The explicit schema makes parts written before a column existed read it as null.
-    return ds.dataset(path, schema=schema, format=fmt, partitioning=PARTITIONING)
+    rows = rows or CHUNK_ROWS
+    types = {f.name: DICT if f.name in dictionary else f.type for f in KIND_SCHEMAS[kind]}
+    for path in part_files(out_dir, kind):
+        file = pq.ParquetFile(path, read_dictionary=list(dictionary), pre_buffer=False)
+        present = [c for c in columns if c in file.schema_arrow.names]
+        sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
+        # Chunks of about equal size (a file of 1.1 × `rows` is one chunk, not a big and a small one).
+        target = sum(sizes) / max(1, round(sum(sizes) / rows))
+        run: list[int] = []
+        run_rows = 0
+        for group, n in enumerate(sizes):
+            if n:
+                run.append(group)
+                run_rows += n
+            if run and (run_rows >= target or group == len(sizes) - 1):
+                table = file.read_row_groups(run, columns=present, use_threads=False)
+                yield _conform(table, columns, types)
+                run, run_rows = [], 0
+
+
+def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataType]) -> pa.RecordBatch:
+    arrays = []
+    for name in columns:
+        if name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, types[name]))
+            continue
+        column = table.column(name)
+        if pa.types.is_dictionary(column.type) and column.num_chunks > 1:
+            column = column.unify_dictionaries()
+        array = column.combine_chunks()
+        arrays.append(array if array.type == types[name] else array.cast(types[name]))
+    return pa.RecordBatch.from_arrays(arrays, list(columns))
+
+
+def local_dates(ts: pa.Array, timezone: str) -> pa.Array:
+    """The local calendar date of every UTC timestamp (as `local_date`, on an array)."""
+    return pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone))).cast(pa.date32())
+
+
+def local_hours(ts: pa.Array, timezone: str) -> pa.Array:
+    """The local hour (0–23) of every UTC timestamp (as `local_hour`, on an array)."""
+    return pc.hour(ts.cast(pa.timestamp("us", tz=timezone))).cast(pa.int8())
 
 
 def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | None = None,
@@ -67,33 +113,8 @@ def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | N
     return pa.RecordBatch.from_arrays(arrays, [name, "n", *values])
 
 
-def call(function: str, *args: Expr | pa.Scalar) -> Expr:
-    """An expression calling any Arrow compute function."""
-    return Expr._call(function, [a if isinstance(a, Expr) else pc.scalar(a) for a in args])
-
-
-def flag(column: str) -> Expr:
-    """A boolean column with null read as False."""
-    return call("coalesce", pc.field(column), pa.scalar(False))
-
-
-def as_int(expr: Expr) -> Expr:
-    """A boolean expression as 0/1 int64 (null as 0), for summing."""
-    return call("coalesce", expr, pa.scalar(False)).cast(pa.int64())
-
-
-def local_date(column: str, timezone: str) -> Expr:
-    """The local calendar date of a UTC timestamp column."""
-    local = pc.field(column).cast(pa.timestamp("us", tz=timezone))
-    return call("local_timestamp", local).cast(pa.date32())
-
-
-def local_hour(column: str, timezone: str) -> Expr:
-    """The local hour (0–23) of a UTC timestamp column."""
-    return call("hour", pc.field(column).cast(pa.timestamp("us", tz=timezone))).cast(pa.int8())
-
-
 PAGEVIEW_INPUTS = ("status", "method", "path", "is_bot", "is_static")
+METHODS = pa.array(["GET", "HEAD"])
 
 
 def pageviews(batch: pa.RecordBatch, pages: PathMemo | None = None) -> pa.Array:
@@ -104,12 +125,20 @@ def pageviews(batch: pa.RecordBatch, pages: PathMemo | None = None) -> pa.Array:
     tested once per distinct path of the batch instead of once per row — or, with `pages` (a
     `page_memo()` kept over a scan), once per distinct path of the scan.
     """
+    encoded = dictionary_of(batch.column("path"))
+    return pageview_mask(batch, (pages or is_page_path)(encoded.dictionary).take(encoded.indices))
+
+
+def pageview_mask(batch: pa.RecordBatch, page: pa.Array) -> pa.Array:
+    """`pageviews` with the page-likeness of every row's path given (`is_page_path`)."""
     status = batch.column("status")
     ok = pc.or_kleene(pc.and_kleene(pc.greater_equal(status, 200), pc.less(status, 300)), pc.equal(status, 304))
-    method = pc.is_in(batch.column("method"), value_set=pa.array(["GET", "HEAD"]))
+    method = batch.column("method")
+    if isinstance(method, pa.DictionaryArray):  # once per distinct method
+        method = pc.is_in(method.dictionary, value_set=METHODS).take(method.indices)
+    else:
+        method = pc.is_in(method, value_set=METHODS)
     human = pc.invert(pc.or_(pc.fill_null(batch.column("is_bot"), False), pc.fill_null(batch.column("is_static"), False)))
-    encoded = dictionary_of(batch.column("path"))
-    page = (pages or is_page_path)(encoded.dictionary).take(encoded.indices)
     return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
 
 
@@ -152,34 +181,6 @@ def page_memo() -> PathMemo:
     return PathMemo(is_page_path, result_type=pa.bool_())
 
 
-def regroup(encoded: pa.DictionaryArray, mapper: PathGrouper) -> pa.DictionaryArray:
-    """`encoded` with its dictionary mapped (once per distinct value) and made distinct again:
-    two paths of one template share one code."""
-    words = pc.dictionary_encode(pa.array(mapper(encoded.dictionary)).cast(pa.string()))
-    return pa.DictionaryArray.from_arrays(words.indices.take(encoded.indices), words.dictionary)
-
-
-def scan(out_dir: Path, kind: str, columns: dict[str, Expr], where: Expr | None = None,
-         transform: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
-         dictionary: Sequence[str] = ()) -> pa.RecordBatchReader:
-    """Stream `columns` (name → expression) of the rows matching `where`, batch by batch, through
-    `transform`; source columns in `dictionary` arrive dictionary-encoded."""
-    dataset = open_dataset(out_dir, kind, dictionary)
-    # Modest read-ahead and no whole-file pre-buffering: the defaults (16 batches, 4 files,
-    # pre_buffer) cost ~200 MB of RSS per scan for no measurable speed on 2 cores.
-    reader = dataset.scanner(columns=columns, filter=where, batch_size=BATCH_ROWS, batch_readahead=4,
-                             fragment_readahead=2, fragment_scan_options=SCAN_OPTIONS).to_reader()
-    if transform is None:
-        return reader
-    schema = transform(pa.RecordBatch.from_pylist([], schema=reader.schema)).schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            yield transform(batch)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
 Agg = tuple[str | list[str], str, pc.FunctionOptions | None, str]
 
 
@@ -189,6 +190,8 @@ def aggregate(reader: pa.RecordBatchReader, aggs: list[Agg], keys: list[str] | N
     Functions are named without the `hash_` prefix (`sum`, `count_distinct`, `tdigest`, …);
     with `keys` the grouped variants are used. Without keys the result has one row.
     """
+    import pyarrow.acero as ac  # only logs with request times get here
+
     prefix = "hash_" if keys else ""
     specs = [(col, prefix + fn, opts, name) for col, fn, opts, name in aggs]
     plan = ac.Declaration.from_sequence([
@@ -196,11 +199,6 @@ def aggregate(reader: pa.RecordBatchReader, aggs: list[Agg], keys: list[str] | N
         ac.Declaration("aggregate", ac.AggregateNodeOptions(specs, keys=keys or None)),
     ])
     return plan.to_table(use_threads=True)
-
-
-def count_rows(name: str) -> Agg:
-    """An aggregate counting rows (nulls included) into column `name`."""
-    return ([], "count_all", None, name)
 
 
 def ratio(num: pa.Array | pa.ChunkedArray, den: pa.Array | pa.ChunkedArray) -> pa.Array:
