@@ -59,7 +59,7 @@ def tune_process() -> None:
 
 
 # Commands that never hand pandas objects to Arrow (see _skip_pandas_probe).
-PANDAS_FREE = {"parse", "formats"}
+PANDAS_FREE = {"parse", "formats", "report"}
 
 
 def _skip_pandas_probe() -> None:
@@ -107,10 +107,9 @@ class LogtrackGroup(click.Group):
         return getattr(module, attr)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        if name in PANDAS_FREE:
+        if args and args[0] in PANDAS_FREE:  # before the command's module loads: its imports may probe
             _skip_pandas_probe()
-        return name, command, rest
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
