@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import TS
+from . import strbuf
 from .clftime import parse_clf_fixed
 from .reqline import split_origin_form
 
@@ -29,7 +30,12 @@ def nullify(arr: pa.Array, *missing: str) -> pa.Array:
     """Strings equal to one of `missing` (default `-` and empty) become null."""
     missing = missing or ("-", "")
     arr = arr.cast(pa.string())
-    if missing == ("-", ""):  # the usual pair: two cheap comparisons beat a hash lookup
+    if missing == ("-", ""):  # the usual pair: lengths and one byte, from the buffers
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        mask = strbuf.dash_or_empty(arr)
+        if mask is not None:
+            return strbuf.with_nulls(arr, mask)
         return set_null(arr, pc.or_(pc.equal(arr, "-"), pc.equal(pc.binary_length(arr), 0)))
     return set_null(arr, pc.is_in(arr, pa.array(missing)))
 
@@ -294,9 +300,14 @@ def host_only(arr: pa.Array) -> pa.Array:
 def client_ip(arr: pa.Array) -> pa.Array:
     """An address as logged: IPv6 without brackets, no port (`1.2.3.4:5678` → `1.2.3.4`)."""
     arr = nullify(arr.cast(pa.string()))
-    colon = pc.fill_null(pc.match_substring(arr, ":"), False)
-    if not pc.any(colon).as_py():  # plain IPv4 or names: nothing to strip
+    found = strbuf.holding(arr, 0x3A)
+    if found is None:
+        found = as_mask(pc.match_substring(arr, ":"))
+    elif arr.null_count:
+        found &= arr.is_valid().to_numpy(zero_copy_only=False)
+    if not found.any():  # plain IPv4 or names: nothing to strip
         return arr
+    colon = pa.array(found)
     sub = arr.filter(colon)
     bracket = pc.struct_field(pc.extract_regex(sub, r"^\[(?P<h>[^\]]*)\]"), "h")
     v4port = pc.replace_substring_regex(sub, r"^([^:]+):\d+$", r"\1")
