@@ -85,10 +85,14 @@ def time_clf(arr: pa.Array) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     micros, fixed, tried = parse_clf_fixed(arr)
-    out = pa.Array.from_pandas(micros, mask=~fixed).cast(pa.int64()).cast(TS)
-    rest = pc.and_(pc.is_valid(arr), pa.array(~tried))
-    if not pc.any(rest).as_py():
+    # The microseconds are the timestamp's buffer as they are (no copy, no cast).
+    out = strbuf.with_nulls(pa.Array.from_buffers(TS, len(micros), [None, pa.py_buffer(micros)]), ~fixed)
+    others = ~tried
+    if arr.null_count:
+        others &= arr.is_valid().to_numpy(zero_copy_only=False)
+    if not others.any():
         return out
+    rest = pa.array(others)
     # Other shapes (fractions, no zone, a day that does not exist): strptime, then Python.
     others = nullify(pc.utf8_trim(arr.filter(rest), "[]"))
     parsed = _strptime_distinct(others, "%d/%b/%Y:%H:%M:%S %z")
