@@ -58,6 +58,8 @@ def test_buffer_masks_agree_with_compute(values: list[str | None], cut: int) -> 
     assert dash is not None
     expected = pc.fill_null(pc.or_(pc.equal(arr, "-"), pc.equal(pc.binary_length(arr), 0)), False)
     assert (dash & valid).tolist() == expected.to_pylist()
+    only = strbuf.dash_or_empty(arr, empty=False)
+    assert only is not None and (only & valid).tolist() == pc.fill_null(pc.equal(arr, "-"), False).to_pylist()
     colon = strbuf.holding(arr, ord(":"))
     assert colon is not None
     assert (colon & valid).tolist() == pc.fill_null(pc.match_substring(arr, ":"), False).to_pylist()
@@ -117,3 +119,11 @@ def test_csv_plan_block_with_a_repaired_line_keeps_the_lines_after_it() -> None:
     agents = parsed.requests.column("user_agent").to_pylist()
     assert agents[4] == "u\ufffda4" and agents[5:] == [f"ua{i}" for i in range(5, 30)]
     assert np.array_equal(parsed.requests.column("line").to_numpy(), np.arange(1, 31))
+
+
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"x", b'"')), st.lists(st.integers(0, 200), max_size=12))
+def test_counts_between_bounds_agree_with_positions(data: bytes, cuts: list[int]) -> None:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    bounds = np.array(sorted([0, len(data), *(min(c, len(data)) for c in cuts)]), dtype=np.int64)
+    expected = np.diff(np.searchsorted(np.flatnonzero(buf == 0x22), bounds))
+    assert strbuf.count_between(buf, 0x22, bounds).tolist() == expected.tolist()

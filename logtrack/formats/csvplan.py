@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as csv
 
+from .strbuf import count_between
 from .variables import QUOTED, Var
 from .words import Segment, values_from_words, word_plan
 
@@ -64,7 +65,7 @@ def csv_plan(segments: list[Segment]) -> CsvPlan | None:
     return CsvPlan(tuple(steps), col, quotes)
 
 
-def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
+def read_fields(raw: bytes | bytearray, columns: int) -> tuple[pa.Table, np.ndarray] | None:
     """All lines of `raw` (valid UTF-8: `lines.split_lines` repaired it) as `columns` string fields;
     the 0-based lines that did not fit."""
     names = [f"f{i}" for i in range(columns)]
@@ -76,7 +77,7 @@ def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
 
     try:
         table = csv.read_csv(
-            pa.BufferReader(raw),
+            pa.BufferReader(pa.py_buffer(raw)),
             read_options=csv.ReadOptions(column_names=names, use_threads=False, block_size=len(raw) + 1),
             parse_options=csv.ParseOptions(delimiter=" ", quote_char='"', escape_char=False, double_quote=False,
                                            newlines_in_values=False, ignore_empty_lines=False,
@@ -96,13 +97,11 @@ def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
     return strings, np.array(misfits, dtype=np.int64) - 1
 
 
-def csv_piece(plan: CsvPlan, raw: bytes, starts: np.ndarray, n: int, backslash: np.ndarray
+def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int, backslash: np.ndarray
               ) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
     """The lines of a clean block the CSV reader can take (indices) and their raw values."""
     buf = np.frombuffer(raw, dtype=np.uint8)
-    quote_at = np.flatnonzero(buf == 0x22)
-    bounds = np.append(starts, len(buf))
-    quotes = np.diff(np.searchsorted(quote_at, bounds))
+    quotes = count_between(buf, 0x22, np.append(starts, len(buf)))
     unclear = (quotes != plan.quotes) | backslash
     if unclear.all():
         return None
@@ -117,7 +116,7 @@ def csv_piece(plan: CsvPlan, raw: bytes, starts: np.ndarray, n: int, backslash: 
         for i in odd:
             start, end = int(starts[i]), int(ends[i])
             copy[start:end] = b"x" * (end - start)
-        raw = bytes(copy)
+        raw = copy  # (read as it is: no second copy of the block)
     read = read_fields(raw, plan.columns)
     if read is None:
         return None
