@@ -38,6 +38,7 @@ class Lines:
         # (without its ending), for parsers that read the block whole. None otherwise.
         self.raw, self.raw_starts, self.raw_ends = raw, raw_starts, raw_ends
         self._backslash: np.ndarray | None = None
+        self._backslash_at: np.ndarray | None = None  # positions of `\\` in `raw`
 
     @property
     def text(self) -> pa.Array:
@@ -63,10 +64,23 @@ class Lines:
         if self._backslash is None:
             if self._text is None and self.raw is not None and self.raw_starts is not None:
                 buf = np.frombuffer(self.raw, dtype=np.uint8)
-                self._backslash = _starts_holding(buf, self.raw_starts, 0x5C)
+                self._backslash_at = np.flatnonzero(buf == 0x5C)
+                self._backslash = _lines_of(self._backslash_at, self.raw_starts)
             else:
                 self._backslash = lines_with_byte(self.text, 0x5C)
         return self._backslash
+
+    def escaped_quote_mask(self) -> np.ndarray | None:
+        """Which lines of a clean block hold a backslash right before a `"` (an escaped quote,
+        or an escaped backslash closing a field): the lines whose quotes may not delimit
+        fields. None when the block's bytes are not kept."""
+        if self.raw is None or self.raw_starts is None:
+            return None
+        buf = np.frombuffer(self.raw, dtype=np.uint8)
+        if self._backslash_at is None:
+            self._backslash_at = np.flatnonzero(buf == 0x5C)
+        at = self._backslash_at[self._backslash_at + 1 < len(buf)]
+        return _lines_of(at[buf[at + 1] == 0x22], self.raw_starts)
 
     def take(self, indices: pa.Array | np.ndarray) -> Lines:
         """The subset of data lines at `indices` (comments and counts are not carried)."""
@@ -90,10 +104,9 @@ def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     ).cast(pa.string())
 
 
-def _starts_holding(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
-    """Which lines (given by their starts in `buf`) contain `byte`."""
+def _lines_of(hits: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Which lines (given by their starts) contain one of the positions `hits`."""
     mask = np.zeros(len(starts), dtype=bool)
-    hits = np.flatnonzero(buf == byte)
     if len(hits):
         mask[np.searchsorted(starts, hits, side="right") - 1] = True
     return mask

@@ -127,3 +127,37 @@ def test_counts_between_bounds_agree_with_positions(data: bytes, cuts: list[int]
     bounds = np.array(sorted([0, len(data), *(min(c, len(data)) for c in cuts)]), dtype=np.int64)
     expected = np.diff(np.searchsorted(np.flatnonzero(buf == 0x22), bounds))
     assert strbuf.count_between(buf, 0x22, bounds).tolist() == expected.tolist()
+
+
+@given(st.lists(st.sampled_from(["200", "2000", "-", "", "٣", "20x", "0", "--", "99999", "١٢"]), min_size=1, max_size=20))
+def test_digit_fields_checked_from_the_buffers_agree_with_the_kernels(values: list[str]) -> None:
+    from logtrack.formats.variables import COUNT, STATUS
+    from logtrack.formats.words import _ascii_digits
+
+    arr = pa.array(values, pa.string())
+    for pattern, longest in ((STATUS, 3), (COUNT, None)):
+        digits = pc.utf8_is_digit(arr)
+        if longest:
+            digits = pc.and_(digits, pc.less_equal(pc.binary_length(arr), longest))
+        expected = pc.fill_null(pc.or_(digits, pc.equal(arr, "-")), False).to_pylist()
+        quick = _ascii_digits(arr, longest)
+        assert quick is not None and quick.tolist() == expected, pattern
+
+
+def test_backslashes_before_no_quote_are_read_by_the_csv_plan() -> None:
+    # nginx's `\x22` delimits nothing: the CSV reader takes the line (and the value is still
+    # unescaped); Apache's `\"` and a field ending in `\\` leave the line to the other plans.
+    line = '1.1.1.{i} - - [10/Oct/2000:13:55:36 -0700] "GET /{i} HTTP/1.1" 200 5 "-" "{ua}"'
+    agents = ["plain"] * 100
+    agents[2], agents[5], agents[8] = "Alba 10\\x22 Build", 'say \\"hi\\"', "ends \\\\"
+    block = Block("s", 1, ("\n".join(line.format(i=i, ua=ua) for i, ua in enumerate(agents)) + "\n").encode())
+    lines = split_lines(block)
+    marked = lines.escaped_quote_mask()
+    assert marked is not None and np.flatnonzero(marked).tolist() == [5, 8]
+    template = get_format("combined").templates[0]
+    pieces = template.pieces(lines, np.arange(len(lines)))
+    assert [i for i in range(100) if i not in (5, 8)] == pieces[0][0].tolist()  # the CSV plan's
+    parsed = get_format("combined").parse(split_lines(block), {})
+    assert parsed.requests.column("user_agent").to_pylist()[2] == 'Alba 10" Build'
+    assert parsed.requests.column("user_agent").to_pylist()[5] == 'say "hi"'
+    assert parsed.requests.column("user_agent").to_pylist()[8] == "ends \\"

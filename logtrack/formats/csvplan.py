@@ -4,8 +4,9 @@ Combined-style lines are space-separated fields, some in double quotes. Arrow's 
 splits a whole block into such fields in one C++ pass — several times faster than splitting on
 `"` and then on spaces. It is lenient where a log format is strict (a quote inside an unquoted
 field, text after a closing quote), so it only reads lines that cannot be ambiguous: exactly the
-template's number of quote characters and no backslash (escaped quotes are the split plan's and
-the regex's job). Everything it does not take falls through to those plans.
+template's number of quote characters and no backslash before a quote (escaped quotes are the
+split plan's and the regex's job; a backslash elsewhere, as in nginx's `\\x22`, delimits nothing).
+Everything it does not take falls through to those plans.
 """
 
 from __future__ import annotations
@@ -97,12 +98,17 @@ def read_fields(raw: bytes | bytearray, columns: int) -> tuple[pa.Table, np.ndar
     return strings, np.array(misfits, dtype=np.int64) - 1
 
 
-def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int, backslash: np.ndarray
+def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int, escaped_quote: np.ndarray
               ) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
-    """The lines of a clean block the CSV reader can take (indices) and their raw values."""
+    """The lines of a clean block the CSV reader can take (indices) and their raw values.
+
+    `escaped_quote` marks the lines with a backslash before a `"`: the reader would take that
+    quote as a delimiter where the template's regex takes it as text. Other backslashes (nginx
+    `\\x22`) delimit nothing in either reading: those lines are the reader's too.
+    """
     buf = np.frombuffer(raw, dtype=np.uint8)
     quotes = count_between(buf, 0x22, np.append(starts, len(buf)))
-    unclear = (quotes != plan.quotes) | backslash
+    unclear = (quotes != plan.quotes) | escaped_quote
     if unclear.all():
         return None
     odd = np.flatnonzero(unclear)

@@ -176,7 +176,9 @@ class Template:
         fallback = np.ones(n, dtype=bool)
         if self.csv is not None and lines.raw is not None and n and n == len(lines):
             assert lines.raw_starts is not None
-            piece = csv_piece(self.csv, lines.raw, lines.raw_starts, n, lines.backslash_mask())
+            escaped_quote = lines.escaped_quote_mask()
+            assert escaped_quote is not None
+            piece = csv_piece(self.csv, lines.raw, lines.raw_starts, n, escaped_quote)
             if piece is not None and len(piece[0]):
                 out.append(piece)
                 fallback[piece[0]] = False
