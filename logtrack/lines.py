@@ -38,6 +38,7 @@ class Lines:
         # (without its ending), for parsers that read the block whole. None otherwise.
         self.raw, self.raw_starts, self.raw_ends = raw, raw_starts, raw_ends
         self._backslash: np.ndarray | None = None
+        self._backslash_at: np.ndarray | None = None  # positions of `\\` in `raw`
 
     @property
     def text(self) -> pa.Array:
@@ -63,10 +64,23 @@ class Lines:
         if self._backslash is None:
             if self._text is None and self.raw is not None and self.raw_starts is not None:
                 buf = np.frombuffer(self.raw, dtype=np.uint8)
-                self._backslash = _starts_holding(buf, self.raw_starts, 0x5C)
+                self._backslash_at = np.flatnonzero(buf == 0x5C)
+                self._backslash = _lines_of(self._backslash_at, self.raw_starts)
             else:
                 self._backslash = lines_with_byte(self.text, 0x5C)
         return self._backslash
+
+    def escaped_quote_mask(self) -> np.ndarray | None:
+        """Which lines of a clean block hold a backslash right before a `"` (an escaped quote,
+        or an escaped backslash closing a field): the lines whose quotes may not delimit
+        fields. None when the block's bytes are not kept."""
+        if self.raw is None or self.raw_starts is None:
+            return None
+        buf = np.frombuffer(self.raw, dtype=np.uint8)
+        if self._backslash_at is None:
+            self._backslash_at = np.flatnonzero(buf == 0x5C)
+        at = self._backslash_at[self._backslash_at + 1 < len(buf)]
+        return _lines_of(at[buf[at + 1] == 0x22], self.raw_starts)
 
     def take(self, indices: pa.Array | np.ndarray) -> Lines:
         """The subset of data lines at `indices` (comments and counts are not carried)."""
@@ -90,10 +104,9 @@ def _strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
     ).cast(pa.string())
 
 
-def _starts_holding(buf: np.ndarray, starts: np.ndarray, byte: int) -> np.ndarray:
-    """Which lines (given by their starts in `buf`) contain `byte`."""
+def _lines_of(hits: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Which lines (given by their starts) contain one of the positions `hits`."""
     mask = np.zeros(len(starts), dtype=bool)
-    hits = np.flatnonzero(buf == byte)
     if len(hits):
         mask[np.searchsorted(starts, hits, side="right") - 1] = True
     return mask
@@ -106,12 +119,11 @@ def split_lines(block: Block, max_line_bytes: int = MAX_LINE_BYTES) -> Lines:
     """Split `block` into data lines with their numbers; pure and vectorized."""
     data = block.data
     invalid = 0
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        data, invalid = _repair_utf8(data)
     buf = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(buf == 10)
+    if not data.isascii():  # (ASCII is valid UTF-8, and isascii is a fraction of a decode)
+        data, invalid, nl = _repair_utf8(data, nl)
+        buf = np.frombuffer(data, dtype=np.uint8)
     if len(buf) and (not len(nl) or nl[-1] != len(buf) - 1):
         nl = np.append(nl, len(buf))  # last line without a newline
     starts = np.concatenate(([0], nl[:-1] + 1)) if len(nl) else np.zeros(0, dtype=np.int64)
@@ -158,27 +170,35 @@ def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
     return mask
 
 
-def _repair_utf8(data: bytes) -> tuple[bytes, int]:
-    """Replace invalid UTF-8 line by line; return the repaired bytes and how many lines needed it.
+def _repair_utf8(data: bytes, newlines: np.ndarray) -> tuple[bytes, int, np.ndarray]:
+    """Replace invalid UTF-8 line by line; return the repaired bytes, how many lines needed it,
+    and where the newlines (`newlines` in `data`) are in the repaired bytes.
 
-    Only lines holding a byte ≥ 0x80 can be invalid (found with numpy); each of those is checked
-    on its own and, when invalid, decoded with replacement. ASCII lines are copied as they are.
+    The decoder stops at the first bad byte: that line is decoded with replacement and the
+    check goes on after it, so the block is read once whatever the number of bad lines (a
+    replacement character holds no newline: only the lines after a repaired one move).
     """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    high = np.flatnonzero(buf >= 0x80)
-    newlines = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], newlines + 1))
     view = memoryview(data)
     pieces: list[bytes | memoryview] = []
-    pos, bad = 0, 0
-    for line in np.unique(np.searchsorted(newlines, high)):
-        start = int(starts[line])
-        end = int(newlines[line]) if line < len(newlines) else len(data)
+    moved: list[tuple[int, int]] = []  # (index of the first newline after a repaired line, growth)
+    pos = checked = 0
+    while True:
         try:
-            codecs.utf_8_decode(view[start:end], "strict", True)
-        except UnicodeDecodeError:
-            pieces.append(view[pos:start])
-            pieces.append(data[start:end].decode("utf-8", "replace").encode("utf-8"))
-            pos, bad = end, bad + 1
+            codecs.utf_8_decode(view[checked:], "strict", True)
+            break
+        except UnicodeDecodeError as exc:
+            bad = checked + exc.start
+        line = int(np.searchsorted(newlines, bad))  # the line holding the bad byte
+        start = int(newlines[line - 1]) + 1 if line else 0
+        end = int(newlines[line]) if line < len(newlines) else len(data)
+        fixed = data[start:end].decode("utf-8", "replace").encode("utf-8")
+        pieces += [view[pos:start], fixed]
+        moved.append((line, len(fixed) - (end - start)))
+        pos = checked = end
+    if not moved:
+        return data, 0, newlines
     pieces.append(view[pos:])
-    return b"".join(pieces), bad
+    shift = np.zeros(len(newlines) + 1, dtype=np.int64)
+    for line, growth in moved:
+        shift[line] += growth
+    return b"".join(pieces), len(moved), newlines + np.cumsum(shift)[:len(newlines)]

@@ -96,3 +96,23 @@ def test_stdin_is_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     (inp,) = expand_inputs(["-"])
     assert inp.is_stdin and inp.name == "<stdin>"
     assert _read_all(inp) == b"a\nb\n"
+
+
+def test_blocks_cut_on_lines_across_read_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks are read in pieces and joined once: the cut at the last newline may fall in any
+    # piece, or in none (a line longer than the block).
+    import logtrack.sources as sources
+
+    monkeypatch.setattr(sources, "READ_PIECE", 7)
+    lines = [b"x" * n for n in (0, 3, 12, 40, 1, 6, 7, 8, 0, 25)]
+    data = b"\n".join(lines) + b"\nlast"
+    path = tmp_path / "p.log"
+    path.write_bytes(data)
+    for size in (5, 16, 30, 64):
+        blocks = list(iter_blocks(open_input(Input(str(path))), "p", block_size=size))
+        assert b"".join(b.data for b in blocks) == data
+        pos = 0
+        for b in blocks:
+            assert b.data.endswith(b"\n") or b is blocks[-1]
+            assert data.count(b"\n", 0, pos) + 1 == b.first_line
+            pos += len(b.data)

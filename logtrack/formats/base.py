@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from ..errors import UsageError
 from ..lines import Lines
 from ..schema import REJECTS, REQUESTS, conform, empty
+from . import strbuf
 
 
 @dataclass
@@ -146,13 +147,22 @@ def assemble(lines: Lines | RowsOf, columns: dict[str, pa.Array], ok: pa.Array, 
     return Parsed(table, rejects)
 
 
+def _no_dash(arr: pa.Array) -> pa.Array:
+    """`arr` with `-` values null (sharing its buffers when it is a plain string array)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    dash = strbuf.dash_or_empty(arr, empty=False)
+    if dash is None:
+        return pc.if_else(pc.equal(arr, "-"), None, arr)
+    return strbuf.with_nulls(arr, dash)
+
+
 def build_map(fields: dict[str, pa.Array], n: int) -> pa.MapArray:
     """A map<string,string> column from named columns, leaving out null and `-` values."""
     if not fields:
         return pa.nulls(n, REQUESTS.field("fields").type)
     # `-` means "no value" in logs, except in `request`, which keeps the raw request as logged.
-    cleaned = {k: a.cast(pa.string()) if k == "request" else
-               pc.if_else(pc.equal(a.cast(pa.string()), "-"), None, a.cast(pa.string())) for k, a in fields.items()}
+    cleaned = {k: a.cast(pa.string()) if k == "request" else _no_dash(a.cast(pa.string())) for k, a in fields.items()}
     cleaned = {k: v for k, v in cleaned.items() if v.null_count < len(v)}  # e.g. `%l`, always `-`
     if not cleaned:
         return pa.MapArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)), pa.array([], pa.string()),

@@ -17,7 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..schema import TS
+from . import strbuf
 from .clftime import parse_clf_fixed
+from .reqline import split_origin_form
 
 STRING = pa.string()
 INT64 = pa.int64()
@@ -28,7 +30,12 @@ def nullify(arr: pa.Array, *missing: str) -> pa.Array:
     """Strings equal to one of `missing` (default `-` and empty) become null."""
     missing = missing or ("-", "")
     arr = arr.cast(pa.string())
-    if missing == ("-", ""):  # the usual pair: two cheap comparisons beat a hash lookup
+    if missing == ("-", ""):  # the usual pair: lengths and one byte, from the buffers
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        mask = strbuf.dash_or_empty(arr)
+        if mask is not None:
+            return strbuf.with_nulls(arr, mask)
         return set_null(arr, pc.or_(pc.equal(arr, "-"), pc.equal(pc.binary_length(arr), 0)))
     return set_null(arr, pc.is_in(arr, pa.array(missing)))
 
@@ -78,10 +85,14 @@ def time_clf(arr: pa.Array) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     micros, fixed, tried = parse_clf_fixed(arr)
-    out = pa.Array.from_pandas(micros, mask=~fixed).cast(pa.int64()).cast(TS)
-    rest = pc.and_(pc.is_valid(arr), pa.array(~tried))
-    if not pc.any(rest).as_py():
+    # The microseconds are the timestamp's buffer as they are (no copy, no cast).
+    out = strbuf.with_nulls(pa.Array.from_buffers(TS, len(micros), [None, pa.py_buffer(micros)]), ~fixed)
+    others = ~tried
+    if arr.null_count:
+        others &= arr.is_valid().to_numpy(zero_copy_only=False)
+    if not others.any():
         return out
+    rest = pa.array(others)
     # Other shapes (fractions, no zone, a day that does not exist): strptime, then Python.
     others = nullify(pc.utf8_trim(arr.filter(rest), "[]"))
     parsed = _strptime_distinct(others, "%d/%b/%Y:%H:%M:%S %z")
@@ -213,10 +224,19 @@ def split_request(request: pa.Array) -> dict[str, pa.Array]:
     """Split `"$request"` into method, scheme, host, path, query, protocol.
 
     A request that is not `METHOD TARGET [PROTOCOL]` (`""`, `"-"`, TLS bytes) keeps nulls and
-    its raw text in `request_raw` (goes to `fields.request`). The usual three-word shape is
-    split on spaces (several times faster than a capturing regex); only the other rows take the
-    regex.
+    its raw text in `request_raw` (goes to `fields.request`). Origin-form lines are cut from
+    their bytes (`reqline`); the others take `split_request_general`.
     """
+    request = request.cast(pa.string())
+    if isinstance(request, pa.ChunkedArray):
+        request = request.combine_chunks()
+    fast = split_origin_form(request, split_request_general)
+    return fast if fast is not None else split_request_general(request)
+
+
+def split_request_general(request: pa.Array) -> dict[str, pa.Array]:
+    """`split_request` for any shape: three words split on spaces (several times faster than a
+    capturing regex), then the regex for the other rows, and the target split by `split_target`."""
     request = request.cast(pa.string())
     words = pc.split_pattern(request, " ")
     offsets = words.offsets.to_numpy()
@@ -284,9 +304,14 @@ def host_only(arr: pa.Array) -> pa.Array:
 def client_ip(arr: pa.Array) -> pa.Array:
     """An address as logged: IPv6 without brackets, no port (`1.2.3.4:5678` → `1.2.3.4`)."""
     arr = nullify(arr.cast(pa.string()))
-    colon = pc.fill_null(pc.match_substring(arr, ":"), False)
-    if not pc.any(colon).as_py():  # plain IPv4 or names: nothing to strip
+    found = strbuf.holding(arr, 0x3A)
+    if found is None:
+        found = as_mask(pc.match_substring(arr, ":"))
+    elif arr.null_count:
+        found &= arr.is_valid().to_numpy(zero_copy_only=False)
+    if not found.any():  # plain IPv4 or names: nothing to strip
         return arr
+    colon = pa.array(found)
     sub = arr.filter(colon)
     bracket = pc.struct_field(pc.extract_regex(sub, r"^\[(?P<h>[^\]]*)\]"), "h")
     v4port = pc.replace_substring_regex(sub, r"^([^:]+):\d+$", r"\1")

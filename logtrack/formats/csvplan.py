@@ -4,8 +4,9 @@ Combined-style lines are space-separated fields, some in double quotes. Arrow's 
 splits a whole block into such fields in one C++ pass — several times faster than splitting on
 `"` and then on spaces. It is lenient where a log format is strict (a quote inside an unquoted
 field, text after a closing quote), so it only reads lines that cannot be ambiguous: exactly the
-template's number of quote characters and no backslash (escaped quotes are the split plan's and
-the regex's job). Everything it does not take falls through to those plans.
+template's number of quote characters and no backslash before a quote (escaped quotes are the
+split plan's and the regex's job; a backslash elsewhere, as in nginx's `\\x22`, delimits nothing).
+Everything it does not take falls through to those plans.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as csv
 
+from .strbuf import count_between
 from .variables import QUOTED, Var
 from .words import Segment, values_from_words, word_plan
 
@@ -64,7 +66,7 @@ def csv_plan(segments: list[Segment]) -> CsvPlan | None:
     return CsvPlan(tuple(steps), col, quotes)
 
 
-def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
+def read_fields(raw: bytes | bytearray, columns: int) -> tuple[pa.Table, np.ndarray] | None:
     """All lines of `raw` (valid UTF-8: `lines.split_lines` repaired it) as `columns` string fields;
     the 0-based lines that did not fit."""
     names = [f"f{i}" for i in range(columns)]
@@ -76,7 +78,7 @@ def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
 
     try:
         table = csv.read_csv(
-            pa.BufferReader(raw),
+            pa.BufferReader(pa.py_buffer(raw)),
             read_options=csv.ReadOptions(column_names=names, use_threads=False, block_size=len(raw) + 1),
             parse_options=csv.ParseOptions(delimiter=" ", quote_char='"', escape_char=False, double_quote=False,
                                            newlines_in_values=False, ignore_empty_lines=False,
@@ -96,14 +98,17 @@ def read_fields(raw: bytes, columns: int) -> tuple[pa.Table, np.ndarray] | None:
     return strings, np.array(misfits, dtype=np.int64) - 1
 
 
-def csv_piece(plan: CsvPlan, raw: bytes, starts: np.ndarray, n: int, backslash: np.ndarray
+def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int, escaped_quote: np.ndarray
               ) -> tuple[np.ndarray, dict[str, pa.Array]] | None:
-    """The lines of a clean block the CSV reader can take (indices) and their raw values."""
+    """The lines of a clean block the CSV reader can take (indices) and their raw values.
+
+    `escaped_quote` marks the lines with a backslash before a `"`: the reader would take that
+    quote as a delimiter where the template's regex takes it as text. Other backslashes (nginx
+    `\\x22`) delimit nothing in either reading: those lines are the reader's too.
+    """
     buf = np.frombuffer(raw, dtype=np.uint8)
-    quote_at = np.flatnonzero(buf == 0x22)
-    bounds = np.append(starts, len(buf))
-    quotes = np.diff(np.searchsorted(quote_at, bounds))
-    unclear = (quotes != plan.quotes) | backslash
+    quotes = count_between(buf, 0x22, np.append(starts, len(buf)))
+    unclear = (quotes != plan.quotes) | escaped_quote
     if unclear.all():
         return None
     odd = np.flatnonzero(unclear)
@@ -117,7 +122,7 @@ def csv_piece(plan: CsvPlan, raw: bytes, starts: np.ndarray, n: int, backslash: 
         for i in odd:
             start, end = int(starts[i]), int(ends[i])
             copy[start:end] = b"x" * (end - start)
-        raw = bytes(copy)
+        raw = copy  # (read as it is: no second copy of the block)
     read = read_fields(raw, plan.columns)
     if read is None:
         return None

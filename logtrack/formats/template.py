@@ -176,7 +176,9 @@ class Template:
         fallback = np.ones(n, dtype=bool)
         if self.csv is not None and lines.raw is not None and n and n == len(lines):
             assert lines.raw_starts is not None
-            piece = csv_piece(self.csv, lines.raw, lines.raw_starts, n, lines.backslash_mask())
+            escaped_quote = lines.escaped_quote_mask()
+            assert escaped_quote is not None
+            piece = csv_piece(self.csv, lines.raw, lines.raw_starts, n, escaped_quote)
             if piece is not None and len(piece[0]):
                 out.append(piece)
                 fallback[piece[0]] = False
@@ -269,10 +271,11 @@ class TemplateFormat(LogFormat):
             variables = {v.name: v for v in tpl.vars}
             if tpl.allow_trailing:
                 variables["extra"] = Var("extra", "text", None)
-            for local, raw in tpl.pieces(lines, remaining):
+            for local, raw in merge_small(tpl.pieces(lines, remaining)):
                 rows = remaining[local]
                 taken[local] = True
-                sub = lines if len(rows) == n else RowsOf(lines, rows)
+                whole = len(rows) == n and bool((np.diff(rows) == 1).all())
+                sub = lines if whole else RowsOf(lines, rows)
                 columns, fields = convert_vars(raw, variables, len(rows), escaped[rows])
                 parts.append(assemble(sub, columns, pa.repeat(True, len(rows)), fields))
             remaining = remaining[~taken]
@@ -281,12 +284,35 @@ class TemplateFormat(LogFormat):
         rejects = rejects_table(lines, misses, "does not match the format")
         if not parts:
             return Parsed(empty(REQUESTS), rejects)
-        requests = parts[0].requests if len(parts) == 1 else in_line_order([p.requests for p in parts])
+        requests = parts[0].requests
+        if len(parts) > 1 or not _ascending(requests.column("line")):
+            requests = in_line_order([p.requests for p in parts])
         return Parsed(requests, pa.concat_tables([rejects] + [p.rejects for p in parts]))
 
 
+def merge_small(pieces: list[tuple[np.ndarray, dict[str, pa.Array]]]
+                ) -> list[tuple[np.ndarray, dict[str, pa.Array]]]:
+    """The pieces of one template with all but the largest joined into one: converting a piece
+    has a fixed cost (tens of kernel calls) whatever its size, and the split plan and the regex
+    usually read a handful of lines each. Rows of the joined piece follow the pieces' order (so
+    rejects keep theirs); a captured value a piece lacks is null (not captured)."""
+    if len(pieces) < 3:
+        return pieces
+    big = max(range(len(pieces)), key=lambda i: len(pieces[i][0]))
+    small = [p for i, p in enumerate(pieces) if i != big]
+    names = list(dict.fromkeys(name for _, raw in small for name in raw))
+    raw = {name: pa.concat_arrays([r[name].cast(pa.string()) if name in r else pa.nulls(len(rows), pa.string())
+                                   for rows, r in small]) for name in names}
+    return [pieces[big], (np.concatenate([rows for rows, _ in small]), raw)]
+
+
+def _ascending(line: pa.Array | pa.ChunkedArray) -> bool:
+    values = line.to_numpy()
+    return bool((np.diff(values) > 0).all())
+
+
 def in_line_order(tables: list[pa.Table]) -> pa.Table:
-    """Interleave tables whose rows are each in line order into one table in line order.
+    """Interleave tables into one table in line order.
 
     The few rows the fallback plans read go back between slices of the big piece: zero-copy
     slices and a chunked result instead of a take over every column of the block.

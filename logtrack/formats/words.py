@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import strbuf
 from .variables import COUNT, QUOTED, STATUS, Var
 
 Token = str | Var
@@ -100,6 +101,9 @@ def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: in
 def _fits(value: pa.Array, pattern: str) -> np.ndarray:
     """Rows whose value matches `pattern` whole; digit patterns use a kernel, not a regex."""
     if pattern in (STATUS, COUNT):
+        quick = _ascii_digits(value, 3 if pattern == STATUS else None)
+        if quick is not None:
+            return quick
         digits = pc.utf8_is_digit(value)
         if pattern == STATUS:
             digits = pc.and_(digits, pc.less_equal(pc.binary_length(value), 3))
@@ -107,6 +111,28 @@ def _fits(value: pa.Array, pattern: str) -> np.ndarray:
     else:
         fits = pc.match_substring_regex(value, f"^(?:{pattern})$")
     return pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
+
+
+def _ascii_digits(value: pa.Array, longest: int | None) -> np.ndarray | None:
+    """`_fits` of a digits-or-`-` pattern from the buffers: rows of 1..`longest` ASCII digits,
+    or `-`. Rows holding any other byte are decided by the kernels, as before (Unicode digits
+    are digits to `utf8_is_digit`). None: not a plain string array without nulls."""
+    found = strbuf.buffers(value)
+    if found is None or value.null_count:
+        return None
+    offsets, data = found
+    lengths = np.diff(offsets)
+    fits = lengths > 0 if longest is None else (lengths > 0) & (lengths <= longest)
+    region = data[offsets[0]:offsets[-1]]
+    other = np.flatnonzero((region < 0x30) | (region > 0x39))
+    if len(other):
+        rows = np.unique(np.searchsorted(offsets, other + offsets[0], side="right") - 1)
+        sub = value.take(pa.array(rows))
+        digits = pc.utf8_is_digit(sub)
+        if longest is not None:
+            digits = pc.and_(digits, pc.less_equal(pc.binary_length(sub), longest))
+        fits[rows] = pc.fill_null(pc.or_(digits, pc.equal(sub, "-")), False).to_numpy(zero_copy_only=False)
+    return fits
 
 
 def split_words(part: pa.Array, seg: Segment) -> tuple[dict[str, pa.Array], np.ndarray] | None:

@@ -1,0 +1,128 @@
+"""The usual request line, `METHOD /path?query PROTOCOL`, split from its bytes with numpy.
+
+`convert.split_request` is the reference: split on spaces, shape checks by regex, the target
+split at its first `?`. Every kernel of that route builds new strings (a list array of words,
+then the words taken out of it, then the halves of the target). Here the offsets of the spaces
+and of the first `?` of each line are found once in the request column's own bytes; they cut
+the column into consecutive pieces (method, space, path, `?`, query, space, protocol) that share
+its data buffer, so each output column costs one take and nothing else is copied. Lines of any
+other shape (absolute-form targets, `*`, doubled spaces, `-`, TLS bytes) are left to the
+reference, run on those lines only, and their values are taken from its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+METHOD_RE = r"^[A-Za-z][A-Za-z0-9_-]*$"
+PROTOCOL_RE = r"^[A-Za-z]+/[0-9.]+$"
+_COLUMNS = ("method", "scheme", "host", "path", "query", "protocol", "request_raw")
+_PIECES = 7  # method, space, path, `?`, query, space, protocol
+_AT = {"method": 0, "path": 2, "query": 4, "protocol": 6}
+
+
+def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str, pa.Array]]
+                      ) -> dict[str, pa.Array] | None:
+    """`general(request)`'s columns, with the origin-form lines split here; None when no line
+    has that shape (the caller runs `general` on everything)."""
+    n = len(request)
+    if n == 0 or request.type != pa.string() or request.buffers()[2] is None:
+        return None
+    offsets = np.frombuffer(request.buffers()[1], dtype=np.int32)[request.offset:request.offset + n + 1]
+    data = np.frombuffer(request.buffers()[2], dtype=np.uint8)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    region = data[lo:hi]
+    spaces = np.flatnonzero(region == 0x20) + lo
+    if len(spaces) < 2:
+        return None
+    first = np.searchsorted(spaces, offsets)
+    count = np.diff(first)
+    first = first[:-1]
+    fast = count == 2
+    if request.null_count:
+        fast &= request.is_valid().to_numpy(zero_copy_only=False)
+    first = np.minimum(first, len(spaces) - 2)
+    s1, s2 = spaces[first], spaces[first + 1]
+    # An origin-form target: not empty, starts with `/` (anything else is the target regex's).
+    fast &= (s2 > s1 + 1) & (data[np.minimum(s1 + 1, len(data) - 1)] == 0x2F)
+    if not fast.any():
+        return None
+    marks = np.flatnonzero(region == 0x3F) + lo
+    if len(marks):
+        at = np.searchsorted(marks, s1 + 1)
+        found = marks[np.minimum(at, len(marks) - 1)]
+        has_query = fast & (at < len(marks)) & (found < s2)
+        q = np.where(has_query, found, s2)
+    else:
+        has_query, q = np.zeros(n, dtype=bool), s2
+    # Boundaries of the pieces of each line; a line of another shape is one last piece, whole.
+    start = offsets[:-1]
+    bounds = np.empty((n, _PIECES), dtype=np.int32)
+    bounds[:, 0] = start
+    for col, value in enumerate((s1, s1 + 1, q, q + has_query, s2, s2 + 1), start=1):
+        bounds[:, col] = np.where(fast, value, start)
+    flat = np.append(bounds.ravel(), np.int32(hi))
+    pieces = pa.Array.from_buffers(pa.string(), n * _PIECES, [None, pa.py_buffer(flat), request.buffers()[2]])
+    base = np.arange(n, dtype=np.int64) * _PIECES
+
+    def take(source: pa.Array, index: np.ndarray, valid: np.ndarray) -> pa.Array:
+        return source.take(pa.array(index, mask=~valid))
+
+    method, protocol = take(pieces, base, fast), take(pieces, base + 6, fast)
+    shaped = _fits(method, METHOD_RE) & _fits(protocol, PROTOCOL_RE)
+    if not shaped[fast].all():  # (rare: `get /x HTTP/1.1` is fine, `G3T!` or `HTTP/x` are not)
+        fast &= shaped
+        has_query &= fast
+        method, protocol = take(pieces, base, fast), take(pieces, base + 6, fast)
+    out = {"method": method, "protocol": protocol, "scheme": pa.nulls(n, pa.string()),
+           "host": pa.nulls(n, pa.string())}
+    # A line without a space (`-`, `""`, TLS bytes) is no request: nulls and its raw text.
+    # Only the lines left (`GET /`, `OPTIONS *`, absolute-form) take the reference.
+    raw_rows = count == 0
+    rest = ~fast & ~raw_rows
+    slow: dict[str, pa.Array] = {}
+    where = np.zeros(n, dtype=np.int64)
+    if rest.any():
+        slow = {k: v.cast(pa.string()) for k, v in general(request.filter(pa.array(rest))).items()}
+        where[rest] = np.arange(len(slow["method"]))
+        for name in ("scheme", "host"):
+            if slow[name].null_count < len(slow[name]):
+                out[name] = take(slow[name], where, rest)
+        raw_rows[rest] = slow["method"].is_null().to_numpy(zero_copy_only=False)
+    out["request_raw"] = _only(request, raw_rows)
+    # Each column is one take from the pieces followed by the reference's values (patching the
+    # fast columns would copy each of them again).
+    taken = [name for name in _AT if name in slow and slow[name].null_count < len(slow[name])]
+    source = pa.concat_arrays([pieces, *(slow[name] for name in taken)]) if taken else pieces
+    at = n * _PIECES
+    for name in _AT:
+        fits = has_query if name == "query" else fast
+        if name in taken:
+            values = slow[name]
+            valid = fits | (rest & values.is_valid().to_numpy(zero_copy_only=False)[where])
+            out[name] = take(source, np.where(fast, base + _AT[name], at + where), valid)
+            at += len(values)
+        elif name in ("path", "query"):
+            out[name] = take(pieces, base + _AT[name], fits)
+    return out
+
+
+def _only(arr: pa.StringArray, rows: np.ndarray) -> pa.Array:
+    """`arr` with nulls outside `rows`, sharing its offsets and bytes (no copy of strings)."""
+    valid = rows & arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else rows
+    if not valid.any():
+        return pa.nulls(len(arr), pa.string())
+    bitmap = pa.array(np.concatenate([np.zeros(arr.offset, dtype=bool), valid])).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), len(arr), [bitmap, *arr.buffers()[1:]], offset=arr.offset)
+
+
+def _fits(values: pa.Array, pattern: str) -> np.ndarray:
+    """Rows whose value matches `pattern`, checked once per distinct value (methods and
+    protocols are a handful); nulls do not fit."""
+    enc = pc.dictionary_encode(values)
+    fits = pc.fill_null(pc.match_substring_regex(enc.dictionary, pattern), False)
+    return pc.fill_null(fits.take(enc.indices), False).to_numpy(zero_copy_only=False)

@@ -1,0 +1,87 @@
+"""Questions about a string column answered from its offsets and bytes with numpy.
+
+A `pyarrow.compute` call over a block's column costs tens of microseconds plus a pass over the
+strings, and the answer comes back as another Arrow array to convert. Where the answer only
+needs the lengths or one byte per value (`-` or empty, which values hold a `:`), numpy over
+the column's own buffers is one cheap pass and yields the mask directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """The offsets (length n+1) and bytes of a plain `string` array, or None for other types."""
+    if arr.type != pa.string():
+        return None
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + n + 1] if n else np.zeros(1, np.int32)
+    data = arr.buffers()[2]
+    return offsets, (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8))
+
+
+def dash_or_empty(arr: pa.StringArray, empty: bool = True) -> np.ndarray | None:
+    """Which values are `-` (or empty, with `empty`); nulls: whatever their slot holds; None for
+    other types."""
+    found = buffers(arr)
+    if found is None:
+        return None
+    offsets, data = found
+    lengths = np.diff(offsets)
+    mask = lengths == 0 if empty else np.zeros(len(lengths), dtype=bool)
+    ones = np.flatnonzero(lengths == 1)
+    if len(ones):
+        mask[ones] = data[offsets[ones]] == 0x2D
+    return mask
+
+
+def holding(arr: pa.StringArray, byte: int) -> np.ndarray | None:
+    """Which values contain `byte` (an ASCII byte: never part of a longer UTF-8 character)."""
+    found = buffers(arr)
+    if found is None:
+        return None
+    offsets, data = found
+    mask = np.zeros(len(arr), dtype=bool)
+    hits = np.flatnonzero(data[offsets[0]:offsets[-1]] == byte)
+    if len(hits):
+        rows = np.searchsorted(offsets, hits + offsets[0], side="right") - 1
+        mask[rows] = True
+    return mask
+
+
+def with_nulls(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+    """`arr` (a plain array) with nulls where `mask` is true, sharing its buffers."""
+    valid = ~mask
+    if arr.null_count:
+        valid &= arr.is_valid().to_numpy(zero_copy_only=False)
+    if valid.all():
+        return arr
+    if not valid.any():
+        return pa.nulls(len(arr), arr.type)
+    bits = np.concatenate([np.zeros(arr.offset, dtype=bool), valid]) if arr.offset else valid
+    bitmap = pa.array(bits).buffers()[1]
+    return pa.Array.from_buffers(arr.type, len(arr), [bitmap, *arr.buffers()[1:]], offset=arr.offset)
+
+
+def count_between(buf: np.ndarray, byte: int, bounds: np.ndarray) -> np.ndarray:
+    """How many times `byte` occurs in each buf[bounds[i]:bounds[i+1]] (bounds ascending).
+
+    Counted by 64-bit words (one byte compare, then a popcount and a running sum per eight
+    bytes) instead of listing every position: a block's quotes are a hundred thousand.
+    """
+    if not np.little_endian:  # (the popcount arithmetic below takes a word's low bytes first)
+        return np.diff(np.searchsorted(np.flatnonzero(buf == byte), bounds))
+    size = len(buf)
+    padded = np.zeros((size + 7) // 8 * 8, dtype=np.uint8)
+    np.equal(buf, byte, out=padded[:size].view(bool))
+    words = padded.view(np.uint64)  # each byte of a word is 0 or 1: the popcount is the count
+    running = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(np.bitwise_count(words), out=running[1:])
+    at = np.asarray(bounds, dtype=np.int64)
+    word, rest = at // 8, at % 8
+    # The bytes of a word before the bound: its low `rest` bytes (little-endian) ...
+    low = np.where(rest > 0, (np.uint64(1) << (rest.astype(np.uint64) * np.uint64(8))) - np.uint64(1), np.uint64(0))
+    partial = np.bitwise_count(words[np.minimum(word, len(words) - 1)] & low) if len(words) else np.zeros(len(at), np.uint8)
+    return np.diff(running[word] + partial)

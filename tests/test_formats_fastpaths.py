@@ -1,0 +1,163 @@
+"""The numpy fast paths of parsing agree with the general routes they shortcut.
+
+`reqline` (origin-form request lines cut from their bytes) against `split_request_general`,
+`strbuf` masks against `pyarrow.compute`, CLF timestamps read once per run of equal rows, and
+the fallback pieces of a template converted together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logtrack.formats import get_format, strbuf
+from logtrack.formats.clftime import parse_clf_fixed
+from logtrack.formats.convert import client_ip, nullify, split_request, split_request_general
+from logtrack.lines import split_lines
+from logtrack.sources import Block
+
+_WORDS = ["GET", "get", "G3T!", "OPTIONS", "M-SEARCH", "", " ", "/", "/a", "?", "/x?y=1", "/é?ü", "*", "#",
+          "http://H.example:80/p?q", "HTTP/1.1", "HTTP/x", "HTTP", "-", "\\x16\\x03", "h:443", "/a#b?c"]
+_REQUEST = st.one_of(st.none(), st.lists(st.sampled_from(_WORDS), max_size=6).map("".join),
+                     st.tuples(st.sampled_from(["GET", "POST", "get"]), st.sampled_from(["/", "/a", "/a?", "/a?b?c", "/?x"]),
+                               st.sampled_from(["HTTP/1.1", "HTTP/2", "HTTP/1.1 ", "x"])).map(" ".join))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_REQUEST, max_size=40), st.integers(0, 5), st.integers(0, 5))
+def test_request_fast_path_agrees_with_the_general_splitter(values: list[str | None], head: int, tail: int) -> None:
+    arr = pa.array(["GET /pad HTTP/1.1"] * head + values + ["-"] * tail, pa.string())
+    for sub in (arr, arr.slice(head, len(values))):  # sliced: offsets that do not start at 0
+        fast, general = split_request(sub), split_request_general(sub)
+        for key, expected in general.items():
+            assert fast[key].type == pa.string()
+            assert fast[key].to_pylist() == expected.cast(pa.string()).to_pylist(), key
+
+
+def test_request_fast_path_takes_the_usual_lines_and_leaves_the_rest() -> None:
+    arr = pa.array(["GET /a?b HTTP/1.1", "-", "GET http://h.example/x HTTP/1.0", "POST /c? HTTP/2.0", "GET /"])
+    out = split_request(arr)
+    assert out["path"].to_pylist() == ["/a", None, "/x", "/c", "/"]
+    assert out["query"].to_pylist() == ["b", None, None, "", None]
+    assert out["host"].to_pylist() == [None, None, "h.example", None, None]
+    assert out["protocol"].to_pylist() == ["HTTP/1.1", None, "HTTP/1.0", "HTTP/2.0", None]
+    assert out["request_raw"].to_pylist() == [None, "-", None, None, None]
+
+
+_SHORT = st.one_of(st.none(), st.sampled_from(["-", "", "a", "1.2.3.4", "1.2.3.4:80", "[::1]:443", "::1", "--", "é"]))
+
+
+@given(st.lists(_SHORT, max_size=30), st.integers(0, 3))
+def test_buffer_masks_agree_with_compute(values: list[str | None], cut: int) -> None:
+    arr = pa.array(["x"] * cut + values, pa.string()).slice(cut)
+    valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    dash = strbuf.dash_or_empty(arr)
+    assert dash is not None
+    expected = pc.fill_null(pc.or_(pc.equal(arr, "-"), pc.equal(pc.binary_length(arr), 0)), False)
+    assert (dash & valid).tolist() == expected.to_pylist()
+    only = strbuf.dash_or_empty(arr, empty=False)
+    assert only is not None and (only & valid).tolist() == pc.fill_null(pc.equal(arr, "-"), False).to_pylist()
+    colon = strbuf.holding(arr, ord(":"))
+    assert colon is not None
+    assert (colon & valid).tolist() == pc.fill_null(pc.match_substring(arr, ":"), False).to_pylist()
+    assert nullify(arr).to_pylist() == [None if v in ("-", "") else v for v in values]
+    assert strbuf.with_nulls(arr, dash).to_pylist() == nullify(arr).to_pylist()
+    assert client_ip(arr).to_pylist() == [
+        None if v in ("-", "", None) else {"1.2.3.4:80": "1.2.3.4", "[::1]:443": "::1"}.get(v, v) for v in values]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["10/Oct/2000:13:55:36 -0700", "31/Feb/2001:00:00:00 +0000",
+                                           "01/Jan/1970:00:00:01 +0100", "10/Oct/2000:13:55:37 -0700"]),
+                          st.integers(1, 30)), min_size=1, max_size=12), st.booleans())
+def test_clf_runs_read_once_agree_with_each_value_alone(runs: list[tuple[str, int]], braced: bool) -> None:
+    texts = [f"[{t}]" if braced else t for t, k in runs for _ in range(k)]
+    micros, ok, _ = parse_clf_fixed(pa.array(texts))
+    alone = [parse_clf_fixed(pa.array([t])) for t in texts]
+    assert ok.tolist() == [bool(a[1][0]) for a in alone]
+    assert micros[ok].tolist() == [int(a[0][0]) for a in alone if a[1][0]]
+
+
+def test_clf_values_of_other_widths_are_left_to_the_general_parser() -> None:
+    texts = ["10/Oct/2000:13:55:36 -0700"] * 70 + ["10/Oct/2000:13:55:36.120 -0700", "-"]
+    micros, ok, tried = parse_clf_fixed(pa.array(texts))
+    assert ok.tolist() == [True] * 70 + [False, False] and tried.tolist() == [True] * 70 + [False, False]
+    assert set(micros[:70].tolist()) == {971211336000000}
+
+
+def test_fallback_pieces_converted_together_keep_line_order_and_rejects() -> None:
+    good = '1.1.1.{i} - - [10/Oct/2000:13:55:{i:02d} -0700] "GET /{i} HTTP/1.1" 200 5 "-" "ua"'
+    lines = [good.format(i=i) for i in range(40)]
+    lines[3] = '1.1.1.3 - - [10/Oct/2000:13:55:03 -0700] "GET /3 HTTP/1.1" 200 5 "-" "a\\"b"'  # split plan
+    lines[7] = '1.1.1.7 - - [10/Oct/2000:13:55:07 -0700] "GET /7 HTTP/1.1" 200 5 "-" "cut'  # full regex
+    lines[9] = '1.1.1.9 - - [31/Feb/2000:13:55:09 -0700] "GET /9 HTTP/1.1" 200 5 "-" "c\\"d"'  # split, bad time
+    lines[12] = '1.1.1.12 - - [31/Feb/2000:13:55:12 -0700] "GET /12 HTTP/1.1" 200 5 "-" "cut2'  # regex, bad time
+    lines[20] = "not a log line"
+    parsed = get_format("combined").parse(split_lines(Block("s", 1, ("\n".join(lines) + "\n").encode())), {})
+    kept = [i for i in range(40) if i not in (9, 12, 20)]
+    assert parsed.requests.column("line").to_pylist() == [i + 1 for i in kept]
+    assert parsed.requests.column("path").to_pylist() == [f"/{i}" for i in kept]
+    assert parsed.requests.column("user_agent").to_pylist()[3] == 'a"b'
+    assert parsed.requests.column("user_agent").to_pylist()[7] == "cut"
+    assert [(r["line"], r["reason"]) for r in parsed.rejects.to_pylist()] == [
+        (21, "does not match the format"), (10, "bad or missing timestamp"), (13, "bad or missing timestamp")]
+
+
+def test_csv_plan_block_with_a_repaired_line_keeps_the_lines_after_it() -> None:
+    # The newline positions move after a repaired line (one bad byte becomes three): the CSV
+    # plan reads the repaired bytes with the moved positions.
+    rows = [b'1.1.1.%d - - [10/Oct/2000:13:55:36 -0700] "GET /%d HTTP/1.1" 200 5 "-" "ua%d"' % (i, i, i)
+            for i in range(30)]
+    rows[4] = rows[4].replace(b'"ua4"', b'"u\xffa4"')
+    lines = split_lines(Block("s", 1, b"\n".join(rows) + b"\n"))
+    assert lines.invalid_utf8 == 1 and lines.raw is not None
+    parsed = get_format("combined").parse(lines, {})
+    assert parsed.rejects.num_rows == 0
+    agents = parsed.requests.column("user_agent").to_pylist()
+    assert agents[4] == "u\ufffda4" and agents[5:] == [f"ua{i}" for i in range(5, 30)]
+    assert np.array_equal(parsed.requests.column("line").to_numpy(), np.arange(1, 31))
+
+
+@given(st.binary(max_size=200).map(lambda b: b.replace(b"x", b'"')), st.lists(st.integers(0, 200), max_size=12))
+def test_counts_between_bounds_agree_with_positions(data: bytes, cuts: list[int]) -> None:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    bounds = np.array(sorted([0, len(data), *(min(c, len(data)) for c in cuts)]), dtype=np.int64)
+    expected = np.diff(np.searchsorted(np.flatnonzero(buf == 0x22), bounds))
+    assert strbuf.count_between(buf, 0x22, bounds).tolist() == expected.tolist()
+
+
+@given(st.lists(st.sampled_from(["200", "2000", "-", "", "٣", "20x", "0", "--", "99999", "١٢"]), min_size=1, max_size=20))
+def test_digit_fields_checked_from_the_buffers_agree_with_the_kernels(values: list[str]) -> None:
+    from logtrack.formats.variables import COUNT, STATUS
+    from logtrack.formats.words import _ascii_digits
+
+    arr = pa.array(values, pa.string())
+    for pattern, longest in ((STATUS, 3), (COUNT, None)):
+        digits = pc.utf8_is_digit(arr)
+        if longest:
+            digits = pc.and_(digits, pc.less_equal(pc.binary_length(arr), longest))
+        expected = pc.fill_null(pc.or_(digits, pc.equal(arr, "-")), False).to_pylist()
+        quick = _ascii_digits(arr, longest)
+        assert quick is not None and quick.tolist() == expected, pattern
+
+
+def test_backslashes_before_no_quote_are_read_by_the_csv_plan() -> None:
+    # nginx's `\x22` delimits nothing: the CSV reader takes the line (and the value is still
+    # unescaped); Apache's `\"` and a field ending in `\\` leave the line to the other plans.
+    line = '1.1.1.{i} - - [10/Oct/2000:13:55:36 -0700] "GET /{i} HTTP/1.1" 200 5 "-" "{ua}"'
+    agents = ["plain"] * 100
+    agents[2], agents[5], agents[8] = "Alba 10\\x22 Build", 'say \\"hi\\"', "ends \\\\"
+    block = Block("s", 1, ("\n".join(line.format(i=i, ua=ua) for i, ua in enumerate(agents)) + "\n").encode())
+    lines = split_lines(block)
+    marked = lines.escaped_quote_mask()
+    assert marked is not None and np.flatnonzero(marked).tolist() == [5, 8]
+    template = get_format("combined").templates[0]
+    pieces = template.pieces(lines, np.arange(len(lines)))
+    assert [i for i in range(100) if i not in (5, 8)] == pieces[0][0].tolist()  # the CSV plan's
+    parsed = get_format("combined").parse(split_lines(block), {})
+    assert parsed.requests.column("user_agent").to_pylist()[2] == 'Alba 10" Build'
+    assert parsed.requests.column("user_agent").to_pylist()[5] == 'say "hi"'
+    assert parsed.requests.column("user_agent").to_pylist()[8] == "ends \\"
