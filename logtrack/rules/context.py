@@ -134,6 +134,9 @@ class DictCol:
 
 def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
     """Dictionary-encode a string array into a DictCol."""
+    single = _single_value(arr)
+    if single is not None:
+        return DictCol(single, np.zeros(len(arr), np.int64))
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if not pa.types.is_dictionary(arr.type):
@@ -147,6 +150,23 @@ def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
     return DictCol(values, indices)
 
 
+def _single_value(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """The one value of a string column without nulls that holds a single value (a batch of
+    one log file's `source`), else None: one comparison per row instead of a hash per row."""
+    if not len(arr) or arr.null_count or not pa.types.is_string(arr.type):
+        return None
+    first = arr[0]
+    # A few rows first: a column of many values usually shows two of them there.
+    probe = arr.take(pa.array(np.linspace(0, len(arr) - 1, 16).astype(np.int64)))
+    if not pc.all(pc.equal(probe, first)).as_py() or not pc.all(pc.equal(arr, first)).as_py():
+        return None
+    return pa.array([first.as_py()], pa.string())
+
+
+_DECODED: dict[str, str] = {}  # raw form value -> decoded (form_decode's memo)
+_DECODED_MAX = 200_000
+
+
 def form_decode(values: pa.Array) -> pa.Array:
     """Decode values as browsers encode forms: `caf%C3%A9` -> café, `red+dress` -> red dress.
 
@@ -156,7 +176,10 @@ def form_decode(values: pa.Array) -> pa.Array:
     if not pc.any(needs).as_py():
         return values
     raw = values.filter(needs).to_pylist()
-    decoded = [unquote_plus(v, errors="replace") for v in raw]
+    # The same search terms come back batch after batch: decode each once per run.
+    if len(_DECODED) > _DECODED_MAX:
+        _DECODED.clear()
+    decoded = [_DECODED.get(v) or _DECODED.setdefault(v, unquote_plus(v, errors="replace")) for v in raw]
     return pc.replace_with_mask(values, needs, pa.array(decoded, pa.string()))
 
 

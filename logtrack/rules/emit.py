@@ -59,102 +59,104 @@ class PropertyCollector:
     """Gathers the typed property arrays of every emitting rule of a batch, then builds the
     `properties` map and JSON objects for all events at once.
 
-    Per (rule, property) only the values are computed; text conversion, JSON escaping and the
-    assembly into maps and objects run once per batch over all events, so a rule that emits adds
-    a handful of Arrow calls, not dozens.
+    Per (rule, property) only the values are computed. A rule's JSON objects are assembled from
+    its own property arrays (its events all have the same keys, in the same order), so the
+    objects of all events need one take into output order; the map's entries are placed by
+    arithmetic on offsets, without sorting the (event, property) pairs.
     """
 
     def __init__(self) -> None:
-        self.values: list[pa.Array] = []
-        self.names: list[str] = []
-        self.starts: list[int] = []
-        self.orders: list[int] = []
+        # One block per `add`: (first event, events, [(name, values)]).
+        self.blocks: list[tuple[int, int, list[tuple[str, pa.Array]]]] = []
         self.total = 0
 
     def add(self, props: tuple[Prop, ...] | None, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> None:
         """Record the properties of `len(rows)` events emitted by `rule`, in emission order."""
-        for order, prop in enumerate(props or ()):
-            self.values.append(prop_values(prop, rule, ctx, rows))
-            self.names.append(prop.name)
-            self.starts.append(self.total)
-            self.orders.append(order)
+        values = [(prop.name, prop_values(prop, rule, ctx, rows)) for prop in props or ()]
+        self.blocks.append((self.total, len(rows), values))
         self.total += len(rows)
 
     def build(self, order: np.ndarray | None = None) -> tuple[pa.MapArray, pa.Array]:
         """The `properties` map and JSON object of every recorded event: in emission order, or
-        event `order[i]` at position i when an order is given (assembled in that order directly,
-        rather than taking the built arrays afterwards)."""
+        event `order[i]` at position i when an order is given."""
         n = self.total
-        if not self.values:
+        if not any(values for _, _, values in self.blocks):
             offsets = pa.array(np.zeros(n + 1, np.int32))
             empty = pa.array([], pa.string())
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
-        # Convert per type (one text and one JSON pass per type for the whole batch). The JSON
-        # of a number or bool is its text; a string's is its escaped text between quotes, the
-        # quotes going into the fragment's prefix and suffix below (no pass of their own).
-        by_type: dict[pa.DataType, list[int]] = {}
-        for i, v in enumerate(self.values):
-            by_type.setdefault(v.type, []).append(i)
-        texts, jsons, valids, base = [], [], [], np.zeros(len(self.values), np.int64)
-        quoted = np.zeros(len(self.values), dtype=bool)
-        offset = 0
-        for members in by_type.values():
-            merged = pa.concat_arrays([self.values[i] for i in members])
-            text = to_text(merged)
-            texts.append(text)
-            is_string = pa.types.is_string(merged.type)
-            jsons.append(json_escape(merged) if is_string else text)
-            valids.append(merged.is_valid().to_numpy(zero_copy_only=False))
-            for i in members:
-                base[i] = offset
-                quoted[i] = is_string
-                offset += len(self.values[i])
-        text_all, json_all = pa.concat_arrays(texts), pa.concat_arrays(jsons)
-        valid_all = np.concatenate(valids)
-        # Long format: one entry per (event, property) value, sorted by event then declaration.
-        lengths = np.array([len(v) for v in self.values], np.int64)
-        entry = np.repeat(np.arange(len(self.values)), lengths)
-        within = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        event = np.repeat(np.array(self.starts, np.int64), lengths) + within
-        value_index = base[entry] + within
-        keep = valid_all[value_index]
-        entry, event, value_index = entry[keep], event[keep], value_index[keep]
+        names: dict[str, int] = {}
+        texts: list[pa.Array] = []
+        objects: list[pa.Array] = []
+        # Per (block, property): first event, its valid mask, and where its texts start.
+        parts: list[tuple[int, np.ndarray, int, int]] = []
+        counts = np.zeros(n, np.int64)
+        base = 0
+        for start, size, values in self.blocks:
+            members = []
+            for name, arr in values:
+                text = to_text(arr)
+                valid = _valid(arr)
+                counts[start:start + size] += valid
+                parts.append((start, valid, base, names.setdefault(name, len(names))))
+                texts.append(text)
+                base += size
+                members.append(_member(name, arr, text))
+            objects.append(_object(members, size))
+        position = np.arange(n)
         if order is not None:
-            position = np.empty(n, np.int64)
             position[order] = np.arange(n)
-            event = position[event]
-        by_event = np.lexsort((np.array(self.orders, np.int64)[entry], event))
-        entry, event, value_index = entry[by_event], event[by_event], value_index[by_event]
-        counts = np.bincount(event, minlength=n)
-        offsets = np.zeros(n + 1, np.int32)
-        np.cumsum(counts, out=offsets[1:])
-        take = pa.array(value_index)
-        keys = pa.array(self.names, pa.string()).take(pa.array(entry))
-        mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, text_all.take(take))
-        return mapping, self._objects(entry, offsets, counts, quoted, json_all.take(take))
+        counts_out = counts if order is None else counts[order]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(counts_out, out=offsets[1:])
+        # Entry slot of an event's property: its event's offset + how many valid properties
+        # of the same rule come before it (the declaration order).
+        value_index = np.empty(int(offsets[-1]), np.int64)
+        key_code = np.empty(int(offsets[-1]), np.int64)
+        rank = np.zeros(n, np.int64)
+        for start, valid, first, code in parts:
+            events = np.flatnonzero(valid)
+            slot = offsets[position[start + events]] + rank[start + events]
+            rank[start + events] += 1
+            value_index[slot] = first + events
+            key_code[slot] = code
+        keys = pa.array(list(names), pa.string()).take(pa.array(key_code))
+        mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), keys,
+                                          pa.concat_arrays(texts).take(pa.array(value_index)))
+        as_json = pa.concat_arrays(objects) if len(objects) > 1 else objects[0]
+        if order is not None:
+            as_json = as_json.take(pa.array(order))
+        return mapping, as_json
 
-    def _objects(self, entry: np.ndarray, offsets: np.ndarray, counts: np.ndarray, quoted: np.ndarray,
-                 values: pa.Array) -> pa.Array:
-        """The JSON object of each event from its entries' JSON values (in event order): each
-        entry is `prefix + value + suffix`, the prefix holding the key (and `{` when it opens
-        its event, `"` before a string), the suffix the closing quote (and `}` when it closes
-        its event), then one join per event with commas."""
-        m = len(self.names)
-        # Affix codes: property i, opening its event or not, quoted or not -> one small table.
-        first = np.zeros(len(entry), dtype=bool)
-        last = np.zeros(len(entry), dtype=bool)
-        first[offsets[:-1][counts > 0]] = True
-        last[offsets[1:][counts > 0] - 1] = True
-        table_prefix = [f'{brace}"{name}":{quote}' for brace in ("", "{") for name, quote in
-                        zip(self.names, np.where(quoted, '"', ""), strict=True)]
-        table_suffix = [quote + brace for brace in ("", "}") for quote in np.where(quoted, '"', "")]
-        prefix = pa.array(table_prefix, pa.string()).take(pa.array(entry + m * first))
-        suffix = pa.array(table_suffix, pa.string()).take(pa.array(entry + m * last))
-        fragments = pc.binary_join_element_wise(prefix, values, suffix, "")
-        body = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), fragments), ",")
-        if counts.all():
-            return body
-        return pc.if_else(pa.array(counts > 0), body, pa.scalar("{}"))
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _member(name: str, values: pa.Array, text: pa.Array) -> tuple[str, pa.Array, str]:
+    """(prefix, JSON value, suffix) of one property: `"name":` and quotes around a string."""
+    if pa.types.is_string(values.type):
+        return f'"{name}":"', json_escape(values), '"'
+    return f'"{name}":', text, ""
+
+
+def _object(members: list[tuple[str, pa.Array, str]], size: int) -> pa.Array:
+    """The JSON objects of one block's events from its members (nulls left out, `{}` if none)."""
+    if not members:
+        return pa.repeat(pa.scalar("{}"), size)
+    if len(members) == 1:
+        prefix, value, suffix = members[0]
+        out = pc.binary_join_element_wise("{" + prefix, value, suffix + "}", "")
+        return out.fill_null("{}") if out.null_count else out
+    # Each present member with a leading comma, concatenated; the first comma becomes the brace.
+    pieces = []
+    for prefix, value, suffix in members:
+        piece = pc.binary_join_element_wise("," + prefix, value, suffix, "")
+        pieces.append(piece.fill_null("") if piece.null_count else piece)
+    joined = pc.binary_join_element_wise(*pieces, "")
+    inner = pc.utf8_slice_codeunits(joined, 1)
+    return pc.binary_join_element_wise("{", inner, "}", "")
 
 
 # ---- event ids -----------------------------------------------------------------------------------

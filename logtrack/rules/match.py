@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..enrich.static import is_page_path
 from ..privacy import dotted_quads
 from .context import BatchContext, DictCol
 from .model import (
@@ -118,11 +119,31 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
             known = ctx.user_known()
             return known if node.known else ~known
         if isinstance(node, PageView):
-            from ..sessions import pageview_mask  # one definition of a page view for sessions and events
-
-            return pageview_mask(ctx.table)
+            return page_view_mask(ctx)
         raise TypeError(f"not a leaf condition: {node!r}")
     return ctx.memo(("mask", node), compute)
+
+
+def page_view_mask(ctx: BatchContext) -> np.ndarray:
+    """`sessions.pageview_mask` (2xx/304 GET/HEAD of a page-like path by a non-bot, not static),
+    decided on the batch's shared encodings: the method and path tests run per distinct value,
+    and the page-like test only on the paths of rows that pass the others (tests compare both)."""
+    status = ctx.number("status")
+    ok = ((status >= 200) & (status < 300)) | (status == 304)
+    ok &= ~ctx.boolean("is_bot") & ~ctx.boolean("is_static")
+    method = ctx.strings(("col", "method"))
+    get = np.zeros(method.m + 1, dtype=bool)
+    get[method.ids_equal(("GET", "HEAD"))] = True
+    ok &= get[method.indices]
+    paths = ctx.strings(("col", "path"))
+    wanted = np.zeros(paths.m + 1, dtype=bool)
+    wanted[paths.indices[ok]] = True
+    wanted[-1] = False  # a null path is no page
+    ids = np.flatnonzero(wanted)
+    page = np.zeros(paths.m + 1, dtype=bool)
+    if len(ids):
+        page[ids] = _np(is_page_path(paths.values.take(pa.array(ids))))
+    return ok & page[paths.indices]
 
 
 def id_mask(node: StrCond, strings: DictCol) -> np.ndarray:

@@ -117,9 +117,9 @@ class RuleSet:
             users = pc.if_else(pa.array(has), users, pa.scalar(None, pa.string()))
         else:
             users = pa.nulls(len(rows), pa.string())
-        at = pa.array(rows)
+        context = _take(table.select([name for name in CONTEXT_COLUMNS if name in table.column_names]), rows)
         columns: dict[str, Any] = {
-            name: _take(ctx, name, at) if name in table.column_names else None for name in CONTEXT_COLUMNS
+            name: context.column(name) if name in context.column_names else None for name in CONTEXT_COLUMNS
         }
         names = self.event_names
         columns["event_name"] = pa.array(names, pa.string()).take(pa.array(rule_idx))
@@ -182,15 +182,19 @@ class RuleSet:
         return grouped.take(pa.array(strings.indices))
 
 
-def _take(ctx: BatchContext, name: str, rows: pa.Array) -> pa.Array | pa.ChunkedArray:
-    """A request column at the event rows. Straight from the table's chunks unless a condition
-    already combined them (combining copies the whole column: an extra pass over every user
-    agent); a column with no value at all needs no take."""
-    combined = ctx.cached_column(name)
-    col = combined if combined is not None else ctx.table.column(name)
-    if col.null_count == len(col):
-        return pa.nulls(len(rows), col.type)
-    return col.take(rows)
+def _take(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The table's rows `rows` (ascending), taken record batch by record batch: a take from a
+    column of several chunks first copies every chunk into one (the whole column, where the
+    events need about half its rows), and one take per record batch covers all columns in one
+    call. The result has a chunk per record batch that holds event rows."""
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return pa.Table.from_batches([batches[0].take(pa.array(rows))])
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+    cuts = np.searchsorted(rows, bounds)
+    pieces = [batch.take(pa.array(rows[a:b] - start))
+              for batch, start, a, b in zip(batches, bounds[:-1], cuts[:-1], cuts[1:], strict=True) if b > a]
+    return pa.Table.from_batches(pieces, table.schema)
 
 
 class SeenKeys:
@@ -217,8 +221,8 @@ class SeenKeys:
 
     def discard(self, keys: pa.Array | pa.ChunkedArray) -> None:
         """Remove `keys` (those absent are ignored)."""
-        if len(self.values):
-            gone = pc.is_in(self.values, value_set=pc.unique(keys))
+        if len(self.values) and len(keys):
+            gone = pc.is_in(self.values, value_set=keys)  # duplicates in a value set are fine
             self.values = self.values.filter(pc.invert(gone))
 
     def sorted(self) -> list[str]:
@@ -231,23 +235,30 @@ def _first_per_key(keys: DictCol, ctx: BatchContext, rows: np.ndarray, seen: See
     """Positions (into `rows`) of each key's earliest row by (ts, source, line) whose key is not in
     `seen`; `seen` is updated. `keys` holds the key of each of `rows` (`keys.indices` aligned with
     them). Null keys are kept (`keep_null`) or dropped."""
-    ts = ctx.memo(("ts_int",), lambda: ctx.column("ts").cast(pa.int64()).fill_null(0).to_numpy())
-    line = ctx.memo(("line_int",), lambda: ctx.column("line").fill_null(-1).to_numpy(zero_copy_only=False))
-    source = ctx.memo(("source_rank",), lambda: _ranks(ctx.strings(("col", "source"))))
-    order = np.lexsort((line[rows], source[rows], ts[rows]))
-    ids = keys.indices[order]
-    # The first position in `order` of each key id: a scatter-min, O(n), where np.unique sorts.
-    first = np.full(keys.m + 1, len(ids), dtype=np.int64)
-    np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))
-    present = np.flatnonzero(first[:keys.m] < len(ids))  # non-null key ids, ascending
-    picked = order[first[present]]
-    first_keys = keys.values.take(pa.array(present))
+    ts = ctx.memo(("ts_int",), lambda: ctx.column("ts").cast(pa.int64()).fill_null(0).to_numpy())[rows]
+    ids = keys.indices
+    # Each key's earliest ts (a scatter-min, O(n), where sorting every row by (ts, source, line)
+    # costs n log n); the rows at that ts are the candidates, usually one per key.
+    earliest = np.full(keys.m + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(earliest, ids, ts)
+    cand = np.flatnonzero((ts == earliest[ids]) & (ids < keys.m))
+    if len(cand) and np.bincount(ids[cand]).max() > 1:
+        # Ties at a key's earliest ts: source rank, then line, then the row order decide.
+        line = ctx.memo(("line_int",), lambda: ctx.column("line").fill_null(-1).to_numpy(zero_copy_only=False))
+        source = ctx.memo(("source_rank",), lambda: _ranks(ctx.strings(("col", "source"))))
+        at = rows[cand]
+        cand = cand[np.lexsort((cand, line[at], source[at], ids[cand]))]
+        head = np.ones(len(cand), dtype=bool)
+        head[1:] = ids[cand[1:]] != ids[cand[:-1]]
+        cand = cand[head]
+    picked = cand[np.argsort(ids[cand], kind="stable")]  # ascending key ids, one row each
+    first_keys = keys.values.take(pa.array(ids[picked]))
     # Drop keys earlier batches already used; the others are seen from now on.
     old = seen.contains(first_keys)
     seen.add_new(first_keys.filter(pa.array(~old)))
     keep = picked[~old]
     if keep_null:
-        keep = np.concatenate([keep, np.flatnonzero(keys.indices == keys.m)])
+        keep = np.concatenate([keep, np.flatnonzero(ids == keys.m)])
     return np.sort(keep)
 
 
