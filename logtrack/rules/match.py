@@ -255,6 +255,31 @@ def _np(arr: pa.Array) -> np.ndarray:
     return arr.fill_null(False).to_numpy(zero_copy_only=False)
 
 
+def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
+                    rows: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """Capture `name` (as `typ`) per distinct value, and each of `rows`' index into them (the
+    last value null, for rows without one), when one string condition's one pattern defines
+    it; else None (`capture_values` then gives the values per row)."""
+    if isinstance(node, And):
+        for child in node.children:
+            if name in node_captures(child):
+                return capture_indexed(child, name, typ, ctx, rows)
+        return None
+    if not isinstance(node, StrCond):
+        return None
+    items = [i for i in node.items if isinstance(i, Pattern) and name in dict(i.captures)]
+    if len(items) != 1:
+        return None
+    strings = ctx.strings(node.source, node.fold)
+    row_ids = strings.indices[rows]
+    ids = np.unique(row_ids[row_ids < strings.m])
+    where = np.searchsorted(ids, row_ids)
+    where[row_ids >= strings.m] = len(ids)
+    per_id = _extract(strings.values.take(pa.array(ids)), items[0], name, typ) if len(ids) \
+        else pa.array([], ARROW_TYPES[typ])
+    return pa.concat_arrays([per_id, pa.nulls(1, per_id.type)]), where
+
+
 def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
     """Values of capture `name` (as `typ`) for `rows`, every one of which matched `node`."""
     if isinstance(node, StrCond):
