@@ -176,7 +176,7 @@ def _escape(values: pa.Array) -> pa.Array:
     A numpy scan of the bytes costs a third of the regex scan that escape starts with."""
     if len(values) == values.null_count:
         return values
-    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset)
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
     data = values.buffers()[2]
     if data is None:
         return values

@@ -57,6 +57,9 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         keep = np.ones(len(base), dtype=bool)
         keep[np.searchsorted(base, hit)] = False
         return base[keep]
+    if isinstance(node, StrCond) and _presence_only(node):
+        mask = presence_mask(node, ctx)
+        return np.flatnonzero(mask) if rows is None else rows[mask[rows]]
     if isinstance(node, StrCond):
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
@@ -84,6 +87,12 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
         return children
     counted = []
     for i, child in enumerate(strs):
+        if _presence_only(child):
+            count = int(presence_mask(child, ctx).sum())
+            if count == 0:
+                return (child,)
+            counted.append((count, i, child))
+            continue
         strings = ctx.strings(child.source, child.fold)
         ids = ctx.memo(("ids", child), lambda child=child, strings=strings: id_mask(child, strings))
         count = strings.row_count(ids)
@@ -92,6 +101,23 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
         counted.append((count, i, child))
     ordered = tuple(c for _, _, c in sorted(counted, key=lambda t: (t[0], t[1])))
     return ordered + tuple(c for c in children if not isinstance(c, StrCond))
+
+
+def _presence_only(node: StrCond) -> bool:
+    """A column test of `present`/`absent` only: decided by the column's validity, no encoding."""
+    return node.source[0] == "col" and all(isinstance(i, Presence) for i in node.items)
+
+
+def presence_mask(node: StrCond, ctx: BatchContext) -> np.ndarray:
+    """Rows satisfying a presence-only column test (`_presence_only`)."""
+    def compute() -> np.ndarray:
+        valid = ctx.memo(("valid", node.source[1]),
+                         lambda: ctx.raw(node.source[1]).is_valid().to_numpy(zero_copy_only=False))
+        wanted = {i.present for i in node.items}
+        if wanted == {True, False}:
+            return np.ones(ctx.n, dtype=bool)
+        return valid if True in wanted else ~valid
+    return ctx.memo(("presence", node), compute)
 
 
 def _all(ctx: BatchContext) -> np.ndarray:
