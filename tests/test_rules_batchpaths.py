@@ -85,6 +85,18 @@ def test_a_property_is_the_same_from_an_encoded_column_or_a_take():
     assert [r["properties_json"] for r in plain] == ['{"p":"/p/1"}', "{}", '{"p":"/a\\tb"}', '{"p":"/p/1"}']
 
 
+def test_few_events_among_many_distinct_values():
+    # Two events among eight distinct paths: only the paths they use are converted.
+    rows = [{"path": f"/p/{i}", "status": 200 if i in (2, 6) else 404, "line": i} for i in range(8)]
+    table = requests_table(rows)
+    few = "  - {name: c, when: {status: 200}, properties: {p: '{path}', n: {value: '{path}', type: int}}}\n"
+    alone = rules_from_text("events:\n" + few).evaluate(table).to_pylist()
+    shared = [r for r in rules_from_text("events:\n  - {name: a, when: {path: '/p/*'}}\n" + few)
+              .evaluate(table).to_pylist() if r["event_name"] == "c"]
+    assert [r["properties_json"] for r in shared] == [r["properties_json"] for r in alone] \
+        == ['{"p":"/p/2"}', '{"p":"/p/6"}']
+
+
 def test_first_in_session_ties_go_to_the_first_source_then_line():
     rows = [{"session_id": "s", "source": "b.log", "line": 1, "ts": "2026-03-01T10:00:05Z"},
             {"session_id": "s", "source": "a.log", "line": 9, "ts": "2026-03-01T10:00:05Z"},

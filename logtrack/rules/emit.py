@@ -66,6 +66,10 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
             if ref.kind == "capture" else None
         if strings is not None:
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
+            if len(values) > 2 * n:
+                # Few events for many distinct values: only the values they use are converted.
+                used, index = np.unique(index, return_inverse=True)
+                values = values.take(pa.array(used))
         elif found is not None:
             values, index = found
         else:
