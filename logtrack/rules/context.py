@@ -134,8 +134,22 @@ class DictCol:
 
 def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
     """Dictionary-encode a string array into a DictCol."""
+    single = _single_value(arr)
+    if single is not None:
+        return DictCol(single, np.zeros(len(arr), np.int64))
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 1:
+        arr = arr.chunk(0)
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks > 1 and not pa.types.is_dictionary(arr.type):
+        # Encoded chunk by chunk, no combined copy first: the chunks share one dictionary
+        # (Arrow's hash table spans them), so their indices simply follow one another.
+        if not pa.types.is_string(arr.type):
+            arr = arr.cast(pa.string())
+        chunks = pc.dictionary_encode(arr).chunks
+        values = chunks[0].dictionary
+        indices = pa.chunked_array([c.indices for c in chunks]).fill_null(len(values)).to_numpy()
+        return DictCol(values, indices.astype(np.int64, copy=False))
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
     if not pa.types.is_dictionary(arr.type):
         if not pa.types.is_string(arr.type):
             arr = arr.cast(pa.string())
@@ -147,6 +161,40 @@ def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
     return DictCol(values, indices)
 
 
+def take_rows(col: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """`col` at ascending `rows`, taken chunk by chunk (one Array out)."""
+    if isinstance(col, pa.Array):
+        return col.take(pa.array(rows))
+    if col.num_chunks == 1:
+        return col.chunk(0).take(pa.array(rows))
+    bounds = np.cumsum([0] + [len(c) for c in col.chunks])
+    cuts = np.searchsorted(rows, bounds)
+    pieces = [chunk.take(pa.array(rows[a:b] - start))
+              for chunk, start, a, b in zip(col.chunks, bounds[:-1], cuts[:-1], cuts[1:], strict=True) if b > a]
+    if not pieces:
+        return pa.array([], col.type)
+    return pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+
+
+def _single_value(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
+    """The one value of a string column without nulls that holds a single value (a batch of
+    one log file's `source`), else None: one comparison per row instead of a hash per row."""
+    if not len(arr) or arr.null_count or not pa.types.is_string(arr.type):
+        return None
+    first = arr[0]
+    # A few rows first (scalars: a take from a chunked column would copy it whole): a column of
+    # many values usually shows two of them there.
+    if any(arr[int(i)] != first for i in np.linspace(0, len(arr) - 1, 8)[1:]):
+        return None
+    if not pc.all(pc.equal(arr, first)).as_py():
+        return None
+    return pa.array([first.as_py()], pa.string())
+
+
+_DECODED: dict[str, str] = {}  # raw form value -> decoded (form_decode's memo)
+_DECODED_MAX = 200_000
+
+
 def form_decode(values: pa.Array) -> pa.Array:
     """Decode values as browsers encode forms: `caf%C3%A9` -> café, `red+dress` -> red dress.
 
@@ -156,7 +204,10 @@ def form_decode(values: pa.Array) -> pa.Array:
     if not pc.any(needs).as_py():
         return values
     raw = values.filter(needs).to_pylist()
-    decoded = [unquote_plus(v, errors="replace") for v in raw]
+    # The same search terms come back batch after batch: decode each once per run.
+    if len(_DECODED) > _DECODED_MAX:
+        _DECODED.clear()
+    decoded = [_DECODED.get(v) or _DECODED.setdefault(v, unquote_plus(v, errors="replace")) for v in raw]
     return pc.replace_with_mask(values, needs, pa.array(decoded, pa.string()))
 
 
@@ -212,9 +263,31 @@ class BatchContext:
             return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         return self.memo(("column", name), get)
 
+    def raw(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """A column as the table holds it (chunked, uncopied), or the combined one if something
+        made it already (nulls when the table lacks it)."""
+        combined = self.cached_column(name)
+        if combined is not None:
+            return combined
+        if name not in self.table.column_names:
+            return self.column(name)
+        return self.table.column(name)
+
     def cached_column(self, name: str) -> pa.Array | None:
         """The column as `column` made it, if something asked for it already, else None."""
         return self._cache.get(("column", name))
+
+    def take(self, name: str, rows: np.ndarray) -> pa.Array:
+        """A column at `rows` (ascending). From the combined column if something made it, else
+        chunk by chunk: a take from a column of several chunks first copies them all into one."""
+        combined = self.cached_column(name)
+        if combined is not None or name not in self.table.column_names:
+            return self.column(name).take(pa.array(rows))
+        return take_rows(self.table.column(name), rows)
+
+    def cached_strings(self, source: Source) -> DictCol | None:
+        """The DictCol of a source if something asked for it already, else None."""
+        return self._cache.get(("strings", source, None))
 
     def strings(self, source: Source, fold: str | None = None) -> DictCol:
         """The DictCol of a string source, case-folded when `fold` is 'lower' or 'upper'."""
@@ -231,7 +304,7 @@ class BatchContext:
             return DictCol(folded, base.indices)
         kind, name = source
         if kind == "col":
-            return encode(self.column(name))
+            return encode(self.raw(name))
         if kind == "query":
             base = self.strings(("col", "query"))
             return DictCol(_query_values(base.values, name), base.indices)
@@ -241,14 +314,14 @@ class BatchContext:
     def number(self, name: str) -> np.ndarray:
         """A numeric column as float64 with NaN for null."""
         def get() -> np.ndarray:
-            arr = self.column(name).cast(pa.float64())
+            arr = self.raw(name).cast(pa.float64())
             return arr.fill_null(np.nan).to_numpy(zero_copy_only=False)
         return self.memo(("number", name), get)
 
     def boolean(self, name: str) -> np.ndarray:
         """A boolean column; null counts as false (an unenriched row is neither bot nor static)."""
         return self.memo(("bool", name),
-                         lambda: self.column(name).fill_null(False).to_numpy(zero_copy_only=False))
+                         lambda: self.raw(name).fill_null(False).to_numpy(zero_copy_only=False))
 
     def user_known(self) -> np.ndarray:
         """Rows with a user id (not null, not empty, not '-')."""

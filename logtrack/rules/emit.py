@@ -15,15 +15,31 @@ import pyarrow.compute as pc
 
 from ..jsonarrow import escape as json_escape
 from .context import BatchContext, DictCol
-from .match import capture_values
+from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
+
+Values = tuple[pa.Array, "np.ndarray | None"]
+"""A property's values for a rule's events: (per event, None), or (distinct values, the index
+of each event's value): conversion, text and JSON then run once per distinct value."""
 
 
 def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:
     # Values plus a trailing null, so null rows (index m) take a null.
     return ctx.memo(("with_null", key),
                     lambda: pa.concat_arrays([strings.values, pa.nulls(1, pa.string())]))
+
+
+def _encoded(ref: Ref, ctx: BatchContext) -> DictCol | None:
+    """The batch's encoding of a referenced string source, when there is one: query parameters
+    and fields always; a column only when a condition encoded it already (a hash of every row
+    costs more than a take of the emitted ones)."""
+    if ref.kind in ("query", "fields"):
+        return ctx.strings((ref.kind, ref.name))
+    if ref.kind == "column" and ref.name in ctx.table.column_names \
+            and pa.types.is_string(ctx.table.schema.field(ref.name).type):
+        return ctx.cached_strings(("col", ref.name))
+    return None
 
 
 def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
@@ -34,16 +50,31 @@ def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.
     if ref.kind in ("query", "fields"):
         strings = ctx.strings((ref.kind, ref.name))
         return _with_null(ctx, (ref.kind, ref.name), strings).take(pa.array(strings.indices[rows]))
-    return ctx.column(ref.name).take(pa.array(rows))
+    return ctx.take(ref.name, rows)
 
 
-def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
+def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> Values:
     """One property's typed values for `rows` (null where a referenced value is missing)."""
     n = len(rows)
     if prop.parts is None:
-        return literal_array(prop.literal, prop.type, n)
+        return literal_array(prop.literal, prop.type, 1), np.zeros(n, np.int64)
+    index = None
     if len(prop.parts) == 1 and isinstance(prop.parts[0], Ref):
-        values = cast_values(ref_values(prop.parts[0], rule, ctx, rows), prop.type)
+        ref = prop.parts[0]
+        strings = _encoded(ref, ctx)
+        found = capture_indexed(rule.when, ref.name, node_captures(rule.when)[ref.name], ctx, rows) \
+            if ref.kind == "capture" else None
+        if strings is not None:
+            values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
+            if len(values) > 2 * n:
+                # Few events for many distinct values: only the values they use are converted.
+                used, index = np.unique(index, return_inverse=True)
+                values = values.take(pa.array(used))
+        elif found is not None:
+            values, index = found
+        else:
+            values = ref_values(ref, rule, ctx, rows)
+        values = cast_values(values, prop.type)
     else:
         pieces = [pa.scalar(part) if isinstance(part, str)
                   else cast_values(ref_values(part, rule, ctx, rows), "string") for part in prop.parts]
@@ -52,109 +83,138 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
         values = cast_values(pc.binary_join_element_wise(*pieces, ""), prop.type)
     if prop.default is not None:
         values = values.fill_null(pa.scalar(prop.default, ARROW_TYPES[prop.type]))
-    return values
+    return values, index
 
 
 class PropertyCollector:
-    """Gathers the typed property arrays of every emitting rule of a batch, then builds the
+    """Gathers the typed property values of every emitting rule of a batch, then builds the
     `properties` map and JSON objects for all events at once.
 
-    Per (rule, property) only the values are computed; text conversion, JSON escaping and the
-    assembly into maps and objects run once per batch over all events, so a rule that emits adds
-    a handful of Arrow calls, not dozens.
+    Per (rule, property) only the values are computed, per distinct value where they come from
+    an encoded source (`Values`). A rule's JSON objects are assembled from its own property
+    arrays (its events all have the same keys, in the same order); the objects of all events
+    then need one take into output order, and the map's entries are placed by arithmetic on
+    offsets, without sorting the (event, property) pairs.
     """
 
     def __init__(self) -> None:
-        self.values: list[pa.Array] = []
-        self.names: list[str] = []
-        self.starts: list[int] = []
-        self.orders: list[int] = []
+        # One block per `add`: (first event, events, [(name, values)]).
+        self.blocks: list[tuple[int, int, list[tuple[str, Values]]]] = []
         self.total = 0
 
     def add(self, props: tuple[Prop, ...] | None, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> None:
         """Record the properties of `len(rows)` events emitted by `rule`, in emission order."""
-        for order, prop in enumerate(props or ()):
-            self.values.append(prop_values(prop, rule, ctx, rows))
-            self.names.append(prop.name)
-            self.starts.append(self.total)
-            self.orders.append(order)
+        values = [(prop.name, prop_values(prop, rule, ctx, rows)) for prop in props or ()]
+        self.blocks.append((self.total, len(rows), values))
         self.total += len(rows)
 
     def build(self, order: np.ndarray | None = None) -> tuple[pa.MapArray, pa.Array]:
         """The `properties` map and JSON object of every recorded event: in emission order, or
-        event `order[i]` at position i when an order is given (assembled in that order directly,
-        rather than taking the built arrays afterwards)."""
+        event `order[i]` at position i when an order is given."""
         n = self.total
-        if not self.values:
+        if not any(values for _, _, values in self.blocks):
             offsets = pa.array(np.zeros(n + 1, np.int32))
             empty = pa.array([], pa.string())
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
-        # Convert per type (one text and one JSON pass per type for the whole batch). The JSON
-        # of a number or bool is its text; a string's is its escaped text between quotes, the
-        # quotes going into the fragment's prefix and suffix below (no pass of their own).
-        by_type: dict[pa.DataType, list[int]] = {}
-        for i, v in enumerate(self.values):
-            by_type.setdefault(v.type, []).append(i)
-        texts, jsons, valids, base = [], [], [], np.zeros(len(self.values), np.int64)
-        quoted = np.zeros(len(self.values), dtype=bool)
-        offset = 0
-        for members in by_type.values():
-            merged = pa.concat_arrays([self.values[i] for i in members])
-            text = to_text(merged)
-            texts.append(text)
-            is_string = pa.types.is_string(merged.type)
-            jsons.append(json_escape(merged) if is_string else text)
-            valids.append(merged.is_valid().to_numpy(zero_copy_only=False))
-            for i in members:
-                base[i] = offset
-                quoted[i] = is_string
-                offset += len(self.values[i])
-        text_all, json_all = pa.concat_arrays(texts), pa.concat_arrays(jsons)
-        valid_all = np.concatenate(valids)
-        # Long format: one entry per (event, property) value, sorted by event then declaration.
-        lengths = np.array([len(v) for v in self.values], np.int64)
-        entry = np.repeat(np.arange(len(self.values)), lengths)
-        within = np.arange(len(entry)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        event = np.repeat(np.array(self.starts, np.int64), lengths) + within
-        value_index = base[entry] + within
-        keep = valid_all[value_index]
-        entry, event, value_index = entry[keep], event[keep], value_index[keep]
+        names: dict[str, int] = {}
+        texts: list[pa.Array] = []
+        objects: list[pa.Array] = []
+        object_index: list[np.ndarray] = []
+        # Per (block, property): first event, events' valid mask, texts start, key, index.
+        parts: list[tuple[int, np.ndarray, int, int, np.ndarray | None]] = []
+        counts = np.zeros(n, np.int64)
+        text_base = object_base = 0
+        for start, size, values in self.blocks:
+            members = []
+            for name, (arr, index) in values:
+                text = to_text(arr)
+                valid = _valid(arr)
+                if index is not None:
+                    valid = valid[index]
+                counts[start:start + size] += valid
+                parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
+                texts.append(text)
+                text_base += len(arr)
+                members.append((*_member(name, arr, text), index))
+            obj, index = _object(members, size)
+            objects.append(obj)
+            object_index.append(object_base + (np.arange(size) if index is None else index))
+            object_base += len(obj)
+        position = np.arange(n)
         if order is not None:
-            position = np.empty(n, np.int64)
             position[order] = np.arange(n)
-            event = position[event]
-        by_event = np.lexsort((np.array(self.orders, np.int64)[entry], event))
-        entry, event, value_index = entry[by_event], event[by_event], value_index[by_event]
-        counts = np.bincount(event, minlength=n)
-        offsets = np.zeros(n + 1, np.int32)
-        np.cumsum(counts, out=offsets[1:])
-        take = pa.array(value_index)
-        keys = pa.array(self.names, pa.string()).take(pa.array(entry))
-        mapping = pa.MapArray.from_arrays(pa.array(offsets), keys, text_all.take(take))
-        return mapping, self._objects(entry, offsets, counts, quoted, json_all.take(take))
+        counts_out = counts if order is None else counts[order]
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(counts_out, out=offsets[1:])
+        # Entry slot of an event's property: its event's offset + how many valid properties
+        # of the same rule come before it (the declaration order).
+        value_index = np.empty(int(offsets[-1]), np.int64)
+        key_code = np.empty(int(offsets[-1]), np.int64)
+        rank = np.zeros(n, np.int64)
+        for start, valid, first, code, index in parts:
+            events = np.flatnonzero(valid)
+            slot = offsets[position[start + events]] + rank[start + events]
+            rank[start + events] += 1
+            value_index[slot] = first + (events if index is None else index[events])
+            key_code[slot] = code
+        keys = pa.array(list(names), pa.string()).take(pa.array(key_code))
+        mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), keys,
+                                          _concat(texts).take(pa.array(value_index)))
+        at = np.concatenate(object_index)
+        return mapping, _concat(objects).take(pa.array(at if order is None else at[order]))
 
-    def _objects(self, entry: np.ndarray, offsets: np.ndarray, counts: np.ndarray, quoted: np.ndarray,
-                 values: pa.Array) -> pa.Array:
-        """The JSON object of each event from its entries' JSON values (in event order): each
-        entry is `prefix + value + suffix`, the prefix holding the key (and `{` when it opens
-        its event, `"` before a string), the suffix the closing quote (and `}` when it closes
-        its event), then one join per event with commas."""
-        m = len(self.names)
-        # Affix codes: property i, opening its event or not, quoted or not -> one small table.
-        first = np.zeros(len(entry), dtype=bool)
-        last = np.zeros(len(entry), dtype=bool)
-        first[offsets[:-1][counts > 0]] = True
-        last[offsets[1:][counts > 0] - 1] = True
-        table_prefix = [f'{brace}"{name}":{quote}' for brace in ("", "{") for name, quote in
-                        zip(self.names, np.where(quoted, '"', ""), strict=True)]
-        table_suffix = [quote + brace for brace in ("", "}") for quote in np.where(quoted, '"', "")]
-        prefix = pa.array(table_prefix, pa.string()).take(pa.array(entry + m * first))
-        suffix = pa.array(table_suffix, pa.string()).take(pa.array(entry + m * last))
-        fragments = pc.binary_join_element_wise(prefix, values, suffix, "")
-        body = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), fragments), ",")
-        if counts.all():
-            return body
-        return pc.if_else(pa.array(counts > 0), body, pa.scalar("{}"))
+
+def _concat(arrays: list[pa.Array]) -> pa.Array:
+    return arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+
+
+def _valid(arr: pa.Array) -> np.ndarray:
+    if arr.null_count == 0:
+        return np.ones(len(arr), dtype=bool)
+    return arr.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _escape(values: pa.Array) -> pa.Array:
+    """`jsonarrow.escape`, skipped when no byte of the values needs escaping (a quote, a
+    backslash, a control character: ASCII bytes, never part of a multi-byte UTF-8 character).
+    A numpy scan of the bytes costs a third of the regex scan that escape starts with."""
+    if len(values) == values.null_count:
+        return values
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+    data = values.buffers()[2]
+    if data is None:
+        return values
+    raw = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
+    if not ((raw < 32) | (raw == 34) | (raw == 92)).any():
+        return values
+    return json_escape(values)
+
+
+def _member(name: str, values: pa.Array, text: pa.Array) -> tuple[str, pa.Array, str]:
+    """(prefix, JSON value, suffix) of one property: `"name":` and quotes around a string."""
+    if pa.types.is_string(values.type):
+        return f'"{name}":"', _escape(values), '"'
+    return f'"{name}":', text, ""
+
+
+def _object(members: list[tuple[str, pa.Array, str, np.ndarray | None]], size: int) -> Values:
+    """The JSON objects of one block's events from its members (nulls left out, `{}` if none):
+    per distinct value when the block has one property that has them."""
+    if not members:
+        return pa.array(["{}"], pa.string()), np.zeros(size, np.int64)
+    if len(members) == 1:
+        prefix, value, suffix, index = members[0]
+        out = pc.binary_join_element_wise("{" + prefix, value, suffix + "}", "")
+        return (out.fill_null("{}") if out.null_count else out), index
+    # Each present member with a leading comma, concatenated; the first comma becomes the brace.
+    pieces = []
+    for prefix, value, suffix, index in members:
+        piece = pc.binary_join_element_wise("," + prefix, value, suffix, "")
+        piece = piece.fill_null("") if piece.null_count else piece
+        pieces.append(piece if index is None else piece.take(pa.array(index)))
+    joined = pc.binary_join_element_wise(*pieces, "")
+    inner = pc.utf8_slice_codeunits(joined, 1)
+    return pc.binary_join_element_wise("{", inner, "}", ""), None
 
 
 # ---- event ids -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..enrich.static import is_page_path
 from ..privacy import dotted_quads
 from .context import BatchContext, DictCol
 from .model import (
@@ -56,6 +57,9 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         keep = np.ones(len(base), dtype=bool)
         keep[np.searchsorted(base, hit)] = False
         return base[keep]
+    if isinstance(node, StrCond) and _presence_only(node):
+        mask = presence_mask(node, ctx)
+        return np.flatnonzero(mask) if rows is None else rows[mask[rows]]
     if isinstance(node, StrCond):
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
@@ -83,6 +87,12 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
         return children
     counted = []
     for i, child in enumerate(strs):
+        if _presence_only(child):
+            count = int(presence_mask(child, ctx).sum())
+            if count == 0:
+                return (child,)
+            counted.append((count, i, child))
+            continue
         strings = ctx.strings(child.source, child.fold)
         ids = ctx.memo(("ids", child), lambda child=child, strings=strings: id_mask(child, strings))
         count = strings.row_count(ids)
@@ -91,6 +101,23 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
         counted.append((count, i, child))
     ordered = tuple(c for _, _, c in sorted(counted, key=lambda t: (t[0], t[1])))
     return ordered + tuple(c for c in children if not isinstance(c, StrCond))
+
+
+def _presence_only(node: StrCond) -> bool:
+    """A column test of `present`/`absent` only: decided by the column's validity, no encoding."""
+    return node.source[0] == "col" and all(isinstance(i, Presence) for i in node.items)
+
+
+def presence_mask(node: StrCond, ctx: BatchContext) -> np.ndarray:
+    """Rows satisfying a presence-only column test (`_presence_only`)."""
+    def compute() -> np.ndarray:
+        valid = ctx.memo(("valid", node.source[1]),
+                         lambda: ctx.raw(node.source[1]).is_valid().to_numpy(zero_copy_only=False))
+        wanted = {i.present for i in node.items}
+        if wanted == {True, False}:
+            return np.ones(ctx.n, dtype=bool)
+        return valid if True in wanted else ~valid
+    return ctx.memo(("presence", node), compute)
 
 
 def _all(ctx: BatchContext) -> np.ndarray:
@@ -118,11 +145,31 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
             known = ctx.user_known()
             return known if node.known else ~known
         if isinstance(node, PageView):
-            from ..sessions import pageview_mask  # one definition of a page view for sessions and events
-
-            return pageview_mask(ctx.table)
+            return page_view_mask(ctx)
         raise TypeError(f"not a leaf condition: {node!r}")
     return ctx.memo(("mask", node), compute)
+
+
+def page_view_mask(ctx: BatchContext) -> np.ndarray:
+    """`sessions.pageview_mask` (2xx/304 GET/HEAD of a page-like path by a non-bot, not static),
+    decided on the batch's shared encodings: the method and path tests run per distinct value,
+    and the page-like test only on the paths of rows that pass the others (tests compare both)."""
+    status = ctx.number("status")
+    ok = ((status >= 200) & (status < 300)) | (status == 304)
+    ok &= ~ctx.boolean("is_bot") & ~ctx.boolean("is_static")
+    method = ctx.strings(("col", "method"))
+    get = np.zeros(method.m + 1, dtype=bool)
+    get[method.ids_equal(("GET", "HEAD"))] = True
+    ok &= get[method.indices]
+    paths = ctx.strings(("col", "path"))
+    wanted = np.zeros(paths.m + 1, dtype=bool)
+    wanted[paths.indices[ok]] = True
+    wanted[-1] = False  # a null path is no page
+    ids = np.flatnonzero(wanted)
+    page = np.zeros(paths.m + 1, dtype=bool)
+    if len(ids):
+        page[ids] = _np(is_page_path(paths.values.take(pa.array(ids))))
+    return ok & page[paths.indices]
 
 
 def id_mask(node: StrCond, strings: DictCol) -> np.ndarray:
@@ -232,6 +279,31 @@ def _cidr_exact(values: pa.Array, nets: list) -> np.ndarray:
 
 def _np(arr: pa.Array) -> np.ndarray:
     return arr.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
+                    rows: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """Capture `name` (as `typ`) per distinct value, and each of `rows`' index into them (the
+    last value null, for rows without one), when one string condition's one pattern defines
+    it; else None (`capture_values` then gives the values per row)."""
+    if isinstance(node, And):
+        for child in node.children:
+            if name in node_captures(child):
+                return capture_indexed(child, name, typ, ctx, rows)
+        return None
+    if not isinstance(node, StrCond):
+        return None
+    items = [i for i in node.items if isinstance(i, Pattern) and name in dict(i.captures)]
+    if len(items) != 1:
+        return None
+    strings = ctx.strings(node.source, node.fold)
+    row_ids = strings.indices[rows]
+    ids = np.unique(row_ids[row_ids < strings.m])
+    where = np.searchsorted(ids, row_ids)
+    where[row_ids >= strings.m] = len(ids)
+    per_id = _extract(strings.values.take(pa.array(ids)), items[0], name, typ) if len(ids) \
+        else pa.array([], ARROW_TYPES[typ])
+    return pa.concat_arrays([per_id, pa.nulls(1, per_id.type)]), where
 
 
 def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
