@@ -273,8 +273,7 @@ def test_crawler_verdicts_agree_between_the_arrow_pass_and_python_searches():
 
     listed = Path(__file__).resolve().parent.parent / "benchmarks" / "user_agents.txt"
     uas = [line.rstrip("\n") for line in listed.read_text().splitlines()] + HUMANS + [GOOGLEBOT, "", " ", None]
-    while len(uas) < bots._VECTOR_MIN:  # enough for the Arrow pass
-        uas += [ua + " x" if ua is not None else None for ua in uas]
+    assert len(uas) >= bots._VECTOR_MIN  # the Arrow pass
     hits = bots._crawler_hits(pa.array(uas, pa.string()))
     assert hits == [ua is not None and bots._crawler_match(ua) is not None for ua in uas]  # the Python searches
     detector = CrawlerDetect()
