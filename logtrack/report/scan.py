@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
+from .dense import ints, slots
 from .groups import Partials, dictionary_of  # noqa: F401 - part of this module's API
 
 PathGrouper = Callable[[pa.Array], pa.Array]
@@ -85,6 +87,17 @@ def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataTy
     return pa.RecordBatch.from_arrays(arrays, list(columns))
 
 
+HOUR_US, DAY_US = 3_600_000_000, 86_400_000_000
+
+
+def local_micros(ts: pa.Array, timezone: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Local wall-clock µs since the epoch of every UTC timestamp (0 where null) and their
+    validity: floor-divided by DAY_US they are `local_dates`, by HOUR_US (mod 24) `local_hours`."""
+    if timezone != "UTC":
+        ts = pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone)))
+    return ints(ts)
+
+
 def local_dates(ts: pa.Array, timezone: str) -> pa.Array:
     """The local calendar date of every UTC timestamp (as `local_date`, on an array)."""
     return pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone))).cast(pa.date32())
@@ -140,6 +153,23 @@ def pageview_mask(batch: pa.RecordBatch, page: pa.Array) -> pa.Array:
         method = pc.is_in(method, value_set=METHODS)
     human = pc.invert(pc.or_(pc.fill_null(batch.column("is_bot"), False), pc.fill_null(batch.column("is_static"), False)))
     return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
+
+
+def pageview_flags(batch: pa.RecordBatch, page: np.ndarray) -> np.ndarray:
+    """`pageview_mask` in numpy: `page` says whether each row's path is page-like (False for null)."""
+    status, valid = ints(batch.column("status"))
+    ok = ((status >= 200) & (status < 300)) | (status == 304)
+    if valid is not None:
+        ok &= valid
+    method = batch.column("method")
+    if isinstance(method, pa.DictionaryArray):  # once per distinct method
+        allowed = np.concatenate([[False], pc.is_in(method.dictionary, value_set=METHODS).to_numpy(zero_copy_only=False)])
+        ok &= allowed[slots(method.indices)]
+    else:
+        ok &= pc.fill_null(pc.is_in(method, value_set=METHODS), False).to_numpy(zero_copy_only=False)
+    for flag in ("is_bot", "is_static"):
+        ok &= ints(batch.column(flag))[0] == 0
+    return ok & page
 
 
 class PathMemo:
