@@ -248,7 +248,7 @@ def _request_daily(out_dir: Path, traffic: pa.Table, ips: Grouping, timezone: st
     # Only rows with a request time feed the digests: logs without one (combined) cost no more
     # than reading an all-null column; a date without any keeps null percentiles.
     def timed() -> Iterator[pa.RecordBatch]:
-        for batch in chunks(out_dir, "requests", ["ts", "request_time_ms"]):
+        for batch in chunks(out_dir, "requests", ["ts", "request_time_ms"], valued="request_time_ms"):
             if batch.column(1).null_count < batch.num_rows:
                 batch = batch.filter(batch.column(1).is_valid())
                 yield pa.RecordBatch.from_arrays([local_dates(batch.column(0), timezone), batch.column(1)], ["date", "ms"])

@@ -101,14 +101,22 @@ def compact(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present) + lo, position[values - lo]
 
 
-def int_sums(keys: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Exact int64 sums of `values` per key (wrapping as int64 does): one float64 bincount while
-    no sum can reach 2**53, else three of 21-bit pieces."""
+def exact_weights(values: np.ndarray) -> np.ndarray | None:
+    """Integers as float64 bincount weights when no sum of them can reach 2**53 (exact), else None."""
     if len(values) == 0:
-        return np.zeros(size, np.int64)
+        return values.astype(np.float64)
     peak = max(abs(int(values.min())), abs(int(values.max())))
-    if peak * len(values) < EXACT:
-        return np.bincount(keys, weights=values, minlength=size).astype(np.int64)
+    return values.astype(np.float64) if peak * len(values) < EXACT else None
+
+
+def int_sums(keys: np.ndarray, values: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Exact int64 sums of `values` per key (wrapping as int64 does): one float64 bincount while
+    no sum can reach 2**53 (`weights`: `exact_weights(values)` when known), else three of
+    21-bit pieces."""
+    if weights is None:
+        weights = exact_weights(values)
+    if weights is not None:
+        return np.bincount(keys, weights=weights, minlength=size).astype(np.int64)
     unsigned = values.view(np.uint64)
     total = np.zeros(size, np.uint64)
     for shift in (0, 21, 42):
@@ -116,6 +124,15 @@ def int_sums(keys: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
         part = np.bincount(keys, weights=piece.astype(np.float64), minlength=size).astype(np.uint64)
         total += part << np.uint64(shift)
     return total.view(np.int64)
+
+
+def whole_micros(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Floats that are whole µs (below 2**31 s): as int64 µs and their `exact_weights`; else None."""
+    scaled = np.rint(values * MICRO)
+    if not (np.all(np.abs(values) < 2**31) and np.array_equal(scaled / MICRO, values)):
+        return None, None
+    micros = scaled.astype(np.int64)
+    return micros, exact_weights(micros)
 
 
 def grow(array: np.ndarray, size: int, fill: int | float = 0) -> np.ndarray:
@@ -220,15 +237,18 @@ class FloatSum:
         self.floats = np.zeros(0, np.float64)
         self.exact = True
 
-    def add(self, keys: np.ndarray, values: np.ndarray, size: int) -> None:
-        """Add `values` (nulls given as 0) to their keys."""
+    def add(self, keys: np.ndarray, values: np.ndarray, size: int,
+            micros: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> None:
+        """Add `values` (nulls given as 0) to their keys (`micros`: `whole_micros(values)`)."""
         self.micros, self.floats = grow(self.micros, size), grow(self.floats, size)
         if self.exact:
-            scaled = np.rint(values * MICRO)
-            if np.all(np.abs(values) < 2**31) and np.array_equal(scaled / MICRO, values):
-                self.micros[:size] += int_sums(keys, scaled.astype(np.int64), size)
-            else:
-                self.exact = False
+            whole, weights = micros or whole_micros(values)
+            if whole is not None:
+                self.micros[:size] += int_sums(keys, whole, size, weights)
+                return
+            # Not whole µs: floats from now on, from the exact sums so far.
+            self.exact = False
+            self.floats = self.result(len(self.micros))
         self.floats[:size] += np.bincount(keys, weights=values, minlength=size)
 
     def result(self, size: int) -> np.ndarray:
@@ -255,9 +275,15 @@ class Columns:
         self.rows = rows
 
     def get(self, kind: str, name: str) -> object:
-        """The `slots`, `ints` or `floats` form of a column, computed once."""
+        """A column's `slots`, `ints`, `floats`, `weights` (`exact_weights` of its ints) or
+        `micros` (`whole_micros` of its floats), computed once."""
         key = (kind, name)
         if key not in self.memo:
-            array = self.arrays[name]
-            self.memo[key] = slots(array) if kind == "slots" else ints(array) if kind == "ints" else floats(array)
+            if kind == "weights":
+                self.memo[key] = exact_weights(self.get("ints", name)[0])  # type: ignore[index]
+            elif kind == "micros":
+                self.memo[key] = whole_micros(self.get("floats", name)[0])  # type: ignore[index]
+            else:
+                array = self.arrays[name]
+                self.memo[key] = slots(array) if kind == "slots" else ints(array) if kind == "ints" else floats(array)
         return self.memo[key]

@@ -26,12 +26,10 @@ import pyarrow.compute as pc
 
 from .dense import Columns, FloatSum, IntBook, KeyBook, distinct_sorted, from_ints, grow, int_sums, slots
 
-# How each aggregate of rows merges with the pre-aggregates: a count becomes a sum of counts.
-MERGE = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
 CODE = pa.int32()
-DISTINCT = pc.CountOptions(mode="only_valid")
 PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
 GATHER_ROWS = 256 * 1024  # distinct pairs gathered before their first merge
+DENSE_CELLS = 1 << 23  # (key, value) pairs marked in a table of booleans up to this many cells
 
 
 def dictionary_of(values: pa.Array) -> pa.DictionaryArray:
@@ -137,31 +135,65 @@ class Codebook:
             self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
         return self.mapped.take(raw).take(encoded.indices)
 
+    def slots_of(self, values: pa.Array) -> np.ndarray:
+        """The slot of every value (its number + 1, 0 for null) in numpy."""
+        if self.mapper is None:
+            return self.words.slots_of(values)
+        encoded = dictionary_of(values)
+        raw = slots(self.encode(encoded.dictionary))  # the dictionary's (mapped) slots
+        return np.concatenate([[0], raw])[slots(encoded.indices)]
+
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The strings of `codes`."""
         return self.words.decode(codes)
 
 
 class PairSet:
-    """The distinct (key, value) pairs of one distinct column, as sorted int64 `key << 32 | value`.
+    """The distinct (key, value) pairs of one distinct column.
 
-    Each batch's pairs are sorted and deduplicated (a sort, no hash per row); the batches' pairs
-    merge when they outgrow twice the last merge (and GATHER_ROWS): about two per distinct pair.
+    While keys × values stay under DENSE_CELLS (days, channels, browsers … by visitor), a table
+    of booleans marks the pairs seen: one scatter per batch. Beyond, the pairs are sorted int64
+    `key << 32 | value`, each batch's deduplicated by a sort (no hash per row) and merged when
+    they outgrow twice the last merge (and GATHER_ROWS): about two per distinct pair.
     """
 
     def __init__(self) -> None:
+        self.seen: np.ndarray | None = np.zeros((0, 0), bool)  # the dense table (None: sorted pairs)
         self.merged = np.zeros(0, np.int64)
         self.parts: list[np.ndarray] = []
-        self.rows = 0
+        self.rows = 0  # pairs held (the table's cells / 8 while dense: its bytes as int64 pairs)
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add pairs: key numbers and value numbers (both below 2**31)."""
-        if len(keys):
-            part = distinct_sorted((keys << 32) | values)
-            self.parts.append(part)
-            self.rows += len(part)
-            if self.rows > max(GATHER_ROWS, 2 * len(self.merged)):
-                self._merge()
+        if not len(keys):
+            return
+        if self.seen is not None:
+            rows, cols = self.seen.shape
+            need_rows, need_cols = int(keys.max()) + 1, int(values.max()) + 1
+            if need_rows > rows or need_cols > cols:
+                rows, cols = max(need_rows, 2 * rows, 8), max(need_cols, 2 * cols, 64)
+                if rows * cols > DENSE_CELLS:
+                    self._sparse()
+                else:
+                    table = np.zeros((rows, cols), bool)
+                    table[:self.seen.shape[0], :self.seen.shape[1]] = self.seen
+                    self.seen, self.rows = table, rows * cols // 8
+        if self.seen is not None:
+            self.seen.ravel()[keys * self.seen.shape[1] + values] = True
+            return
+        part = (keys << 32) | values
+        part.sort()
+        part = _dedup(part)
+        self.parts.append(part)
+        self.rows += len(part)
+        if self.rows > max(GATHER_ROWS, 2 * len(self.merged)):
+            self._merge()
+
+    def _sparse(self) -> None:
+        assert self.seen is not None
+        keys, values = np.nonzero(self.seen)
+        self.seen, self.merged = None, (keys.astype(np.int64) << 32) | values
+        self.rows = len(self.merged)
 
     def _merge(self) -> None:
         if self.parts:
@@ -170,13 +202,27 @@ class PairSet:
 
     def counts(self, size: int) -> np.ndarray:
         """Distinct values per key number (0 … size - 1)."""
+        if self.seen is not None:
+            return grow(np.count_nonzero(self.seen, axis=1), size)[:size]
         self._merge()
         return np.bincount(self.merged >> 32, minlength=size)[:size]
 
     def total(self) -> int:
         """Distinct values over all keys."""
+        if self.seen is not None:
+            return int(np.count_nonzero(self.seen.any(axis=0)))
         self._merge()
         return len(distinct_sorted(self.merged & 0xFFFFFFFF))
+
+
+def _dedup(ordered: np.ndarray) -> np.ndarray:
+    """A sorted array without repeats."""
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
 
 
 class Grouping:
@@ -254,11 +300,11 @@ class Grouping:
         if fn == "sum" and floating:
             total = self.values.setdefault(name, FloatSum())
             assert isinstance(total, FloatSum)
-            total.add(keys, values, size)
+            total.add(keys, values, size, cols.get("micros", source))  # type: ignore[arg-type]
             return
         if fn == "sum":
             sums = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size)  # type: ignore[arg-type]
-            sums[:size] += int_sums(keys, values, size)
+            sums[:size] += int_sums(keys, values, size, cols.get("weights", source))  # type: ignore[arg-type]
             return
         extreme = np.iinfo(np.int64).max if fn == "min" else np.iinfo(np.int64).min
         state = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size, extreme)  # type: ignore[arg-type]
@@ -272,7 +318,7 @@ class Grouping:
             values, valid = cols.get("ints", name)  # type: ignore[misc]
             return book.slots(values, valid)
         if name in self.own:
-            return slots(book.encode(cols.arrays[name]))
+            return book.slots_of(cols.arrays[name])  # type: ignore[union-attr]
         return cols.get("slots", name)  # type: ignore[return-value]
 
     def _key_numbers(self, cols: Columns) -> np.ndarray:
