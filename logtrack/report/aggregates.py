@@ -72,14 +72,14 @@ class _Paths:
     def encode(self, paths: pa.DictionaryArray) -> np.ndarray:
         """The slot of every path (its number + 1, 0 for null)."""
         before = len(self.raw)
-        codes = self.raw.dictionary_codes(paths.dictionary)
+        found = self.raw.dictionary_slots(paths.dictionary)
         if len(self.raw) > before:
             new = self.raw.known.slice(before)
             self.is_page = np.concatenate([self.is_page, is_page_path(new).to_numpy(zero_copy_only=False)])
             if self.grouper is not None:
                 grouped = pa.array(self.grouper(new)).cast(pa.string())
-                self.template_of = np.concatenate([self.template_of, slots(self.templates.dictionary_codes(grouped))])
-        return np.concatenate([[0], slots(codes)])[slots(paths.indices)]
+                self.template_of = np.concatenate([self.template_of, self.templates.dictionary_slots(grouped)])
+        return np.concatenate([[0], found])[slots(paths.indices)]
 
     def keys(self, path_slots: np.ndarray) -> np.ndarray:
         """The page key slot (the path's, or its template's) of every path slot."""

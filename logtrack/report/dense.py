@@ -103,10 +103,9 @@ def compact(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def exact_weights(values: np.ndarray) -> np.ndarray | None:
     """Integers as float64 bincount weights when no sum of them can reach 2**53 (exact), else None."""
-    if len(values) == 0:
-        return values.astype(np.float64)
-    peak = max(abs(int(values.min())), abs(int(values.max())))
-    return values.astype(np.float64) if peak * len(values) < EXACT else None
+    weights = values.astype(np.float64)
+    # Every partial sum is at most the sum of magnitudes (itself computed within far less than 2×).
+    return weights if float(np.abs(weights).sum()) < EXACT / 2 else None
 
 
 def int_sums(keys: np.ndarray, values: np.ndarray, size: int, weights: np.ndarray | None = None) -> np.ndarray:

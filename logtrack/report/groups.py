@@ -80,17 +80,27 @@ class Interner:
     def __len__(self) -> int:
         return len(self.known)
 
+    def dictionary_slots(self, words: pa.Array) -> np.ndarray:
+        """The slot (number + 1, 0 for null) of every string of `words` (a dictionary: mostly
+        distinct strings): one hash lookup among the known strings, one encoding of the new ones."""
+        words = words.cast(pa.string())
+        if len(self.known):
+            out = slots(pc.index_in(words, value_set=self.known))
+            missing = out == 0
+        else:
+            out, missing = np.zeros(len(words), np.int64), np.ones(len(words), bool)
+        if words.null_count:
+            missing &= words.is_valid().to_numpy(zero_copy_only=False)
+        if missing.any():
+            new = pc.dictionary_encode(words.filter(pa.array(missing)))  # numbered in order of first sight
+            out[missing] = new.indices.to_numpy(zero_copy_only=False) + (len(self.known) + 1)
+            self.known = pa.concat_arrays([self.known, new.dictionary])
+        return out
+
     def dictionary_codes(self, words: pa.Array) -> pa.Array:
         """The number of every string of `words` (distinct strings; null stays null), as int32."""
-        words = words.cast(pa.string())
-        where = pc.index_in(words, value_set=self.known)
-        missing = pc.and_(where.is_null(), words.is_valid())
-        if pc.any(missing).as_py():
-            new = pc.unique(words.filter(missing))
-            found = pc.add(pc.index_in(words, value_set=new), pa.scalar(len(self.known), CODE))
-            where = pc.coalesce(where, found)
-            self.known = pa.concat_arrays([self.known, new])
-        return where
+        found = self.dictionary_slots(words)
+        return pa.array(found - 1, CODE, mask=found == 0)
 
     def encode(self, values: pa.Array) -> pa.Array:
         """The number of every value (null stays null), as int32."""
@@ -105,8 +115,7 @@ class Interner:
         """The slot of every value (its number + 1, 0 for null) in numpy: the dictionary's numbers
         gathered by the indices, no Arrow array per row."""
         encoded = dictionary_of(values)
-        numbers = np.concatenate([[0], slots(self.dictionary_codes(encoded.dictionary))])
-        return numbers[slots(encoded.indices)]
+        return np.concatenate([[0], self.dictionary_slots(encoded.dictionary)])[slots(encoded.indices)]
 
 
 class Codebook:
@@ -121,27 +130,25 @@ class Codebook:
         self.words = Interner()  # the strings numbered (mapped)
         self.raw = Interner()  # with a mapper: each string seen …
         self.mapped = pa.array([], CODE)  # … and its mapped number, by the string's own number
+        self.mapped_slots = np.zeros(1, np.int64)  # the mapped slot by the string's slot
 
     def encode(self, values: pa.Array) -> pa.Array:
         """The number of every value (null stays null), as int32."""
-        if self.mapper is None:
-            return self.words.encode(values)
-        encoded = dictionary_of(values)
-        before = len(self.raw)
-        raw = self.raw.dictionary_codes(encoded.dictionary)
-        if len(self.raw) > before:
-            new = self.raw.known.slice(before)
-            grouped = pa.array(self.mapper(new)).cast(pa.string())
-            self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
-        return self.mapped.take(raw).take(encoded.indices)
+        found = self.slots_of(values)
+        return pa.array(found - 1, CODE, mask=found == 0)
 
     def slots_of(self, values: pa.Array) -> np.ndarray:
         """The slot of every value (its number + 1, 0 for null) in numpy."""
         if self.mapper is None:
             return self.words.slots_of(values)
         encoded = dictionary_of(values)
-        raw = slots(self.encode(encoded.dictionary))  # the dictionary's (mapped) slots
-        return np.concatenate([[0], raw])[slots(encoded.indices)]
+        before = len(self.raw)
+        raw = self.raw.dictionary_slots(encoded.dictionary)
+        if len(self.raw) > before:  # the new strings mapped, once each
+            grouped = pa.array(self.mapper(self.raw.known.slice(before))).cast(pa.string())
+            self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
+            self.mapped_slots = np.concatenate([self.mapped_slots, slots(self.mapped.slice(before))])
+        return self.mapped_slots[np.concatenate([[0], raw])[slots(encoded.indices)]]
 
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The strings of `codes`."""
