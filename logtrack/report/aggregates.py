@@ -26,18 +26,20 @@ import pyarrow.parquet as pq
 from ..enrich.static import is_page_path
 from ..errors import UsageError
 from .dataset import KIND_SCHEMAS
-from .dense import Columns, compact, from_ints, int_sums, ints, slots
+from .dense import Columns, ints, slots
 from .dimensions import events_by_day, rejects_by_reason, session_reports
-from .groups import CODE, Grouping, Interner, dictionary_of
+from .groups import CODE, Grouping, Interner
 from .scan import (
     DAY_US,
-    HOUR_US,
     PAGEVIEW_INPUTS,
+    TRAFFIC,
     Partials,
     PathGrouper,
     PathMemo,
+    agent_tally,
     aggregate,
     chunks,
+    hourly,
     local_dates,
     local_micros,
     pageview_flags,
@@ -84,38 +86,6 @@ class _Paths:
     def keys(self, path_slots: np.ndarray) -> np.ndarray:
         """The page key slot (the path's, or its template's) of every path slot."""
         return self.template_of[path_slots] if self.grouper is not None else path_slots
-
-
-TRAFFIC = pa.schema([("date", pa.date32()), ("hour", pa.int8()), ("status", pa.int16()), ("n", pa.int64()),
-                     ("pageviews", pa.int64()), ("bot_requests", pa.int64()), ("bytes_sent", pa.int64())])
-STATUS_SLOT = 32769  # an int16 status + this: 1 … 65536 (0: null)
-
-
-def _hourly(local: np.ndarray, timed: np.ndarray | None, status: np.ndarray, known: np.ndarray | None,
-            pv: np.ndarray, bot: np.ndarray, sent: np.ndarray) -> pa.RecordBatch:
-    """One chunk's requests, pageviews, bot requests and bytes by (local date, hour, status): the
-    local hour since the epoch and the status are numbered densely, rows counted by bincount."""
-    hours = local // HOUR_US
-    some = hours if timed is None else hours[timed]
-    base = int(some.min()) - 1 if len(some) else 0
-    hours = hours - base if timed is None else np.where(timed, hours - base, 0)
-    hour_slots, hour_of = compact(hours)  # slots: 0 null, else hour - base
-    status_slots, status_of = compact(status + STATUS_SLOT if known is None else np.where(known, status + STATUS_SLOT, 0))
-    width = len(status_slots)
-    keys = hour_of * width + status_of
-    size = len(hour_slots) * width
-    n = np.bincount(keys, minlength=size)
-    found = np.flatnonzero(n)
-    hour = hour_slots[found // width]
-    hour_valid = hour > 0
-    hour = hour + base
-    stat = status_slots[found % width]
-    return pa.RecordBatch.from_arrays([
-        from_ints(hour // 24, hour_valid, pa.date32()), from_ints(hour % 24, hour_valid, pa.int8()),
-        from_ints(stat - STATUS_SLOT, stat > 0, pa.int16()), pa.array(n[found]),
-        pa.array(np.bincount(keys, weights=pv, minlength=size)[found].astype(np.int64)),
-        pa.array(np.bincount(keys, weights=bot, minlength=size)[found].astype(np.int64)),
-        pa.array(int_sums(keys, sent, size)[found])], schema=TRAFFIC)
 
 
 def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
@@ -176,8 +146,8 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
         local = local_micros(batch.column("ts"), timezone)[0] if timezone != "UTC" else ts
         status, known = ints(batch.column("status"))
         if rows:
-            partials["traffic"].add(_hourly(local, timed, status, known, pv, bot, ints(batch.column("bytes_sent"))[0]))
-        partials["agents"].add(_agents(batch.column("user_agent"), bot))
+            partials["traffic"].add(hourly(local, timed, status, known, pv, bot, ints(batch.column("bytes_sent"))[0]))
+        partials["agents"].add(agent_tally(batch.column("user_agent"), bot))
         ip_slots = ips.slots_of(batch.column("client_ip"))
         by_day = Columns()
         by_day.put("ints", "date", (np.floor_divide(local, DAY_US), timed), rows)
@@ -217,20 +187,6 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
     tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])
     tallied["server"] = tallied["server"].rename_columns(["path", "status", "requests", "last_seen"])
     return table, tallied, groups, span
-
-
-def _agents(agents: pa.DictionaryArray, bot: np.ndarray) -> pa.RecordBatch:
-    """Requests per user agent of one chunk and whether any was flagged a bot: counted on the
-    dictionary indices (a 120-byte string hashed once per distinct value, not per row)."""
-    encoded = dictionary_of(agents)
-    at = slots(encoded.indices)
-    size = len(encoded.dictionary) + 1
-    n = np.bincount(at, minlength=size)
-    flagged = np.bincount(at, weights=bot, minlength=size) > 0
-    found = np.flatnonzero(n)
-    words = pa.concat_arrays([pa.nulls(1, pa.string()), encoded.dictionary.cast(pa.string())])
-    return pa.RecordBatch.from_arrays([words.take(pa.array(found)), pa.array(n[found]), pa.array(flagged[found])],
-                                      ["user_agent", "n", "bot"])
 
 
 def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:

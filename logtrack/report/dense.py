@@ -246,8 +246,8 @@ class FloatSum:
                 self.micros[:size] += int_sums(keys, whole, size, weights)
                 return
             # Not whole µs: floats from now on, from the exact sums so far.
-            self.exact = False
             self.floats = self.result(len(self.micros))
+            self.exact = False
         self.floats[:size] += np.bincount(keys, weights=values, minlength=size)
 
     def result(self, size: int) -> np.ndarray:
@@ -255,8 +255,12 @@ class FloatSum:
         micros, floats = grow(self.micros, size)[:size], grow(self.floats, size)[:size]
         if not self.exact:
             return floats
-        whole, fraction = np.divmod(micros, MICRO)
-        return whole.astype(np.float64) + fraction / MICRO
+        # One rounding below 2**53 µs (whole seconds come out exact); beyond, seconds and their
+        # fraction (same sign) rounded once each.
+        magnitude = np.abs(micros)
+        whole, fraction = np.divmod(magnitude, MICRO)
+        large = np.sign(micros) * (whole.astype(np.float64) + fraction / MICRO)
+        return np.where(magnitude < 2**53, micros / MICRO, large)
 
 
 class Columns:

@@ -1,14 +1,13 @@
 """Group-bys fed batch by batch: `Partials` (pre-aggregates merged as they grow), and several
-group-bys with exact distinct counts fed by one scan (`Grouping`, `Codebook`).
+group-bys with exact distinct counts fed by one scan (`Grouping`, `Codebook`, `Interner`).
 
 Acero's `hash_count_distinct` runs inside its own plan, so every report that counts visitors or
 client addresses used to scan the dataset again (ten scans of the sessions, each hashing every
-row's visitor string). Here one scan feeds any number of `Grouping`s. Each pre-aggregates its
-rows by (keys, distinct columns) on integers — a `Codebook`'s numbers (strings numbered once per
-distinct value of a batch, shared by every grouping) or a batch's dictionary indices — and only
-the distinct tuples are kept, in `Partials`: memory holds about two rows per distinct tuple, as
-Acero's distinct count holds one per distinct pair. `result()` groups them by the keys: sums and
-exact distinct counts.
+row's visitor string). Here one scan feeds any number of `Grouping`s, on integers only: strings
+are numbered once per distinct value of a batch (`Interner`, `Codebook`, shared by every
+grouping), rows reduce to their key's number by `np.bincount` (`dense.py`), and the distinct
+(key, value) pairs are kept in a `PairSet`: a table of booleans for small key sets, else sorted
+64-bit pairs (about two per distinct pair, as Acero's distinct count holds one).
 
 This module imports nothing of logtrack: `scan` (and through it `enrich`, whose user-agent
 tables build thousands of objects at import) is imported one level shallower that way. Python

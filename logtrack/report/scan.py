@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
-from .dense import ints, slots
+from .dense import compact, from_ints, int_sums, ints, slots
 from .groups import Partials, dictionary_of  # noqa: F401 - part of this module's API
 
 PathGrouper = Callable[[pa.Array], pa.Array]
@@ -185,6 +185,52 @@ def pageview_flags(batch: pa.RecordBatch, page: np.ndarray) -> np.ndarray:
     for flag in ("is_bot", "is_static"):
         ok &= ints(batch.column(flag))[0] == 0
     return ok & page
+
+
+TRAFFIC = pa.schema([("date", pa.date32()), ("hour", pa.int8()), ("status", pa.int16()), ("n", pa.int64()),
+                     ("pageviews", pa.int64()), ("bot_requests", pa.int64()), ("bytes_sent", pa.int64())])
+STATUS_SLOT = 32769  # an int16 status + this: 1 … 65536 (0: null)
+
+
+def hourly(local: np.ndarray, timed: np.ndarray | None, status: np.ndarray, known: np.ndarray | None,
+            pv: np.ndarray, bot: np.ndarray, sent: np.ndarray) -> pa.RecordBatch:
+    """One chunk's requests, pageviews, bot requests and bytes by (local date, hour, status): the
+    local hour since the epoch and the status are numbered densely, rows counted by bincount."""
+    hours = local // HOUR_US
+    some = hours if timed is None else hours[timed]
+    base = int(some.min()) - 1 if len(some) else 0
+    hours = hours - base if timed is None else np.where(timed, hours - base, 0)
+    hour_slots, hour_of = compact(hours)  # slots: 0 null, else hour - base
+    status_slots, status_of = compact(status + STATUS_SLOT if known is None else np.where(known, status + STATUS_SLOT, 0))
+    width = len(status_slots)
+    keys = hour_of * width + status_of
+    size = len(hour_slots) * width
+    n = np.bincount(keys, minlength=size)
+    found = np.flatnonzero(n)
+    hour = hour_slots[found // width]
+    hour_valid = hour > 0
+    hour = hour + base
+    stat = status_slots[found % width]
+    return pa.RecordBatch.from_arrays([
+        from_ints(hour // 24, hour_valid, pa.date32()), from_ints(hour % 24, hour_valid, pa.int8()),
+        from_ints(stat - STATUS_SLOT, stat > 0, pa.int16()), pa.array(n[found]),
+        pa.array(np.bincount(keys, weights=pv, minlength=size)[found].astype(np.int64)),
+        pa.array(np.bincount(keys, weights=bot, minlength=size)[found].astype(np.int64)),
+        pa.array(int_sums(keys, sent, size)[found])], schema=TRAFFIC)
+
+
+def agent_tally(agents: pa.DictionaryArray, bot: np.ndarray) -> pa.RecordBatch:
+    """Requests per user agent of one chunk and whether any was flagged a bot: counted on the
+    dictionary indices (a 120-byte string hashed once per distinct value, not per row)."""
+    encoded = dictionary_of(agents)
+    at = slots(encoded.indices)
+    size = len(encoded.dictionary) + 1
+    n = np.bincount(at, minlength=size)
+    flagged = np.bincount(at, weights=bot, minlength=size) > 0
+    found = np.flatnonzero(n)
+    words = pa.concat_arrays([pa.nulls(1, pa.string()), encoded.dictionary.cast(pa.string())])
+    return pa.RecordBatch.from_arrays([words.take(pa.array(found)), pa.array(n[found]), pa.array(flagged[found])],
+                                      ["user_agent", "n", "bot"])
 
 
 class PathMemo:
