@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -13,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logtrack import schema
+from logtrack.enrich.static import is_page_path
 from logtrack.report import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, DatasetWriter, build_reports
-from logtrack.report.scan import pageviews
+from logtrack.report.scan import pageview_flags, pageviews
 from logtrack.sessions import pageview_mask
 
 UTC = dt.UTC
@@ -246,6 +248,12 @@ def test_pageview_definition_matches_the_sessionizer(rows_: list[tuple]) -> None
     }), schema.ENRICHED_REQUESTS)
     batch = t.combine_chunks().to_batches()[0] if len(rows_) else pa.RecordBatch.from_pylist([], schema=t.schema)
     assert pageviews(batch).to_pylist() == pageview_mask(t).tolist()
+    # The numpy form the traffic scan uses, with the methods dictionary-encoded as they are read.
+    page = np.array([p is not None and bool(is_page_path(pa.array([p], pa.string()))[0].as_py()) for p in
+                     (r[1] for r in rows_)], bool)
+    encoded = batch.set_column(batch.schema.get_field_index("method"), "method",
+                               pc.dictionary_encode(batch.column("method"))) if len(rows_) else batch
+    assert pageview_flags(encoded, page).tolist() == pageview_mask(t).tolist()
 
 
 def test_reports_do_not_depend_on_row_groups(reports: dict[str, pa.Table], tmp_path: Path) -> None:

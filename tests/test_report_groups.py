@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -135,3 +136,139 @@ def test_reports_do_not_depend_on_how_groupings_merge(dataset: Path, monkeypatch
     again = build_reports(dataset, path_grouper=grouper, write=False)  # type: ignore[arg-type]
     for name, table in expected.items():
         assert again[name].equals(table), name
+
+
+# --- the numpy machinery (report/dense.py, groups.PairSet, Grouping on numbers) -------------------
+
+def _reference(rows: list[dict], keys: list[str], distinct: list[str]) -> dict[tuple, dict]:
+    """Group `rows` by hand: n, sum/min/max/count of "v", distinct non-null values."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        g = out.setdefault(tuple(r[k] for k in keys), {"n": 0, "vs": [], "sets": {d: set() for d in distinct}})
+        g["n"] += 1
+        if r["v"] is not None:
+            g["vs"].append(r["v"])
+        for d in distinct:
+            if r[d] is not None:
+                g["sets"][d].add(r[d])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(
+    st.sampled_from([dt.date(2026, 3, 1), dt.date(1969, 12, 31), dt.date(2300, 1, 1), None]),
+    st.sampled_from(["a", "b", "c", None]), st.sampled_from(["v1", "v2", "v3", "v4", None]),
+    st.sampled_from(["u1", "u2", None]), st.one_of(st.none(), st.integers(-2**62, 2**62), st.integers(-5, 5))),
+    max_size=15), max_size=4), st.booleans())
+def test_grouping_on_numbers_matches_a_grouping_by_hand(batches: list[list[tuple]], dense: bool) -> None:
+    """Two key columns (an IntBook date, a string: a KeyBook), two distinct columns, every agg,
+    nulls everywhere, over batches; pairs in dense tables or sorted (DENSE_CELLS 0)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if not dense:
+            mp.setattr(groups, "DENSE_CELLS", 0)
+        mp.setattr(groups, "GATHER_ROWS", 3)
+        g = Grouping({"day": pa.date32(), "page": S}, {"who": S, "user": S},
+                     {"total": ("v", "sum"), "low": ("v", "min"), "high": ("v", "max"), "seen": ("v", "count")})
+        rows = []
+        for batch in batches:
+            cols = list(zip(*batch, strict=True)) if batch else [[]] * 5
+            g.add({"day": pa.array(cols[0], pa.date32()), "page": pa.array(cols[1], S).dictionary_encode(),
+                   "who": pa.array(cols[2], S), "user": pa.array(cols[3], S), "v": pa.array(cols[4], pa.int64())})
+            rows += [dict(zip(["day", "page", "who", "user", "v"], r, strict=True)) for r in batch]
+        got = {(r["day"], r["page"]): r for r in g.result("n", {"who": "visitors"}).to_pylist()}
+    expected = _reference(rows, ["day", "page"], ["who", "user"])
+    assert set(got) == set(expected)
+    for key, e in expected.items():
+        r = got[key]
+        total = sum(e["vs"])
+        wrapped = (total + 2**63) % 2**64 - 2**63  # int64 sums wrap
+        assert (r["n"], r["visitors"], r["user"], r["seen"]) == (e["n"], len(e["sets"]["who"]), len(e["sets"]["user"]),
+                                                                 len(e["vs"]))
+        assert (r["total"], r["low"], r["high"]) == ((wrapped, min(e["vs"]), max(e["vs"])) if e["vs"] else (None,) * 3)
+    assert g.distinct_total("who") == len({r["who"] for r in rows} - {None})
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 10**7), st.integers(-10**6, 10**6).map(lambda us: us * 1000)), max_size=30),
+       st.integers(1, 4))
+def test_float_sums_of_whole_microseconds_are_exact_whatever_the_batches(micros: list[int], parts: int) -> None:
+    from fractions import Fraction
+
+    from logtrack.report.dense import FloatSum
+
+    values = np.array([m / 1e6 for m in micros], np.float64)
+    keys = np.array([m % 3 for m in micros], np.int64)
+    total = FloatSum()
+    for piece in np.array_split(np.arange(len(values)), parts):
+        total.add(keys[piece], values[piece], 3)
+    got = total.result(3)
+    for k in range(3):
+        exact = sum(Fraction(m, 10**6) for m in micros if m % 3 == k)
+        assert abs(Fraction(got[k]) - exact) <= abs(exact) * Fraction(1, 2**52)  # the exact sum, rounded
+        if all(m % 10**6 == 0 for m in micros):
+            assert got[k] == float(exact)  # whole seconds: as any float64 sum of them
+    assert total.exact
+
+
+def test_float_sums_of_other_values_go_on_as_floats() -> None:
+    from logtrack.report.dense import FloatSum
+
+    total = FloatSum()
+    total.add(np.array([0, 1]), np.array([1.5, 2.25]), 2)
+    total.add(np.array([0, 0]), np.array([1 / 3, 0.5]), 2)  # not whole µs
+    assert not total.exact
+    assert total.result(2).tolist() == [1.5 + 1 / 3 + 0.5, 2.25]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-2**63, 2**63 - 1), max_size=20))
+def test_int_sums_are_exact_and_wrap_as_int64(values: list[int]) -> None:
+    from logtrack.report.dense import int_sums
+
+    keys = np.array([i % 2 for i in range(len(values))], np.int64)
+    got = int_sums(keys, np.array(values, np.int64), 2)
+    for k in range(2):
+        assert got[k] == (sum(values[k::2]) + 2**63) % 2**64 - 2**63
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-2**40, 2**40), st.integers(0, 5)), max_size=30), st.integers(1, 3))
+def test_int_books_number_values_across_batches(values: list[int | None], parts: int) -> None:
+    from logtrack.report.dense import IntBook
+
+    book = IntBook(pa.int64())
+    seen: list[int] = []
+    for piece in np.array_split(np.arange(len(values)), parts):
+        chunk = [values[i] for i in piece]
+        got = book.slots(np.array([v or 0 for v in chunk], np.int64), np.array([v is not None for v in chunk], bool))
+        assert book.decode(got).to_pylist() == chunk  # slots decode to the values; 0 to null
+        for v in chunk:
+            if v is not None and v not in seen:
+                seen.append(v)
+    assert sorted(book.values.tolist()) == sorted(seen)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([200, 304, 404, 500, -1, None]),
+                          st.sampled_from([0, 1, 3599, -86_401, 90 * 86_400, None]),
+                          st.booleans(), st.integers(0, 2**40)), max_size=30), st.sampled_from(["UTC", "Asia/Kolkata"]))
+def test_hourly_traffic_matches_an_arrow_group_by(rows: list[tuple], timezone: str) -> None:
+    from logtrack.report.dense import ints
+    from logtrack.report.scan import hourly, local_dates, local_hours, local_micros
+
+    if not rows:
+        return
+    status = pa.array([r[0] for r in rows], pa.int16())
+    ts = pa.array([None if r[1] is None else r[1] * 1_000_000 + 7 for r in rows], pa.int64()).view(TS)
+    pv = np.array([r[2] for r in rows])
+    sent = np.array([r[3] for r in rows], np.int64)
+    local, timed = local_micros(ts, timezone)
+    got = hourly(local, timed, *ints(status), pv, ~pv, sent)
+    table = pa.table({"date": local_dates(ts, timezone), "hour": local_hours(ts, timezone), "status": status,
+                      "pv": pv.astype(np.int64), "bot": (~pv).astype(np.int64), "sent": sent})
+    expected = table.group_by(["date", "hour", "status"], use_threads=False).aggregate(
+        [([], "count_all"), ("pv", "sum"), ("bot", "sum"), ("sent", "sum")])
+    key = lambda r: repr(r)  # noqa: E731
+    assert sorted(map(key, got.to_pylist())) == sorted(key({
+        "date": r["date"], "hour": r["hour"], "status": r["status"], "n": r["count_all"], "pageviews": r["pv_sum"],
+        "bot_requests": r["bot_sum"], "bytes_sent": r["sent_sum"]}) for r in expected.to_pylist())

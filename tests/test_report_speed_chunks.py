@@ -96,3 +96,17 @@ def test_reports_do_not_depend_on_chunk_size(dataset: Path, monkeypatch: pytest.
     again = build_reports(dataset, path_grouper=group_products, write=False)
     for name, table in expected.items():
         assert again[name].equals(table), name
+
+
+def test_chunks_with_valued_skip_row_groups_whose_statistics_hold_only_nulls(tmp_path: Path) -> None:
+    part = tmp_path / "requests" / "date=2026-03-01"
+    part.mkdir(parents=True)
+    ms = [None, None, 5.0, None, None, None]
+    ts = pa.array(range(6), pa.int64()).view(pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"ts": ts, "request_time_ms": pa.array(ms, pa.float64())}), part / "a.parquet",
+                   row_group_size=2)
+    pq.write_table(pa.table({"ts": ts}), part / "b.parquet")  # written before the column existed
+    got = list(chunks(tmp_path, "requests", ["ts", "request_time_ms"], rows=1, valued="request_time_ms"))
+    assert [b.column("request_time_ms").to_pylist() for b in got] == [[5.0, None]]  # the one row group with a value
+    every = list(chunks(tmp_path, "requests", ["ts", "request_time_ms"], rows=1))
+    assert sum(b.num_rows for b in every) == 12

@@ -26,18 +26,23 @@ import pyarrow.parquet as pq
 from ..enrich.static import is_page_path
 from ..errors import UsageError
 from .dataset import KIND_SCHEMAS
+from .dense import Columns, ints, slots
 from .dimensions import events_by_day, rejects_by_reason, session_reports
 from .groups import CODE, Grouping, Interner
 from .scan import (
+    DAY_US,
     PAGEVIEW_INPUTS,
+    TRAFFIC,
     Partials,
     PathGrouper,
     PathMemo,
+    agent_tally,
     aggregate,
     chunks,
+    hourly,
     local_dates,
-    local_hours,
-    pageview_mask,
+    local_micros,
+    pageview_flags,
     ratio,
     tally,
     top,
@@ -61,29 +66,30 @@ class _Paths:
 
     def __init__(self, grouper: PathGrouper | None) -> None:
         self.raw, self.grouper = Interner(), grouper
-        self.is_page = pa.array([], pa.bool_())  # by path number
+        self.is_page = np.zeros(1, bool)  # by path slot (0: null, not a page)
         self.templates = Interner()
-        self.template_of = pa.array([], CODE)  # by path number (with a grouper)
+        self.template_of = np.zeros(1, np.int64)  # template slot by path slot (with a grouper)
         self.book = self.templates if grouper is not None else self.raw  # numbers of the page keys
 
-    def encode(self, paths: pa.DictionaryArray) -> pa.Array:
-        """The number of every path (null stays null)."""
+    def encode(self, paths: pa.DictionaryArray) -> np.ndarray:
+        """The slot of every path (its number + 1, 0 for null)."""
         before = len(self.raw)
-        codes = self.raw.dictionary_codes(paths.dictionary)
+        found = self.raw.dictionary_slots(paths.dictionary)
         if len(self.raw) > before:
             new = self.raw.known.slice(before)
-            self.is_page = pa.concat_arrays([self.is_page, is_page_path(new)])
+            self.is_page = np.concatenate([self.is_page, is_page_path(new).to_numpy(zero_copy_only=False)])
             if self.grouper is not None:
                 grouped = pa.array(self.grouper(new)).cast(pa.string())
-                self.template_of = pa.concat_arrays([self.template_of, self.templates.dictionary_codes(grouped)])
-        return codes.take(paths.indices)
+                self.template_of = np.concatenate([self.template_of, self.templates.dictionary_slots(grouped)])
+        return np.concatenate([[0], found])[slots(paths.indices)]
 
-    def keys(self, codes: pa.Array) -> pa.Array:
-        """The page key (the path's number, or its template's) of every path number."""
-        return self.template_of.take(codes) if self.grouper is not None else codes
+    def keys(self, path_slots: np.ndarray) -> np.ndarray:
+        """The page key slot (the path's, or its template's) of every path slot."""
+        return self.template_of[path_slots] if self.grouper is not None else path_slots
 
 
-def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None]]:
+def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
+             ) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None], tuple[int, int] | None]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
     The same scan tallies what other reports would each scan the requests for: pageviews per
@@ -93,12 +99,15 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
     all), bots by name, and the visitors of each page while their (page, visitor) pairs stay
     under PAGE_VISITOR_PAIRS (beyond, `top_pages` counts them in a second scan of ranked pages).
     Strings are numbered once per distinct value of a chunk (`Interner`), shared by the
-    groupings that need them; the group-bys then run on integers.
+    groupings that need them; everything per row runs in numpy on those numbers. Also returns
+    the first and last request time (µs), None without requests.
     """
     strings = ["path", "user_agent", "client_ip", "bot_name", "anonymous_id", "method"]
     columns = ["ts", "status", "bytes_sent", "is_bot", "is_static", *strings]
     ts_type = pa.timestamp("us", tz="UTC")
     partials = {
+        "traffic": Partials(TRAFFIC, ["date", "hour", "status"],
+                            {"pageviews": "sum", "bot_requests": "sum", "bytes_sent": "sum"}),
         "agents": Partials(pa.schema([("user_agent", pa.string()), ("n", pa.int64()), ("bot", pa.bool_())]),
                            ["user_agent"], {"bot": "max"}),
         "not_found": Partials(pa.schema([("path", pa.string()), ("n", pa.int64()), ("bot", pa.int64()),
@@ -107,65 +116,77 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None) -> tuple
                                       ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
     }
     paths, ips, visitors = _Paths(grouper), Interner(), Interner()
-    traffic = Grouping({"date": pa.date32(), "hour": pa.int8(), "status": pa.int16()}, {},
-                       {"pageviews": ("pv", "sum"), "bot_requests": ("bot", "sum"), "bytes_sent": ("bytes_sent", "sum"),
-                        "first_ts": ("ts", "min"), "last_ts": ("ts", "max")})
     pages = Grouping({"path": paths.book})
     groups: dict[str, Grouping | None] = {
         "ips": Grouping({"date": pa.date32()}, {"client_ip": ips}),
         "bots": Grouping({"bot_name": S}, {"client_ip": ips}, {"first_seen": ("ts", "min"), "last_seen": ("ts", "max")}),
         "page_visitors": Grouping({"path": paths.book}, {"anonymous_id": visitors}),
     }
+    span: tuple[int, int] | None = None
     for batch in chunks(out_dir, "requests", columns, strings):
-        path_codes = paths.encode(batch.column("path"))
-        pv = pageview_mask(batch, paths.is_page.take(path_codes))
-        page_keys = paths.keys(path_codes.filter(pv))
-        pages.add({"path": page_keys})
+        rows = batch.num_rows
+        path_slots = paths.encode(batch.column("path"))
+        pv = pageview_flags(batch, paths.is_page[path_slots])
+        page_slots = paths.keys(path_slots)[pv]
+        viewed = Columns()
+        viewed.put("slots", "path", page_slots, len(page_slots))
+        pages.add(viewed)
         if (page_visitors := groups["page_visitors"]) is not None:
-            page_visitors.add({"path": page_keys, "anonymous_id": visitors.encode(batch.column("anonymous_id").filter(pv))})
+            viewed.put("slots", "anonymous_id", visitors.slots_of(batch.column("anonymous_id"))[pv], len(page_slots))
+            page_visitors.add(viewed)
             if page_visitors.rows > PAGE_VISITOR_PAIRS:
                 # Too many pairs to hold: visitors counted by a second scan of the ranked pages.
                 groups["page_visitors"] = None
-        is_bot = pc.fill_null(batch.column("is_bot"), False)
-        bot = is_bot.cast(pa.int64())
-        ts, status = batch.column("ts"), batch.column("status")
-        date = local_dates(ts, timezone)
-        traffic.add({"date": date, "hour": local_hours(ts, timezone), "status": status, "pv": pv.cast(pa.int64()),
-                     "bot": bot, "bytes_sent": batch.column("bytes_sent"), "ts": ts})
-        partials["agents"].add(tally(batch.column("user_agent"), "user_agent", {"bot": (is_bot, "max")}))
-        ip = ips.encode(batch.column("client_ip"))
-        groups["ips"].add({"date": date, "client_ip": ip})  # type: ignore[union-attr]
-        if pc.any(is_bot).as_py():
-            groups["bots"].add({  # type: ignore[union-attr]
-                "bot_name": batch.column("bot_name").filter(is_bot), "client_ip": ip.filter(is_bot),
-                "ts": ts.filter(is_bot)})
-        for name, rows in (("not_found", pc.equal(status, 404)),
-                           ("server", pc.and_(pc.greater_equal(status, 500), pc.less(status, 600)))):
-            rows = pc.fill_null(rows, False)
-            if not pc.any(rows).as_py():
+        bot = ints(batch.column("is_bot"))[0] != 0
+        ts, timed = ints(batch.column("ts"))
+        if rows and (timed is None or timed.any()):
+            some = ts if timed is None else ts[timed]
+            first, last = int(some.min()), int(some.max())
+            span = (first, last) if span is None else (min(span[0], first), max(span[1], last))
+        local = local_micros(batch.column("ts"), timezone)[0] if timezone != "UTC" else ts
+        status, known = ints(batch.column("status"))
+        if rows:
+            partials["traffic"].add(hourly(local, timed, status, known, pv, bot, ints(batch.column("bytes_sent"))[0]))
+        partials["agents"].add(agent_tally(batch.column("user_agent"), bot))
+        ip_slots = ips.slots_of(batch.column("client_ip"))
+        by_day = Columns()
+        by_day.put("ints", "date", (np.floor_divide(local, DAY_US), timed), rows)
+        by_day.put("slots", "client_ip", ip_slots, rows)
+        groups["ips"].add(by_day)  # type: ignore[union-attr]
+        if bot.any():
+            mask = pa.array(bot)
+            bots = Columns({"bot_name": batch.column("bot_name").filter(mask), "ts": batch.column("ts").filter(mask)})
+            bots.put("slots", "client_ip", ip_slots[bot], int(bot.sum()))
+            groups["bots"].add(bots)  # type: ignore[union-attr]
+        is_5xx = (status >= 500) & (status < 600)
+        for name, flags in (("not_found", status == 404), ("server", is_5xx)):
+            if known is not None:
+                flags &= known
+            if not flags.any():
                 continue
-            some = batch.filter(rows)
+            some = batch.filter(pa.array(flags))
             if name == "not_found":
-                partials[name].add(tally(some.column("path"), "path", {"bot": (bot.filter(rows), "sum"),
+                partials[name].add(tally(some.column("path"), "path", {"bot": (pa.array(bot[flags].astype(np.int64)), "sum"),
                                                                        "ts": (some.column("ts"), "max")}))
             else:  # few rows: added as they are, one row each
                 partials[name].add(pa.RecordBatch.from_arrays(
                     [some.column("path").cast(pa.string()), some.column("status"),
                      pa.array(np.ones(some.num_rows, dtype=np.int64)), some.column("ts")],
                     ["path", "status", "n", "ts"]))
-    table = traffic.result("requests")
+    table = partials["traffic"].result().rename_columns(["date", "hour", "status", "requests", "pageviews",
+                                                         "bot_requests", "bytes_sent"])
     status = table["status"]
     is_4xx = pc.and_kleene(pc.greater_equal(status, 400), pc.less(status, 500))
     is_5xx = pc.and_kleene(pc.greater_equal(status, 500), pc.less(status, 600))
     zero = pa.scalar(0, pa.int64())
     table = table.append_column("client_errors", pc.if_else(pc.fill_null(is_4xx, False), table["requests"], zero))
     table = table.append_column("server_errors", pc.if_else(pc.fill_null(is_5xx, False), table["requests"], zero))
-    tallied = {name: p.result() for name, p in partials.items()}
+    tallied = {name: p.result() for name, p in partials.items() if name != "traffic"}
     tallied["pages"] = pages.result().select(["path", "n"]).rename_columns(["path", "pageviews"])
     tallied["agents"] = tallied["agents"].rename_columns(["user_agent", "requests", "is_bot"])
     tallied["not_found"] = tallied["not_found"].rename_columns(["path", "requests", "bot_requests", "last_seen"])
     tallied["server"] = tallied["server"].rename_columns(["path", "status", "requests", "last_seen"])
-    return table, tallied, groups
+    return table, tallied, groups, span
 
 
 def _rollup(table: pa.Table, keys: list[str], columns: list[str]) -> pa.Table:
@@ -183,7 +204,7 @@ def _request_daily(out_dir: Path, traffic: pa.Table, ips: Grouping, timezone: st
     # Only rows with a request time feed the digests: logs without one (combined) cost no more
     # than reading an all-null column; a date without any keeps null percentiles.
     def timed() -> Iterator[pa.RecordBatch]:
-        for batch in chunks(out_dir, "requests", ["ts", "request_time_ms"]):
+        for batch in chunks(out_dir, "requests", ["ts", "request_time_ms"], valued="request_time_ms"):
             if batch.column(1).null_count < batch.num_rows:
                 batch = batch.filter(batch.column(1).is_valid())
                 yield pa.RecordBatch.from_arrays([local_dates(batch.column(0), timezone), batch.column(1)], ["date", "ms"])
@@ -242,13 +263,15 @@ def _visitors_by_rank(out_dir: Path, keep: pa.Array, grouper: PathGrouper | None
     paths = _Paths(grouper)
     ranked = Grouping({"rank": CODE}, {"anonymous_id": S})
     for batch in chunks(out_dir, "requests", [*PAGEVIEW_INPUTS, "anonymous_id"], ["path", "method", "anonymous_id"]):
-        codes = paths.encode(batch.column("path"))
-        pv = pageview_mask(batch, paths.is_page.take(codes))
-        # Each page key's rank, once per distinct key: null for the pages not ranked.
-        rank_of = pc.index_in(paths.book.known, value_set=keep, skip_nulls=True)
-        rank = rank_of.take(paths.keys(codes.filter(pv)))
-        found = rank.is_valid()
-        ranked.add({"rank": rank.filter(found), "anonymous_id": batch.column("anonymous_id").filter(pv).filter(found)})
+        path_slots = paths.encode(batch.column("path"))
+        pv = pageview_flags(batch, paths.is_page[path_slots])
+        # Each page key's rank (+ 1), once per distinct key: 0 for the pages not ranked.
+        rank_of = slots(pc.index_in(paths.book.known, value_set=keep, skip_nulls=True))
+        rank = np.concatenate([[0], rank_of])[paths.keys(path_slots)[pv]]
+        found = rank > 0
+        rows = Columns({"anonymous_id": batch.column("anonymous_id").filter(pa.array(pv)).filter(pa.array(found))})
+        rows.put("ints", "rank", (rank[found] - 1, None), int(found.sum()))
+        ranked.add(rows)
     visitors = ranked.result("n", {"anonymous_id": "visitors"})
     by_rank = np.zeros(len(keep), dtype=np.int64)
     by_rank[visitors["rank"].to_numpy()] = visitors["visitors"].to_numpy()
@@ -267,15 +290,16 @@ def request_reports(tallied: dict[str, pa.Table], bots: Grouping, limit: int | N
     }
 
 
-def _totals(traffic: pa.Table, ips: Grouping, sessions: dict[str, object], events: pa.Table,
-            rejects: pa.Table) -> pa.Table:
-    """The one-row `totals` report."""
+def _totals(traffic: pa.Table, span: tuple[int, int] | None, ips: Grouping, sessions: dict[str, object],
+            events: pa.Table, rejects: pa.Table) -> pa.Table:
+    """The one-row `totals` report (`span`: the first and last request time in µs)."""
+    first, last = pa.array(span or [None, None], pa.int64()).view(pa.timestamp("us", tz="UTC")).to_pylist()
     sums = {c: pc.sum(traffic[c]).as_py() or 0
             for c in ("requests", "pageviews", "bot_requests", "client_errors", "server_errors")}
     row = {
         "client_ips": ips.distinct_total("client_ip"),
-        "first_ts": pc.min(traffic["first_ts"]).as_py(),
-        "last_ts": pc.max(traffic["last_ts"]).as_py(),
+        "first_ts": first,
+        "last_ts": last,
         **sums,
         "days": len(pc.unique(traffic["date"])),
         "bot_share": sums["bot_requests"] / sums["requests"] if sums["requests"] else None,
@@ -302,7 +326,7 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
     grouper = PathMemo(path_grouper) if path_grouper is not None else None
-    traffic, tallied, groups = _traffic(out_dir, timezone, grouper)
+    traffic, tallied, groups, span = _traffic(out_dir, timezone, grouper)
     ips, bots = groups["ips"], groups["bots"]
     assert ips is not None and bots is not None
     dimensions, sessions_by_day, session_totals = session_reports(out_dir, timezone, grouper, limit)
@@ -310,7 +334,7 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     rejects = rejects_by_reason(out_dir)
     reports: dict[str, pa.Table] = {
         "daily_kpis": daily_kpis(out_dir, traffic, ips, sessions_by_day, events, timezone),
-        "totals": _totals(traffic, ips, session_totals, events, rejects),
+        "totals": _totals(traffic, span, ips, session_totals, events, rejects),
         "top_pages": top_pages(out_dir, tallied["pages"], groups["page_visitors"], grouper, limit),
         **dimensions,
         "status_codes_by_day": finish("status_codes_by_day", _rollup(traffic, ["date", "status"], ["requests"])

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .dense import Columns, ints
 from .groups import Codebook, Grouping
-from .scan import PathGrouper, chunks, local_dates, ratio, top
+from .scan import DAY_US, PathGrouper, chunks, local_micros, ratio, top
 from .specs import finish
 
 # Pre-aggregates of every session report; the mean duration is their sum over their count.
@@ -70,23 +72,36 @@ class _SessionPass:
         self.groupings["daily"] = Grouping({"date": pa.date32()}, people, SESSION_AGGS)
         self.groupings["totals"] = Grouping({}, people, SESSION_AGGS)
 
-    def feed(self, columns: dict[str, pa.Array]) -> None:
-        """One batch of sessions (columns by name) into every grouping."""
-        cols = dict(columns)
+    def feed(self, columns: Columns) -> None:
+        """One batch of sessions into every grouping: `columns` holds the value columns and the
+        dates; the string columns, numbered here, are shared by the groupings as slots."""
         for name, book in self.books.items():
-            cols[name] = book.encode(cols[name])
-        values = {c: cols[c] for c in ("anonymous_id", "pageviews", "bounce", "engaged", "duration_s")}
-        for name, (keys, required) in DIMENSIONS.items():
-            part = {**values, **{k: cols[src] for k, src in keys.items()}}
-            if required:
-                mask = cols[required[0]].is_valid()
-                for other in required[1:]:
-                    mask = pc.or_(mask, cols[other].is_valid())
-                part = {k: v.filter(mask) for k, v in part.items()}
-            self.groupings[name].add(part)
-        people = {**values, "user_id": cols["user_id"]}
-        self.groupings["daily"].add({**people, "date": cols["date"]})
-        self.groupings["totals"].add(people)
+            columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
+        for name, (keys, _) in DIMENSIONS.items():
+            # A source column named as its output key: the report's rows are read as they are.
+            self.groupings[name].add(columns if all(k == src for k, src in keys.items()) else _renamed(columns, keys))
+        self.groupings["daily"].add(columns)
+        self.groupings["totals"].add(columns)
+
+
+def _renamed(columns: Columns, keys: dict[str, str]) -> Columns:
+    """The batch with the source columns of `keys` also under their output names."""
+    out = Columns(columns.arrays)
+    out.memo, out.rows = dict(columns.memo), columns.rows
+    for key, source in keys.items():
+        out.put("slots", key, columns.get("slots", source), columns.rows)
+    return out
+
+
+def _required(table: pa.Table, required: list[str]) -> pa.Table:
+    """The groups where at least one of the `required` key columns is set (none: every group):
+    sessions without a referrer or a campaign are left out of those reports."""
+    if not required:
+        return table
+    mask = table[required[0]].is_valid()
+    for other in required[1:]:
+        mask = pc.or_(mask, table[other].is_valid())
+    return table.filter(mask)
 
 
 def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
@@ -98,10 +113,11 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
     sessions_pass = _SessionPass(grouper)
     columns = [*STRINGS, "start", "pageviews", "is_bounce", "is_engaged", "duration_s"]
     for batch in chunks(out_dir, "sessions", columns, STRINGS):
-        cols = {c: batch.column(c) for c in (*STRINGS, "pageviews", "duration_s")}
-        cols |= {"date": local_dates(batch.column("start"), timezone),
-                 "bounce": pc.fill_null(batch.column("is_bounce"), False).cast(pa.int64()),
-                 "engaged": pc.fill_null(batch.column("is_engaged"), False).cast(pa.int64())}
+        cols = Columns({c: batch.column(c) for c in (*STRINGS, "pageviews", "duration_s")})
+        start, valid = local_micros(batch.column("start"), timezone)
+        cols.put("ints", "date", (np.floor_divide(start, DAY_US), valid), batch.num_rows)
+        for name, flag in (("bounce", "is_bounce"), ("engaged", "is_engaged")):
+            cols.put("ints", name, (ints(batch.column(flag))[0], None), batch.num_rows)  # null: False
         sessions_pass.feed(cols)
     groupings = sessions_pass.groupings
     names = {"anonymous_id": "visitors", "user_id": "users"}
@@ -117,8 +133,9 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
     daily = _with_mean(groupings["daily"].result("sessions", names))
     daily = daily.append_column("bounce_rate", ratio(daily["bounces"], daily["sessions"]))
     daily = daily.drop_columns(["pageviews", "bounces"])
-    reports = {name: _finish_sessions(name, groupings[name].result("sessions", names), list(keys), sessions, limit)
-               for name, (keys, _) in DIMENSIONS.items()}
+    reports = {name: _finish_sessions(name, _required(groupings[name].result("sessions", names), required),
+                                      list(keys), sessions, limit)
+               for name, (keys, required) in DIMENSIONS.items()}
     return reports, daily, totals
 
 
@@ -127,8 +144,10 @@ def events_by_day(out_dir: Path, timezone: str) -> pa.Table:
     strings = ["event_name", "anonymous_id", "user_id"]
     events = Grouping({"date": pa.date32(), "event_name": pa.string()}, {"anonymous_id": pa.string(), "user_id": pa.string()})
     for batch in chunks(out_dir, "events", ["ts", *strings], strings):
-        events.add({"date": local_dates(batch.column("ts"), timezone),
-                    **{c: batch.column(c) for c in strings}})
+        cols = Columns({c: batch.column(c) for c in strings})
+        ts, valid = local_micros(batch.column("ts"), timezone)
+        cols.put("ints", "date", (np.floor_divide(ts, DAY_US), valid), batch.num_rows)
+        events.add(cols)
     table = events.result("events", {"anonymous_id": "visitors", "user_id": "users"})
     return finish("events_by_day", table.sort_by([("date", "ascending"), ("events", "descending"),
                                                   ("event_name", "ascending")]))

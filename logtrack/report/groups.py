@@ -1,14 +1,13 @@
 """Group-bys fed batch by batch: `Partials` (pre-aggregates merged as they grow), and several
-group-bys with exact distinct counts fed by one scan (`Grouping`, `Codebook`).
+group-bys with exact distinct counts fed by one scan (`Grouping`, `Codebook`, `Interner`).
 
 Acero's `hash_count_distinct` runs inside its own plan, so every report that counts visitors or
 client addresses used to scan the dataset again (ten scans of the sessions, each hashing every
-row's visitor string). Here one scan feeds any number of `Grouping`s. Each pre-aggregates its
-rows by (keys, distinct columns) on integers — a `Codebook`'s numbers (strings numbered once per
-distinct value of a batch, shared by every grouping) or a batch's dictionary indices — and only
-the distinct tuples are kept, in `Partials`: memory holds about two rows per distinct tuple, as
-Acero's distinct count holds one per distinct pair. `result()` groups them by the keys: sums and
-exact distinct counts.
+row's visitor string). Here one scan feeds any number of `Grouping`s, on integers only: strings
+are numbered once per distinct value of a batch (`Interner`, `Codebook`, shared by every
+grouping), rows reduce to their key's number by `np.bincount` (`dense.py`), and the distinct
+(key, value) pairs are kept in a `PairSet`: a table of booleans for small key sets, else sorted
+64-bit pairs (about two per distinct pair, as Acero's distinct count holds one).
 
 This module imports nothing of logtrack: `scan` (and through it `enrich`, whose user-agent
 tables build thousands of objects at import) is imported one level shallower that way. Python
@@ -18,17 +17,18 @@ deeper, those imports thrashed it: 60,000 page faults, 0.5 s of system time per 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# How each aggregate of rows merges with the pre-aggregates: a count becomes a sum of counts.
-MERGE = {"sum": "sum", "count": "sum", "min": "min", "max": "max"}
+from .dense import Columns, FloatSum, IntBook, KeyBook, distinct_sorted, from_ints, grow, int_sums, slots
+
 CODE = pa.int32()
-DISTINCT = pc.CountOptions(mode="only_valid")
 PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
-GATHER_ROWS = 256 * 1024
+GATHER_ROWS = 256 * 1024  # distinct pairs gathered before their first merge
+DENSE_CELLS = 1 << 23  # (key, value) pairs marked in a table of booleans up to this many cells
 
 
 def dictionary_of(values: pa.Array) -> pa.DictionaryArray:
@@ -79,17 +79,27 @@ class Interner:
     def __len__(self) -> int:
         return len(self.known)
 
+    def dictionary_slots(self, words: pa.Array) -> np.ndarray:
+        """The slot (number + 1, 0 for null) of every string of `words` (a dictionary: mostly
+        distinct strings): one hash lookup among the known strings, one encoding of the new ones."""
+        words = words.cast(pa.string())
+        if len(self.known):
+            out = slots(pc.index_in(words, value_set=self.known))
+            missing = out == 0
+        else:
+            out, missing = np.zeros(len(words), np.int64), np.ones(len(words), bool)
+        if words.null_count:
+            missing &= words.is_valid().to_numpy(zero_copy_only=False)
+        if missing.any():
+            new = pc.dictionary_encode(words.filter(pa.array(missing)))  # numbered in order of first sight
+            out[missing] = new.indices.to_numpy(zero_copy_only=False) + (len(self.known) + 1)
+            self.known = pa.concat_arrays([self.known, new.dictionary])
+        return out
+
     def dictionary_codes(self, words: pa.Array) -> pa.Array:
         """The number of every string of `words` (distinct strings; null stays null), as int32."""
-        words = words.cast(pa.string())
-        where = pc.index_in(words, value_set=self.known)
-        missing = pc.and_(where.is_null(), words.is_valid())
-        if pc.any(missing).as_py():
-            new = pc.unique(words.filter(missing))
-            found = pc.add(pc.index_in(words, value_set=new), pa.scalar(len(self.known), CODE))
-            where = pc.coalesce(where, found)
-            self.known = pa.concat_arrays([self.known, new])
-        return where
+        found = self.dictionary_slots(words)
+        return pa.array(found - 1, CODE, mask=found == 0)
 
     def encode(self, values: pa.Array) -> pa.Array:
         """The number of every value (null stays null), as int32."""
@@ -99,6 +109,12 @@ class Interner:
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The strings of `codes`."""
         return self.known.take(codes)
+
+    def slots_of(self, values: pa.Array) -> np.ndarray:
+        """The slot of every value (its number + 1, 0 for null) in numpy: the dictionary's numbers
+        gathered by the indices, no Arrow array per row."""
+        encoded = dictionary_of(values)
+        return np.concatenate([[0], self.dictionary_slots(encoded.dictionary)])[slots(encoded.indices)]
 
 
 class Codebook:
@@ -113,127 +129,253 @@ class Codebook:
         self.words = Interner()  # the strings numbered (mapped)
         self.raw = Interner()  # with a mapper: each string seen …
         self.mapped = pa.array([], CODE)  # … and its mapped number, by the string's own number
+        self.mapped_slots = np.zeros(1, np.int64)  # the mapped slot by the string's slot
 
     def encode(self, values: pa.Array) -> pa.Array:
         """The number of every value (null stays null), as int32."""
+        found = self.slots_of(values)
+        return pa.array(found - 1, CODE, mask=found == 0)
+
+    def slots_of(self, values: pa.Array) -> np.ndarray:
+        """The slot of every value (its number + 1, 0 for null) in numpy."""
         if self.mapper is None:
-            return self.words.encode(values)
+            return self.words.slots_of(values)
         encoded = dictionary_of(values)
         before = len(self.raw)
-        raw = self.raw.dictionary_codes(encoded.dictionary)
-        if len(self.raw) > before:
-            new = self.raw.known.slice(before)
-            grouped = pa.array(self.mapper(new)).cast(pa.string())
+        raw = self.raw.dictionary_slots(encoded.dictionary)
+        if len(self.raw) > before:  # the new strings mapped, once each
+            grouped = pa.array(self.mapper(self.raw.known.slice(before))).cast(pa.string())
             self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
-        return self.mapped.take(raw).take(encoded.indices)
+            self.mapped_slots = np.concatenate([self.mapped_slots, slots(self.mapped.slice(before))])
+        return self.mapped_slots[np.concatenate([[0], raw])[slots(encoded.indices)]]
 
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """The strings of `codes`."""
         return self.words.decode(codes)
 
 
+class PairSet:
+    """The distinct (key, value) pairs of one distinct column.
+
+    While keys × values stay under DENSE_CELLS (days, channels, browsers … by visitor), a table
+    of booleans marks the pairs seen: one scatter per batch. Beyond, the pairs are sorted int64
+    `key << 32 | value`, each batch's deduplicated by a sort (no hash per row) and merged when
+    they outgrow twice the last merge (and GATHER_ROWS): about two per distinct pair.
+    """
+
+    def __init__(self) -> None:
+        self.seen: np.ndarray | None = np.zeros((0, 0), bool)  # the dense table (None: sorted pairs)
+        self.merged = np.zeros(0, np.int64)
+        self.parts: list[np.ndarray] = []
+        self.rows = 0  # pairs held (the table's cells / 8 while dense: its bytes as int64 pairs)
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Add pairs: key numbers and value numbers (both below 2**31)."""
+        if not len(keys):
+            return
+        if self.seen is not None:
+            rows, cols = self.seen.shape
+            need_rows, need_cols = int(keys.max()) + 1, int(values.max()) + 1
+            if need_rows > rows or need_cols > cols:
+                rows, cols = max(need_rows, 2 * rows, 8), max(need_cols, 2 * cols, 64)
+                if rows * cols > DENSE_CELLS:
+                    self._sparse()
+                else:
+                    table = np.zeros((rows, cols), bool)
+                    table[:self.seen.shape[0], :self.seen.shape[1]] = self.seen
+                    self.seen, self.rows = table, rows * cols // 8
+        if self.seen is not None:
+            self.seen.ravel()[keys * self.seen.shape[1] + values] = True
+            return
+        part = (keys << 32) | values
+        part.sort()
+        part = _dedup(part)
+        self.parts.append(part)
+        self.rows += len(part)
+        if self.rows > max(GATHER_ROWS, 2 * len(self.merged)):
+            self._merge()
+
+    def _sparse(self) -> None:
+        assert self.seen is not None
+        keys, values = np.nonzero(self.seen)
+        self.seen, self.merged = None, (keys.astype(np.int64) << 32) | values
+        self.rows = len(self.merged)
+
+    def _merge(self) -> None:
+        if self.parts:
+            self.merged = distinct_sorted(np.concatenate([self.merged, *self.parts]))
+            self.parts, self.rows = [], len(self.merged)
+
+    def counts(self, size: int) -> np.ndarray:
+        """Distinct values per key number (0 … size - 1)."""
+        if self.seen is not None:
+            return grow(np.count_nonzero(self.seen, axis=1), size)[:size]
+        self._merge()
+        return np.bincount(self.merged >> 32, minlength=size)[:size]
+
+    def total(self) -> int:
+        """Distinct values over all keys."""
+        if self.seen is not None:
+            return int(np.count_nonzero(self.seen.any(axis=0)))
+        self._merge()
+        return len(distinct_sorted(self.merged & 0xFFFFFFFF))
+
+
+def _dedup(ordered: np.ndarray) -> np.ndarray:
+    """A sorted array without repeats."""
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 class Grouping:
     """One streaming group-by: rows per key, `aggs` of value columns, distinct counts.
 
     `keys` and `distinct` map column names to the `Codebook` (or `Interner`, shared by several
-    groupings) their codes come from, or to the
-    type of a column taken as it is: strings (plain or dictionary-encoded, as scanned) are
-    numbered by the grouping's own `Interner` (a hash lookup per distinct value of a batch), other
-    types (a date, a status) are taken as they are. `aggs` maps an output name to (input column,
-    function) with functions `sum`, `count` (non-null values), `min`, `max`. `add` takes a
-    batch's columns by name, codebook columns as codes; `result()` has the keys (decoded), the
-    row count, the aggs and one column per distinct column counting its distinct non-null values
-    per key.
+    groupings) their codes come from, or to the type of a column taken as it is: strings (plain
+    or dictionary-encoded, as scanned) are numbered by the grouping's own `Interner` (a hash
+    lookup per distinct value of a batch), other types (a date, a status) by an `IntBook`.
+    `aggs` maps an output name to (input column, function) with functions `sum`, `count`
+    (non-null values), `min`, `max` (integer-like columns) and `sum` of float64 (`FloatSum`).
+    `add` takes a batch's columns by name (a dict, or `Columns` shared by several groupings),
+    codebook columns as codes; `result()` has the keys (decoded), the row count, the aggs and
+    one column per distinct column counting its distinct non-null values per key.
+
+    Everything runs on integers in numpy (`dense.py`): keys become dense numbers, rows reduce by
+    `np.bincount` into arrays by key number, distinct values are (key, value) pairs (`PairSet`).
     """
 
     def __init__(self, keys: dict[str, Codebook | Interner | pa.DataType],
                  distinct: dict[str, Codebook | Interner | pa.DataType] | None = None,
                  aggs: dict[str, tuple[str, str]] | None = None) -> None:
         self.keys, self.distinct, self.aggs = dict(keys), dict(distinct or {}), dict(aggs or {})
-        self.specs = {**self.keys, **self.distinct}
-        self.group_cols = list(self.specs)
-        # Strings become numbers as they come: every group column is then an integer (or a date),
-        # comparable across batches, so rows are gathered and pre-aggregated many batches at once.
-        self.books = {c: Interner() for c, k in self.specs.items() if isinstance(k, pa.DataType) and _stringy(k)}
-        self.types = {c: CODE if isinstance(k, Codebook | Interner) or c in self.books else k
-                      for c, k in self.specs.items()}
-        self.inputs = sorted({source for source, _ in self.aggs.values()})
-        self.partials: Partials | None = None
-        self.pre_aggregates = 0
-        self.gather = True
-        self.gathered: list[pa.Table] = []
-        self.gathered_rows = 0
+        self.books: dict[str, Codebook | Interner | IntBook] = {}
+        self.own: set[str] = set()  # string columns numbered by this grouping
+        for name, spec in {**self.keys, **self.distinct}.items():
+            if isinstance(spec, Codebook | Interner):
+                self.books[name] = spec
+            elif _stringy(spec):
+                self.books[name], _ = Interner(), self.own.add(name)
+            else:
+                self.books[name] = IntBook(spec)
+        self.keybook = KeyBook(len(self.keys)) if len(self.keys) > 1 else None
+        self.size = 0 if self.keys else 1  # key numbers in use (one key, 0, without keys)
+        self.n = np.zeros(self.size, np.int64)
+        self.valid = {name: np.zeros(self.size, np.int64) for name in self.aggs}  # non-null inputs
+        self.values: dict[str, np.ndarray | FloatSum] = {}
+        self.types: dict[str, pa.DataType] = {}
+        self.pairs = {name: PairSet() for name in self.distinct}
+        self.gather = True  # rows reduce batch by batch, pairs gather until GATHER_ROWS
 
     @property
     def rows(self) -> int:
-        """Rows held now: gathered ones and pre-aggregates (about two per distinct tuple)."""
-        return self.gathered_rows + (self.partials.rows if self.partials is not None else 0)
+        """Distinct pairs held now (about two per distinct (key, value) pair), or keys."""
+        return sum(p.rows for p in self.pairs.values()) if self.pairs else self.size
 
-    def add(self, columns: dict[str, pa.Array]) -> None:
+    def add(self, columns: Mapping[str, pa.Array] | Columns) -> None:
         """Take one batch: `columns` holds every key, distinct and agg input column."""
-        group = {c: self.books[c].encode(columns[c]) if c in self.books else columns[c] for c in self.group_cols}
-        table = pa.table({**group, **{f"v_{c}": columns[c] for c in self.inputs}})
-        self.gathered.append(table)
-        self.gathered_rows += table.num_rows
-        if self.gathered_rows >= GATHER_ROWS:
-            self._flush()
+        cols = columns if isinstance(columns, Columns) else Columns(columns)
+        if cols.rows == 0:
+            return
+        keys = self._key_numbers(cols)
+        size = self.size
+        self.n = grow(self.n, size)
+        counts = np.bincount(keys, minlength=size)
+        self.n[:size] += counts
+        for name, (source, fn) in self.aggs.items():
+            self._aggregate(name, source, fn, cols, keys, counts)
+        for name, pairs in self.pairs.items():
+            values = self._slots(cols, name)
+            seen = values > 0
+            pairs.add(keys[seen], values[seen] - 1)
 
-    def _flush(self) -> None:
-        if self.gathered:
-            table = pa.concat_tables(self.gathered)
-            self.gathered, self.gathered_rows = [], 0
-            self._pre_aggregate(table)
+    def _aggregate(self, name: str, source: str, fn: str, cols: Columns, keys: np.ndarray,
+                   counts: np.ndarray) -> None:
+        size = self.size
+        array = cols.arrays.get(source)
+        floating = array is not None and pa.types.is_floating(array.type)
+        values, valid = cols.get("floats" if floating else "ints", source)  # type: ignore[misc]
+        self.types.setdefault(name, array.type if array is not None else pa.int64())
+        self.valid[name] = grow(self.valid[name], size)
+        self.valid[name][:size] += counts if valid is None else np.bincount(keys, weights=valid, minlength=size).astype(np.int64)
+        if fn == "count":
+            return
+        if fn == "sum" and floating:
+            total = self.values.setdefault(name, FloatSum())
+            assert isinstance(total, FloatSum)
+            total.add(keys, values, size, cols.get("micros", source))  # type: ignore[arg-type]
+            return
+        if fn == "sum":
+            sums = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size)  # type: ignore[arg-type]
+            sums[:size] += int_sums(keys, values, size, cols.get("weights", source))  # type: ignore[arg-type]
+            return
+        extreme = np.iinfo(np.int64).max if fn == "min" else np.iinfo(np.int64).min
+        state = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size, extreme)  # type: ignore[arg-type]
+        at = (np.minimum if fn == "min" else np.maximum).at
+        at(state, keys if valid is None else keys[valid], values if valid is None else values[valid])
 
-    def _pre_aggregate(self, table: pa.Table) -> None:
-        """Group rows by the keys and distinct columns into the pre-aggregates."""
-        specs = [([], "count_all")] + [(f"v_{source}", fn) for source, fn in self.aggs.values()]
-        grouped = table.group_by(self.group_cols, use_threads=False).aggregate(specs)
-        arrays = []
-        for name in self.group_cols:
-            col = grouped[name].combine_chunks()
-            arrays.append(col if col.type == self.types[name] else col.cast(self.types[name]))
-        arrays.append(grouped["count_all"].combine_chunks())
-        values = [grouped[f"v_{source}_{fn}"].combine_chunks() for source, fn in self.aggs.values()]
-        if self.partials is None:
-            # The pre-aggregates' types are known from the first batch (a sum of int64 is int64).
-            schema = pa.schema([*self.types.items(), ("n", pa.int64()),
-                                *((name, v.type) for name, v in zip(self.aggs, values, strict=True))])
-            self.partials = Partials(schema, self.group_cols, {name: MERGE[fn] for name, (_, fn) in self.aggs.items()})
-        self.partials.add(pa.RecordBatch.from_arrays(arrays + values, [*self.group_cols, "n", *self.aggs]))
-        self.pre_aggregates += 1
+    def _slots(self, cols: Columns, name: str) -> np.ndarray:
+        """A group column's slots: 0 for null, the value's number + 1."""
+        book = self.books[name]
+        if isinstance(book, IntBook):
+            values, valid = cols.get("ints", name)  # type: ignore[misc]
+            return book.slots(values, valid)
+        if name in self.own:
+            return book.slots_of(cols.arrays[name])  # type: ignore[union-attr]
+        return cols.get("slots", name)  # type: ignore[return-value]
 
-    def _merged(self) -> pa.Table:
-        self._flush()
-        if self.partials is None:
-            return pa.schema([*self.types.items(), ("n", pa.int64()),
-                              *((name, pa.int64()) for name in self.aggs)]).empty_table()
-        if self.pre_aggregates == 1:
-            # One pre-aggregate (a dataset that fits GATHER_ROWS) is merged already.
-            return self.partials.tables[-1]
-        return self.partials.result()
+    def _key_numbers(self, cols: Columns) -> np.ndarray:
+        if not self.keys:
+            return np.zeros(cols.rows, np.int64)
+        columns = [self._slots(cols, k) for k in self.keys]
+        if self.keybook is None:  # one key column: its slot is the key's number
+            self.size = max(self.size, int(columns[0].max()) + 1)
+            return columns[0]
+        numbers = self.keybook.encode(columns)
+        self.size = len(self.keybook)
+        return numbers
 
     def distinct_total(self, column: str) -> int:
         """Distinct non-null values of a distinct column over all keys together."""
-        return pc.count_distinct(self._merged()[column], mode="only_valid").as_py()
+        return self.pairs[column].total()
 
     def result(self, count_name: str = "n", distinct_names: dict[str, str] | None = None) -> pa.Table:
         """One row per key (one row in all without keys): `count_name`, the aggs, distinct counts."""
         names = {d: d for d in self.distinct} | dict(distinct_names or {})
-        specs = [("n", "sum")] + [(name, MERGE[fn]) for name, (_, fn) in self.aggs.items()]
-        # The merged rows are distinct (keys, distinct columns) tuples: with one distinct column,
-        # its distinct values per key are its non-null rows per key — a count, no hash set per key.
-        counting = "count" if len(self.distinct) == 1 else "count_distinct"
-        specs += [(d, counting, DISTINCT) for d in self.distinct]
-        out = self._merged().group_by(list(self.keys), use_threads=False).aggregate(specs)
-        rename = {"n_sum": count_name} | {f"{name}_{MERGE[fn]}": name for name, (_, fn) in self.aggs.items()} \
-            | {f"{d}_{counting}": names[d] for d in self.distinct}
-        out = out.rename_columns([rename.get(c, c) for c in out.column_names])
-        for key, book in self.keys.items():
-            book = self.books.get(key, book)
-            if isinstance(book, Codebook | Interner):
-                out = out.set_column(out.schema.get_field_index(key), key, book.decode(out[key]))
-        # Null sums of no rows at all (a scalar group-by without rows) become 0 rows.
-        return out.set_column(out.schema.get_field_index(count_name), count_name, pc.fill_null(out[count_name], 0))
+        size = self.size
+        n = grow(self.n, size)[:size]
+        at = np.flatnonzero(n > 0) if self.keys else np.zeros(1, np.int64)
+        columns: dict[str, pa.Array] = {}
+        for i, key in enumerate(self.keys):
+            key_slots = at if self.keybook is None else self.keybook.slots(i)[at]
+            columns[key] = self._decode(key, key_slots)
+        columns[count_name] = pa.array(n[at], pa.int64())
+        for name, (_, fn) in self.aggs.items():
+            found = grow(self.valid[name], size)[:size][at]
+            valid = (found > 0) & (n[at] > 0)
+            state = self.values.get(name)
+            if fn == "count":
+                columns[name] = pa.array(found, pa.int64(), mask=n[at] == 0)
+            elif state is None:  # nothing added
+                columns[name] = pa.nulls(len(at), pa.int64())
+            elif isinstance(state, FloatSum):
+                columns[name] = pa.array(state.result(size)[at], pa.float64(), mask=~valid)
+            elif fn == "sum":
+                columns[name] = pa.array(grow(state, size)[:size][at], pa.int64(), mask=~valid)
+            else:
+                columns[name] = from_ints(grow(state, size)[:size][at], valid, self.types[name])
+        for name, pairs in self.pairs.items():
+            columns[names[name]] = pa.array(pairs.counts(size)[at], pa.int64())
+        return pa.table(columns)
+
+    def _decode(self, name: str, key_slots: np.ndarray) -> pa.Array:
+        book = self.books[name]
+        if isinstance(book, IntBook):
+            return book.decode(key_slots)
+        return book.decode(pa.array(key_slots - 1, CODE, mask=key_slots == 0))
 
 
 def _stringy(type_: pa.DataType) -> bool:

@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
+from .dense import compact, from_ints, int_sums, ints, slots
 from .groups import Partials, dictionary_of  # noqa: F401 - part of this module's API
 
 PathGrouper = Callable[[pa.Array], pa.Array]
@@ -42,14 +44,16 @@ def part_files(out_dir: Path, kind: str) -> list[Path]:
 
 
 def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequence[str] = (),
-           rows: int | None = None) -> Iterator[pa.RecordBatch]:
+           rows: int | None = None, valued: str | None = None) -> Iterator[pa.RecordBatch]:
     """The `columns` of the kind's dataset, a few row groups (about `rows` rows) at a time.
 
     Read with pyarrow.parquet, one thread: no dataset scanner, no read-ahead threads. Columns in
     `dictionary` arrive dictionary-encoded with ONE dictionary per chunk (the row groups'
     dictionaries unified): per-chunk work per distinct value (numbering, path templates) runs a
     few times per file, not once per row group. A part written before a column existed reads
-    it as null, as the explicit dataset schema did.
+    it as null, as the explicit dataset schema did. With `valued`, only row groups where that
+    column may have a value are read: the others' statistics count only nulls (request times
+    of a log without them cost no read).
     """
     rows = rows or CHUNK_ROWS
     types = {f.name: DICT if f.name in dictionary else f.type for f in KIND_SCHEMAS[kind]}
@@ -57,6 +61,8 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
         file = pq.ParquetFile(path, read_dictionary=list(dictionary), pre_buffer=False)
         present = [c for c in columns if c in file.schema_arrow.names]
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
+        if valued is not None:
+            sizes = [n if _may_have_values(file, g, valued) else 0 for g, n in enumerate(sizes)]
         # Chunks of about equal size (a file of 1.1 × `rows` is one chunk, not a big and a small one).
         target = sum(sizes) / max(1, round(sum(sizes) / rows))
         run: list[int] = []
@@ -71,6 +77,17 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
                 run, run_rows = [], 0
 
 
+def _may_have_values(file: pq.ParquetFile, group: int, column: str) -> bool:
+    """Whether a row group may hold a non-null value of `column` (by its statistics)."""
+    meta = file.metadata.row_group(group)
+    for leaf in range(meta.num_columns):  # the column's leaf (map columns have two before later ones)
+        chunk = meta.column(leaf)
+        if chunk.path_in_schema == column:
+            stats = chunk.statistics
+            return stats is None or not stats.has_null_count or stats.null_count < meta.num_rows
+    return False  # a part written before the column existed: all null
+
+
 def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataType]) -> pa.RecordBatch:
     arrays = []
     for name in columns:
@@ -83,6 +100,17 @@ def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataTy
         array = column.combine_chunks()
         arrays.append(array if array.type == types[name] else array.cast(types[name]))
     return pa.RecordBatch.from_arrays(arrays, list(columns))
+
+
+HOUR_US, DAY_US = 3_600_000_000, 86_400_000_000
+
+
+def local_micros(ts: pa.Array, timezone: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Local wall-clock µs since the epoch of every UTC timestamp (0 where null) and their
+    validity: floor-divided by DAY_US they are `local_dates`, by HOUR_US (mod 24) `local_hours`."""
+    if timezone != "UTC":
+        ts = pc.local_timestamp(ts.cast(pa.timestamp("us", tz=timezone)))
+    return ints(ts)
 
 
 def local_dates(ts: pa.Array, timezone: str) -> pa.Array:
@@ -140,6 +168,69 @@ def pageview_mask(batch: pa.RecordBatch, page: pa.Array) -> pa.Array:
         method = pc.is_in(method, value_set=METHODS)
     human = pc.invert(pc.or_(pc.fill_null(batch.column("is_bot"), False), pc.fill_null(batch.column("is_static"), False)))
     return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
+
+
+def pageview_flags(batch: pa.RecordBatch, page: np.ndarray) -> np.ndarray:
+    """`pageview_mask` in numpy: `page` says whether each row's path is page-like (False for null)."""
+    status, valid = ints(batch.column("status"))
+    ok = ((status >= 200) & (status < 300)) | (status == 304)
+    if valid is not None:
+        ok &= valid
+    method = batch.column("method")
+    if isinstance(method, pa.DictionaryArray):  # once per distinct method
+        allowed = np.concatenate([[False], pc.is_in(method.dictionary, value_set=METHODS).to_numpy(zero_copy_only=False)])
+        ok &= allowed[slots(method.indices)]
+    else:
+        ok &= pc.fill_null(pc.is_in(method, value_set=METHODS), False).to_numpy(zero_copy_only=False)
+    for flag in ("is_bot", "is_static"):
+        ok &= ints(batch.column(flag))[0] == 0
+    return ok & page
+
+
+TRAFFIC = pa.schema([("date", pa.date32()), ("hour", pa.int8()), ("status", pa.int16()), ("n", pa.int64()),
+                     ("pageviews", pa.int64()), ("bot_requests", pa.int64()), ("bytes_sent", pa.int64())])
+STATUS_SLOT = 32769  # an int16 status + this: 1 … 65536 (0: null)
+
+
+def hourly(local: np.ndarray, timed: np.ndarray | None, status: np.ndarray, known: np.ndarray | None,
+            pv: np.ndarray, bot: np.ndarray, sent: np.ndarray) -> pa.RecordBatch:
+    """One chunk's requests, pageviews, bot requests and bytes by (local date, hour, status): the
+    local hour since the epoch and the status are numbered densely, rows counted by bincount."""
+    hours = local // HOUR_US
+    some = hours if timed is None else hours[timed]
+    base = int(some.min()) - 1 if len(some) else 0
+    hours = hours - base if timed is None else np.where(timed, hours - base, 0)
+    hour_slots, hour_of = compact(hours)  # slots: 0 null, else hour - base
+    status_slots, status_of = compact(status + STATUS_SLOT if known is None else np.where(known, status + STATUS_SLOT, 0))
+    width = len(status_slots)
+    keys = hour_of * width + status_of
+    size = len(hour_slots) * width
+    n = np.bincount(keys, minlength=size)
+    found = np.flatnonzero(n)
+    hour = hour_slots[found // width]
+    hour_valid = hour > 0
+    hour = hour + base
+    stat = status_slots[found % width]
+    return pa.RecordBatch.from_arrays([
+        from_ints(hour // 24, hour_valid, pa.date32()), from_ints(hour % 24, hour_valid, pa.int8()),
+        from_ints(stat - STATUS_SLOT, stat > 0, pa.int16()), pa.array(n[found]),
+        pa.array(np.bincount(keys, weights=pv, minlength=size)[found].astype(np.int64)),
+        pa.array(np.bincount(keys, weights=bot, minlength=size)[found].astype(np.int64)),
+        pa.array(int_sums(keys, sent, size)[found])], schema=TRAFFIC)
+
+
+def agent_tally(agents: pa.DictionaryArray, bot: np.ndarray) -> pa.RecordBatch:
+    """Requests per user agent of one chunk and whether any was flagged a bot: counted on the
+    dictionary indices (a 120-byte string hashed once per distinct value, not per row)."""
+    encoded = dictionary_of(agents)
+    at = slots(encoded.indices)
+    size = len(encoded.dictionary) + 1
+    n = np.bincount(at, minlength=size)
+    flagged = np.bincount(at, weights=bot, minlength=size) > 0
+    found = np.flatnonzero(n)
+    words = pa.concat_arrays([pa.nulls(1, pa.string()), encoded.dictionary.cast(pa.string())])
+    return pa.RecordBatch.from_arrays([words.take(pa.array(found)), pa.array(n[found]), pa.array(flagged[found])],
+                                      ["user_agent", "n", "bot"])
 
 
 class PathMemo:
