@@ -161,3 +161,32 @@ def test_backslashes_before_no_quote_are_read_by_the_csv_plan() -> None:
     assert parsed.requests.column("user_agent").to_pylist()[2] == 'Alba 10" Build'
     assert parsed.requests.column("user_agent").to_pylist()[5] == 'say "hi"'
     assert parsed.requests.column("user_agent").to_pylist()[8] == "ends \\"
+
+
+def test_other_shape_request_lines_are_split_once_per_distinct_line(monkeypatch) -> None:
+    from logtrack.formats import reqline
+
+    calls: list[int] = []
+
+    def general(rows: pa.Array) -> dict[str, pa.Array]:
+        calls.append(len(rows))
+        return split_request_general(rows)
+
+    odd = ["OPTIONS * HTTP/1.1", "CONNECT h.example:443 HTTP/1.1", "GET http://H.example:80/p?q HTTP/1.0", "GET /"]
+    block = pa.array(["GET /a HTTP/1.1", *odd, "-", *odd, None, "GET /b?c HTTP/1.1"])
+    first = reqline.split_origin_form(block, general)
+    again = reqline.split_origin_form(block.slice(1), general)
+    assert calls == [len(odd)]  # distinct lines, once: the second block found them all
+    expected = split_request_general(block)
+    for key, values in expected.items():
+        assert first[key].to_pylist() == values.cast(pa.string()).to_pylist(), key
+        assert again[key].to_pylist() == values.slice(1).cast(pa.string()).to_pylist(), key
+    # A full memo is forgotten; many other-shape lines take `general` at once.
+    monkeypatch.setattr(reqline, "MEMO_SIZE", 2)
+    few = pa.array(["OPTIONS * HTTP/2.0", "GET /x HTTP/1.1", "PUT * HTTP/2.0", "GET /"])
+    assert reqline.split_origin_form(few, general)["path"].to_pylist() == ["*", "/x", "*", "/"]
+    assert calls[-1] == 3 and len(reqline._MEMO[general]) == 3
+    monkeypatch.setattr(reqline, "MEMO_ROWS", 2)
+    many = pa.array(["OPTIONS * HTTP/1.1"] * 3 + ["GET / HTTP/1.1"])
+    assert reqline.split_origin_form(many, general)["path"].to_pylist() == ["*"] * 3 + ["/"]
+    assert calls[-1] == 3

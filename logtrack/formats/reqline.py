@@ -87,7 +87,7 @@ def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str,
     slow: dict[str, pa.Array] = {}
     where = np.zeros(n, dtype=np.int64)
     if rest.any():
-        slow = {k: v.cast(pa.string()) for k, v in general(request.filter(pa.array(rest))).items()}
+        slow = _general_memo(request.filter(pa.array(rest)), general)
         where[rest] = np.arange(len(slow["method"]))
         for name in ("scheme", "host"):
             if slow[name].null_count < len(slow[name]):
@@ -109,6 +109,37 @@ def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str,
         elif name in ("path", "query"):
             out[name] = take(pieces, base + _AT[name], fits)
     return out
+
+
+MEMO_ROWS = 64  # a block with at most this many other-shape lines looks them up one by one
+MEMO_SIZE = 4096  # distinct lines remembered (then forgotten all at once)
+_MEMO: dict[Callable, dict[str | None, tuple]] = {}
+
+
+def _general_memo(rows: pa.Array, general: Callable[[pa.Array], dict[str, pa.Array]]) -> dict[str, pa.Array]:
+    """`general(rows)`'s columns (as strings), remembered per distinct line across blocks.
+
+    The other shapes are a handful of lines per block that repeat (`OPTIONS *`, `CONNECT
+    host:443`, a proxy's absolute-form URL), and `general` costs tens of kernel calls whatever
+    the number of lines. Its columns are per line (no line's values depend on another's), so
+    a line's values can be computed once and reused.
+    """
+    if len(rows) > MEMO_ROWS:
+        return {k: v.cast(pa.string()) for k, v in general(rows).items()}
+    memo = _MEMO.setdefault(general, {})
+    texts = rows.to_pylist()
+    distinct = list(dict.fromkeys(texts))
+    missing = [t for t in distinct if t not in memo]
+    if missing:
+        if len(memo) + len(missing) > MEMO_SIZE:
+            memo.clear()
+            missing = distinct
+        found = general(pa.array(missing, pa.string()))
+        columns = [found[name].cast(pa.string()).to_pylist() for name in _COLUMNS]
+        for i, text in enumerate(missing):
+            memo[text] = tuple(col[i] for col in columns)
+    values = [memo[t] for t in texts]
+    return {name: pa.array([v[j] for v in values], pa.string()) for j, name in enumerate(_COLUMNS)}
 
 
 def _only(arr: pa.StringArray, rows: np.ndarray) -> pa.Array:
