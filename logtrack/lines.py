@@ -170,31 +170,72 @@ def lines_with_byte(text: pa.Array, byte: int) -> np.ndarray:
     return mask
 
 
+UTF8_CHUNK = 512  # lines per Arrow validation of a block that holds invalid UTF-8
+
+
+def _invalid_spans(data: bytes, newlines: np.ndarray) -> list[tuple[int, int]]:
+    """Byte ranges of `data` (whole lines, in order) that hold invalid UTF-8; the rest is valid.
+
+    Arrow's validator checks a block several times faster than a decode (it builds no str):
+    the whole block as one string first, then chunks of UTF8_CHUNK lines when it failed, so
+    only the chunks holding a bad byte are decoded to find it. A chunk of whole lines is valid
+    on its own exactly when it is within the block: a newline is never part of a character.
+    """
+    cuts = np.concatenate(([0], newlines[UTF8_CHUNK - 1::UTF8_CHUNK] + 1, [len(data)])).astype(np.int64)
+    buffer = pa.py_buffer(data)
+
+    def valid(first: int, count: int) -> bool:
+        try:
+            pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(cuts), buffer],
+                                  offset=first).validate(full=True)
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    whole = np.array([0, len(data)], dtype=np.int64)
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(whole), buffer]).validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        pass
+    spans: list[tuple[int, int]] = []
+    for k in range(len(cuts) - 1):
+        if valid(k, 1):
+            continue
+        start, end = int(cuts[k]), int(cuts[k + 1])
+        if spans and spans[-1][1] == start:
+            start = spans.pop()[0]
+        spans.append((start, end))
+    return spans
+
+
 def _repair_utf8(data: bytes, newlines: np.ndarray) -> tuple[bytes, int, np.ndarray]:
     """Replace invalid UTF-8 line by line; return the repaired bytes, how many lines needed it,
     and where the newlines (`newlines` in `data`) are in the repaired bytes.
 
-    The decoder stops at the first bad byte: that line is decoded with replacement and the
-    check goes on after it, so the block is read once whatever the number of bad lines (a
-    replacement character holds no newline: only the lines after a repaired one move).
+    Within each span `_invalid_spans` found, the decoder stops at the first bad byte: that line
+    is decoded with replacement and the check goes on after it, so each span is read once
+    whatever the number of bad lines (a replacement character holds no newline: only the lines
+    after a repaired one move).
     """
     view = memoryview(data)
     pieces: list[bytes | memoryview] = []
     moved: list[tuple[int, int]] = []  # (index of the first newline after a repaired line, growth)
-    pos = checked = 0
-    while True:
-        try:
-            codecs.utf_8_decode(view[checked:], "strict", True)
-            break
-        except UnicodeDecodeError as exc:
-            bad = checked + exc.start
-        line = int(np.searchsorted(newlines, bad))  # the line holding the bad byte
-        start = int(newlines[line - 1]) + 1 if line else 0
-        end = int(newlines[line]) if line < len(newlines) else len(data)
-        fixed = data[start:end].decode("utf-8", "replace").encode("utf-8")
-        pieces += [view[pos:start], fixed]
-        moved.append((line, len(fixed) - (end - start)))
-        pos = checked = end
+    pos = 0
+    for checked, stop in _invalid_spans(data, newlines):
+        while True:
+            try:
+                codecs.utf_8_decode(view[checked:stop], "strict", True)
+                break
+            except UnicodeDecodeError as exc:
+                bad = checked + exc.start
+            line = int(np.searchsorted(newlines, bad))  # the line holding the bad byte
+            start = int(newlines[line - 1]) + 1 if line else 0
+            end = int(newlines[line]) if line < len(newlines) else len(data)
+            fixed = data[start:end].decode("utf-8", "replace").encode("utf-8")
+            pieces += [view[pos:start], fixed]
+            moved.append((line, len(fixed) - (end - start)))
+            pos = checked = end
     if not moved:
         return data, 0, newlines
     pieces.append(view[pos:])

@@ -161,3 +161,78 @@ def test_backslashes_before_no_quote_are_read_by_the_csv_plan() -> None:
     assert parsed.requests.column("user_agent").to_pylist()[2] == 'Alba 10" Build'
     assert parsed.requests.column("user_agent").to_pylist()[5] == 'say "hi"'
     assert parsed.requests.column("user_agent").to_pylist()[8] == "ends \\"
+
+
+def test_other_shape_request_lines_are_split_once_per_distinct_line(monkeypatch) -> None:
+    from logtrack.formats import reqline
+
+    calls: list[int] = []
+
+    def general(rows: pa.Array) -> dict[str, pa.Array]:
+        calls.append(len(rows))
+        return split_request_general(rows)
+
+    odd = ["OPTIONS * HTTP/1.1", "CONNECT h.example:443 HTTP/1.1", "GET http://H.example:80/p?q HTTP/1.0", "GET /"]
+    block = pa.array(["GET /a HTTP/1.1", *odd, "-", *odd, None, "GET /b?c HTTP/1.1"])
+    first = reqline.split_origin_form(block, general)
+    again = reqline.split_origin_form(block.slice(1), general)
+    assert calls == [len(odd)]  # distinct lines, once: the second block found them all
+    expected = split_request_general(block)
+    for key, values in expected.items():
+        assert first[key].to_pylist() == values.cast(pa.string()).to_pylist(), key
+        assert again[key].to_pylist() == values.slice(1).cast(pa.string()).to_pylist(), key
+    # A full memo is forgotten; many other-shape lines take `general` at once.
+    monkeypatch.setattr(reqline, "MEMO_SIZE", 2)
+    few = pa.array(["OPTIONS * HTTP/2.0", "GET /x HTTP/1.1", "PUT * HTTP/2.0", "GET /"])
+    assert reqline.split_origin_form(few, general)["path"].to_pylist() == ["*", "/x", "*", "/"]
+    assert calls[-1] == 3 and len(reqline._MEMO[general]) == 3
+    monkeypatch.setattr(reqline, "MEMO_ROWS", 2)
+    many = pa.array(["OPTIONS * HTTP/1.1"] * 3 + ["GET / HTTP/1.1"])
+    assert reqline.split_origin_form(many, general)["path"].to_pylist() == ["*"] * 3 + ["/"]
+    assert calls[-1] == 3
+
+
+_SHAPE_CHARS = st.text(alphabet="AZaz09_-/.éH1T", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_SHAPE_CHARS, _SHAPE_CHARS), min_size=1, max_size=20))
+def test_method_and_protocol_checked_from_the_bytes_agree_with_the_regexes(pairs: list[tuple[str, str]]) -> None:
+    # Methods and protocols up to the window's width are read from the bytes, longer ones by
+    # the regexes: both must agree with the general splitter (whose regexes are the reference).
+    arr = pa.array(["GET /pad HTTP/1.1"] + [f"{m} /p?q {p}" for m, p in pairs], pa.string())
+    fast, general = split_request(arr), split_request_general(arr)
+    for key in ("method", "protocol", "path", "query", "request_raw"):
+        assert fast[key].to_pylist() == general[key].cast(pa.string()).to_pylist(), key
+
+
+def test_short_values_keyed_by_their_bytes_are_distinct_and_remembered(monkeypatch) -> None:
+    from logtrack.formats import reqline
+
+    values = ["GET", "GET\x00", "HTTP/1", "HTTP/1\x00", "HTTP/1.1", "é", "", "OPTIONSX", "M-SEARCH!"]
+    arr = pa.array(values, pa.string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    keys, short = reqline._keys(data, offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64))
+    assert short.tolist() == [True] * 6 + [False, True, False]  # 1 to 8 bytes (the last at the buffer's end)
+    assert len(set(keys[short].tolist())) == short.sum()
+    # Learned keys give the regex's answers; unknown and long values take the regex each time.
+    shapes = reqline._Shapes(reqline.PROTOCOL_RE)
+    monkeypatch.setattr(reqline._Shapes, "LIMIT", 4)
+    seen: list[int] = []
+
+    def strings(rows: np.ndarray) -> pa.Array:
+        seen.append(len(rows))
+        return arr.take(pa.array(rows))
+
+    rows = np.ones(len(values), dtype=bool)
+    expected = [False, False, True, False, True, False, False, False, False]
+    for _ in range(2):
+        fits = shapes.fits(data, offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64), rows, strings)
+        assert fits.tolist() == expected
+    assert seen == [len(values), 2]  # then only the unkeyed ones ("" and the long one)
+    assert (len(shapes.good), len(shapes.bad)) == (2, 5)
+    new = pa.array(["HTTP/2"])
+    fits = shapes.fits(np.frombuffer(new.buffers()[2], dtype=np.uint8), np.array([0]), np.array([6]),
+                       np.array([True]), lambda rows: new.take(pa.array(rows)))
+    assert fits.tolist() == [True] and (len(shapes.good), len(shapes.bad)) == (1, 0)  # over the limit: forgotten

@@ -55,3 +55,37 @@ def _invalid(line: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+@given(st.lists(st.binary(max_size=12).filter(lambda b: b"\n" not in b and b"\r" not in b), min_size=1, max_size=40),
+       st.booleans())
+def test_invalid_utf8_repair_by_chunks_matches_per_line_replacement(raw: list[bytes], last_newline: bool) -> None:
+    # Chunks of 3 lines: valid chunks are skipped, adjacent invalid ones are decoded as one span,
+    # and a last line without a newline is checked too.
+    import logtrack.lines as lines_module
+
+    chunk = lines_module.UTF8_CHUNK
+    lines_module.UTF8_CHUNK = 3
+    try:
+        data = b"\n".join(raw) + (b"\n" if last_newline else b"")
+        lines = split_lines(Block("s", 1, data))
+    finally:
+        lines_module.UTF8_CHUNK = chunk
+    decoded = [line.decode("utf-8", "replace") for line in raw]
+    kept = [t for t in decoded if t.strip(" \t\n\r\f\v") and not t.startswith("#")]
+    assert lines.text.to_pylist() == kept
+    assert lines.invalid_utf8 == sum(1 for line in raw if _invalid(line))
+
+
+def test_invalid_utf8_in_distant_chunks_and_surrogates() -> None:
+    # Arrow's validator and Python's strict decoder agree on what is invalid (encoded surrogates,
+    # overlong forms, truncated characters at the end of the block).
+    good = "é ok ✓\n".encode() * 2000
+    data = good + b"bad \xed\xa0\x80 surrogate\n" + good + b"overlong \xc0\xaf\n" + good + b"cut \xe2\x82"
+    lines = split_lines(Block("s", 1, data))
+    assert lines.invalid_utf8 == 3
+    texts = lines.text.to_pylist()
+    assert texts[2000] == "bad \ufffd\ufffd\ufffd surrogate"
+    assert texts[4001] == "overlong \ufffd\ufffd"
+    assert texts[-1] == "cut \ufffd"
+    assert texts[:2000] == ["é ok ✓"] * 2000

@@ -72,12 +72,12 @@ def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str,
     def take(source: pa.Array, index: np.ndarray, valid: np.ndarray) -> pa.Array:
         return source.take(pa.array(index, mask=~valid))
 
-    method, protocol = take(pieces, base, fast), take(pieces, base + 6, fast)
-    shaped = _fits(method, METHOD_RE) & _fits(protocol, PROTOCOL_RE)
+    shaped = _METHODS.fits(data, start, s1, fast, lambda i: pieces.take(pa.array(base[i])))
+    shaped &= _PROTOCOLS.fits(data, s2 + 1, offsets[1:], fast, lambda i: pieces.take(pa.array(base[i] + 6)))
     if not shaped[fast].all():  # (rare: `get /x HTTP/1.1` is fine, `G3T!` or `HTTP/x` are not)
         fast &= shaped
         has_query &= fast
-        method, protocol = take(pieces, base, fast), take(pieces, base + 6, fast)
+    method, protocol = take(pieces, base, fast), take(pieces, base + 6, fast)
     out = {"method": method, "protocol": protocol, "scheme": pa.nulls(n, pa.string()),
            "host": pa.nulls(n, pa.string())}
     # A line without a space (`-`, `""`, TLS bytes) is no request: nulls and its raw text.
@@ -87,7 +87,7 @@ def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str,
     slow: dict[str, pa.Array] = {}
     where = np.zeros(n, dtype=np.int64)
     if rest.any():
-        slow = {k: v.cast(pa.string()) for k, v in general(request.filter(pa.array(rest))).items()}
+        slow = _general_memo(request.filter(pa.array(rest)), general)
         where[rest] = np.arange(len(slow["method"]))
         for name in ("scheme", "host"):
             if slow[name].null_count < len(slow[name]):
@@ -111,6 +111,37 @@ def split_origin_form(request: pa.Array, general: Callable[[pa.Array], dict[str,
     return out
 
 
+MEMO_ROWS = 64  # a block with at most this many other-shape lines looks them up one by one
+MEMO_SIZE = 4096  # distinct lines remembered (then forgotten all at once)
+_MEMO: dict[Callable, dict[str | None, tuple]] = {}
+
+
+def _general_memo(rows: pa.Array, general: Callable[[pa.Array], dict[str, pa.Array]]) -> dict[str, pa.Array]:
+    """`general(rows)`'s columns (as strings), remembered per distinct line across blocks.
+
+    The other shapes are a handful of lines per block that repeat (`OPTIONS *`, `CONNECT
+    host:443`, a proxy's absolute-form URL), and `general` costs tens of kernel calls whatever
+    the number of lines. Its columns are per line (no line's values depend on another's), so
+    a line's values can be computed once and reused.
+    """
+    if len(rows) > MEMO_ROWS:
+        return {k: v.cast(pa.string()) for k, v in general(rows).items()}
+    memo = _MEMO.setdefault(general, {})
+    texts = rows.to_pylist()
+    distinct = list(dict.fromkeys(texts))
+    missing = [t for t in distinct if t not in memo]
+    if missing:
+        if len(memo) + len(missing) > MEMO_SIZE:
+            memo.clear()
+            missing = distinct
+        found = general(pa.array(missing, pa.string()))
+        columns = [found[name].cast(pa.string()).to_pylist() for name in _COLUMNS]
+        for i, text in enumerate(missing):
+            memo[text] = tuple(col[i] for col in columns)
+    values = [memo[t] for t in texts]
+    return {name: pa.array([v[j] for v in values], pa.string()) for j, name in enumerate(_COLUMNS)}
+
+
 def _only(arr: pa.StringArray, rows: np.ndarray) -> pa.Array:
     """`arr` with nulls outside `rows`, sharing its offsets and bytes (no copy of strings)."""
     valid = rows & arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else rows
@@ -118,6 +149,61 @@ def _only(arr: pa.StringArray, rows: np.ndarray) -> pa.Array:
         return pa.nulls(len(arr), pa.string())
     bitmap = pa.array(np.concatenate([np.zeros(arr.offset, dtype=bool), valid])).buffers()[1]
     return pa.Array.from_buffers(pa.string(), len(arr), [bitmap, *arr.buffers()[1:]], offset=arr.offset)
+
+
+class _Shapes:
+    """Which short values fit `pattern`, remembered by their bytes across blocks.
+
+    A value of at most 8 bytes is keyed by those bytes as one 64-bit word, padded with 0xFF (a
+    byte UTF-8 never holds, so distinct values have distinct keys). Methods and protocols are a
+    handful of values: each block compares its keys with the few known ones, and only values
+    never seen before (and longer ones) take the regex.
+    """
+
+    LIMIT = 4096  # keys remembered (then forgotten all at once)
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.good = np.zeros(0, dtype=np.uint64)
+        self.bad = np.zeros(0, dtype=np.uint64)
+
+    def fits(self, data: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray,
+             values: Callable[[np.ndarray], pa.Array]) -> np.ndarray:
+        """Rows (of `rows`) whose value data[lo:hi] fits; `values(indices)` gives their strings."""
+        keys, short = _keys(data, lo, hi - lo)
+        ok = np.isin(keys, self.good) & short & rows
+        unknown = np.flatnonzero(rows & ~ok & ~(np.isin(keys, self.bad) & short))
+        if len(unknown):
+            fit = _fits(values(unknown), self.pattern)
+            ok[unknown] = fit
+            learn = short[unknown]
+            if learn.any():
+                if len(self.good) + len(self.bad) + int(learn.sum()) > self.LIMIT:
+                    self.good, self.bad = self.good[:0], self.bad[:0]
+                self.good = np.union1d(self.good, keys[unknown][learn & fit])
+                self.bad = np.union1d(self.bad, keys[unknown][learn & ~fit])
+        return ok
+
+
+def _keys(data: np.ndarray, lo: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's bytes data[lo:lo+length] as a little-endian word padded with 0xFF, and which
+    values are short enough (1 to 8 bytes) to be keyed."""
+    short = (length >= 1) & (length <= 8)
+    words = np.full(len(lo), np.uint64(0xFFFFFFFFFFFFFFFF))
+    size = len(data)
+    whole = short & (lo + 8 <= size)  # an unaligned 8-byte read at each start (bytes past the end: below)
+    if size >= 8 and whole.any():
+        at = np.ndarray((size - 7,), dtype="<u8", buffer=data, strides=(1,))
+        words[whole] = at[lo[whole]]
+    for i in np.flatnonzero(short & ~whole):  # (the last few values of the column)
+        tail = bytes(data[lo[i]:lo[i] + length[i]]).ljust(8, b"\xff")
+        words[i] = np.frombuffer(tail, dtype="<u8")[0]
+    bits = np.minimum(length, 8).astype(np.uint64) * np.uint64(8)
+    keep = np.where(bits >= 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << np.minimum(bits, np.uint64(63))) - np.uint64(1))
+    return words | ~keep, short
+
+
+_METHODS, _PROTOCOLS = _Shapes(METHOD_RE), _Shapes(PROTOCOL_RE)
 
 
 def _fits(values: pa.Array, pattern: str) -> np.ndarray:
