@@ -58,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import Config
+from .enrich import encoding
 from .enrich.static import is_page_path
 from .rowstore import RowStore, remap
 from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
@@ -172,22 +173,46 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
-    enc = pc.dictionary_encode(chunk(table.column("path")).take(pa.array(candidates)))
+    # The column's dictionary encoding is the one enrich made of this very array (`encoding.memo`):
+    # only the distinct paths of the candidates are looked at.
+    enc = encoding.encode(chunk(table.column("path")))
+    codes = encoding.codes(enc.indices)[candidates]  # -1: null path, never a page
+    needed = np.unique(codes[codes >= 0])
+    paths = enc.dictionary.take(pa.array(needed))
     if memo is None:
-        page = bools(is_page_path(enc.dictionary))
+        page = bools(is_page_path(paths))
     else:
         if len(memo) > 200_000:
             memo.clear()
-        paths = enc.dictionary.to_pylist()
-        new = [p for p in paths if p not in memo]
+        texts = paths.to_pylist()
+        new = [p for p in texts if p not in memo]
         if new:
             memo.update(zip(new, bools(is_page_path(pa.array(new, pa.string()))).tolist(), strict=True))
-        page = np.array([memo[p] for p in paths], bool)
-    ok[candidates] = np.append(page, False)[pc.fill_null(enc.indices, len(page)).to_numpy()]  # null path: no page
+        page = np.array([memo[p] for p in texts], bool)
+    verdict = np.zeros(len(enc.dictionary) + 1, bool)  # the last slot: null paths (code -1)
+    verdict[needed] = page
+    ok[candidates] = verdict[codes]
     return ok
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positions sorted, and where each of `pos` lands among them. Positions of a push
+    lie within the rows held (a span a few times their number): a presence table orders them in
+    O(span) instead of a sort."""
+    lo = int(pos.min())
+    span = int(pos.max()) - lo + 1
+    if span > 8 * len(pos) + 1024:
+        order = np.argsort(pos)
+        at = np.empty(len(pos), np.int64)
+        at[order] = np.arange(len(pos))
+        return pos[order], at
+    present = np.zeros(span, bool)
+    present[pos - lo] = True
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[pos - lo]
 
 
 def _micros(when: datetime) -> int:
@@ -291,7 +316,9 @@ class Sessionizer:
             return
         # The visitor is anonymous_id, else user_id: each hashed once per distinct value, with a
         # key of its own, instead of building `a:…`/`u:…` strings per row.
-        vh = np.where(bools(by_anon), hashes(anon, _VISITOR_KEYS[0]), hashes(user, _VISITOR_KEYS[1]))[rows]
+        anon_rows = bools(by_anon) & eligible  # only the rows in sessions are hashed
+        vh = np.where(anon_rows, hashes(anon, _VISITOR_KEYS[0], anon_rows),
+                      hashes(user, _VISITOR_KEYS[1], eligible & ~anon_rows))[rows]
         flags = np.where(pageview_mask(batch, eligible, self._pages)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
         t, r = ts[rows], rl[rows]
@@ -344,11 +371,8 @@ class Sessionizer:
             return _NONE
         # A push emits its rows in the order they were pushed, the order they are stored in: the
         # one wide gather of a push reads each stored table once, in order.
-        stored = np.argsort(pos)
-        pos = pos[stored]
+        pos, at = _in_order(pos)  # at: the output row of each emitted row (others, then done)
         table = self._rows.take(pos)
-        at = np.empty(len(pos), np.int64)  # the output row of each emitted row (others, then done)
-        at[stored] = np.arange(len(pos))
         if final:  # finish's one output, which consumers may cut into slices: sorted throughout
             table, at = sort_output(table, at)
         requests, sessions = assemble(table, at[n_other:], closed)

@@ -61,8 +61,9 @@ def _seed(key: str) -> np.uint64:
     return np.uint64(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little"))
 
 
-def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
-    """A 64-bit hash of each string (0 for null), the same for a string whatever its batch.
+def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None = None) -> np.ndarray:
+    """A 64-bit hash of each string (0 for null, and for rows not `among` when given), the same
+    for a string whatever its batch.
 
     32-byte strings (the hex digests identity makes anonymous ids of) are hashed from their bytes
     as four 64-bit words, without a dictionary; other strings (user ids, cookie ids) by keyed
@@ -73,6 +74,8 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str) -> np.ndarray:
     if arr.null_count == n:
         return out
     valid = bools(pc.is_valid(arr))
+    if among is not None:
+        valid &= among
     offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
     fixed = valid & (offsets[1:] - offsets[:-1] == 32)
     if fixed.any():
