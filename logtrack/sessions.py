@@ -295,7 +295,10 @@ class Sessionizer:
             self.late_rows += int((late if drop is None else late & ~drop).sum())
         anon, user = chunk(batch.column("anonymous_id")), chunk(batch.column("user_id"))
         by_anon, by_user = pc.is_valid(anon), pc.is_valid(user)
-        ok = pc.and_(pc.or_(by_anon, by_user), pc.invert(pc.fill_null(pc.equal(batch.column("consent"), "denied"), False)))
+        ok = pc.or_(by_anon, by_user)
+        consent = batch.column("consent")
+        if consent.null_count < len(consent):  # usually none: consent signals are rare in logs
+            ok = pc.and_(ok, pc.invert(pc.fill_null(pc.equal(consent, "denied"), False)))
         # A line whose request was not METHOD TARGET PROTOCOL (path null) is no visit (DESIGN §2).
         ok = pc.and_(ok, pc.is_valid(batch.column("path")))
         for flag, column in (("bots", "is_bot"), ("static", "is_static")):
