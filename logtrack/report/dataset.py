@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from ..errors import LogtrackError, UsageError
 from ..schema import ENRICHED_REQUESTS, EVENTS, REJECTS, SESSIONS, conform, empty
+from .parquetopts import writer_options
 
 KIND_SCHEMAS: dict[str, pa.Schema] = {
     "requests": ENRICHED_REQUESTS,
@@ -51,14 +52,6 @@ TIME_COLUMNS = {"requests": "ts", "sessions": "start", "events": "ts", "rejects"
 HEAD_BYTES = 64 * 1024
 MAX_RUNS = 64  # date runs per written table appended as slices; more are sorted
 COPY_BELOW = 8192  # rows: smaller slices of a larger table are copied before buffering
-# String columns whose values (nearly) never repeat within a row group: no dictionary.
-UNIQUE_IDS = frozenset({"event_id", "session_id", "request_id"})
-# The ids that are their dataset's key (one value per row): DELTA_LENGTH_BYTE_ARRAY, which hands
-# zstd the bytes without PLAIN's interleaved lengths (measured: 45 % less CPU, 8 % smaller).
-ROW_KEYS = {"requests": frozenset({"request_id"}), "sessions": frozenset({"session_id"}),
-            "events": frozenset({"event_id"}), "rejects": frozenset()}
-PAGE_ROWS = 1 << 20
-DICT_PAGE_BYTES = 8 << 20
 _RUN_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
@@ -140,43 +133,6 @@ def _own(data: pa.Table, start: int, stop: int) -> pa.Table:
     # Copy the slice, not the table: `take` on a chunked table first concatenates every chunk
     # of every column (the whole step, 40 MB, to keep a few rows).
     return part.take(pa.array(np.arange(n)))
-
-
-def writer_options(kind: str, schema: pa.Schema) -> dict[str, Any]:
-    """The ParquetWriter options of a kind's parts: zstd, and per column what pays for itself.
-
-    - dictionary pages for repeated strings (map keys and values included) only (an id that is all but unique fills a dictionary
-      page, then falls back: hashing for nothing); their limit is 8 MiB, not 1 MiB, so a column
-      with tens of thousands of distinct values (paths, visitor ids) stays dictionary-encoded in a
-      large row group instead of falling back to PLAIN halfway (measured: 10 % less CPU);
-    - integers and timestamps as DELTA_BINARY_PACKED: mostly increasing (`ts`, `line`) or small,
-      they shrink 2-3× before zstd sees them, which is where the time went (measured: 50 % less
-      CPU on those columns); a dataset's own key (`event_id`, …) as DELTA_LENGTH_BYTE_ARRAY;
-    - statistics for non-strings only: min/max of strings cost a third of the write time and
-      prune nothing useful;
-    - pages bounded by their bytes (1 MiB), not by the default 20,000 rows: fewer, larger pages
-      compress better for less time (measured: 6 % less CPU, 2 % smaller).
-    Every one of these is a standard Parquet encoding that pyarrow, pandas and DuckDB read.
-    """
-    keys = ROW_KEYS[kind]
-    dictionary, encodings, statistics = [], {}, []
-    for f in schema:
-        if pa.types.is_string(f.type):
-            if f.name in keys:
-                encodings[f.name] = "DELTA_LENGTH_BYTE_ARRAY"
-            elif f.name not in UNIQUE_IDS:
-                dictionary.append(f.name)
-        elif pa.types.is_map(f.type):
-            # Property names and values repeat too; a map's leaves are named by their Parquet
-            # path (pyarrow's compliant nested layout), not by the column's name.
-            dictionary += [f"{f.name}.key_value.key", f"{f.name}.key_value.value"]
-        elif not pa.types.is_nested(f.type):
-            statistics.append(f.name)
-            if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type):
-                encodings[f.name] = "DELTA_BINARY_PACKED"
-    return {"compression": "zstd", "use_dictionary": dictionary, "column_encoding": encodings,
-            "write_statistics": statistics, "max_rows_per_page": PAGE_ROWS,
-            "dictionary_pagesize_limit": DICT_PAGE_BYTES}
 
 
 @dataclass
