@@ -125,6 +125,73 @@ def int_sums(keys: np.ndarray, values: np.ndarray, size: int, weights: np.ndarra
     return total.view(np.int64)
 
 
+PACK_BITS = 53  # a float64 bincount sums integers exactly below 2**53
+
+
+def sum_width(values: np.ndarray | None, rows: int) -> int | None:
+    """Bits that hold any per-key sum of `values` (None: ones, the row count): the bit length
+    of their total when none is negative; None when they cannot be packed (`packed_sums`)."""
+    if values is None:
+        return rows.bit_length()
+    if not len(values):
+        return 0
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high * len(values) >= 1 << 62:  # the int64 total below cannot wrap
+        return None
+    return int(values.sum()).bit_length()
+
+
+class Packing:
+    """Several columns' sums per key by as few float64 bincounts as possible: non-negative
+    integer columns (or None: count rows) are laid side by side in one float64 weight while
+    their widths (`sum_width`) add up to at most 53 bits, so every per-key sum of the weight is
+    an exact integer and each column's sum is a bit field of it. Others go by `int_sums`.
+    Build once per batch (the weights), then `sums` for any keys of the batch."""
+
+    def __init__(self, columns: Sequence[np.ndarray | None], rows: int) -> None:
+        self.rows = rows
+        self.packs: list[list[tuple[int, int, int]]] = []  # (column, shift, width) per weight
+        self.alone: list[int] = []  # columns summed by int_sums
+        used: list[int] = []
+        for i, values in enumerate(columns):
+            width = sum_width(values, rows)
+            if width is None or width > PACK_BITS:
+                self.alone.append(i)
+                continue
+            at = next((p for p, bits in enumerate(used) if bits + width <= PACK_BITS), len(used))
+            if at == len(used):
+                used.append(0)
+                self.packs.append([])
+            self.packs[at].append((i, used[at], width))
+            used[at] += width
+        self.columns = list(columns)
+        self.weights = [self._weight(pack) for pack in self.packs]
+        self.exact = {i: exact_weights(columns[i]) for i in self.alone}  # type: ignore[arg-type]
+
+    def _weight(self, pack: list[tuple[int, int, int]]) -> np.ndarray | None:
+        if len(pack) == 1 and self.columns[pack[0][0]] is None:
+            return None  # rows counted by a plain bincount
+        packed = np.zeros(self.rows, np.int64)
+        for i, shift, _ in pack:
+            values = self.columns[i]
+            packed += (1 << shift) if values is None else values << shift
+        return packed.astype(np.float64)
+
+    def sums(self, keys: np.ndarray, size: int) -> list[np.ndarray]:
+        """The int64 sums per key number (0 … size - 1) of every column, in order."""
+        out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(self.columns)
+        for pack, weights in zip(self.packs, self.weights, strict=True):
+            total = np.bincount(keys, weights=weights, minlength=size)
+            packed = total.astype(np.int64)
+            for i, shift, width in pack:
+                out[i] = (packed >> shift) & ((1 << width) - 1) if len(pack) > 1 else packed
+        for i in self.alone:
+            values = self.columns[i]
+            assert values is not None
+            out[i] = int_sums(keys, values, size, self.exact[i])
+        return out
+
+
 def whole_micros(values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Floats that are whole µs (below 2**31 s): as int64 µs and their `exact_weights`; else None."""
     scaled = np.rint(values * MICRO)
@@ -249,6 +316,11 @@ class FloatSum:
             self.floats = self.result(len(self.micros))
             self.exact = False
         self.floats[:size] += np.bincount(keys, weights=values, minlength=size)
+
+    def add_micros(self, sums: np.ndarray, size: int) -> None:
+        """Add sums per key of whole µs (`add` while `exact`, with the sums computed outside)."""
+        self.micros = grow(self.micros, size)
+        self.micros[:size] += sums
 
     def result(self, size: int) -> np.ndarray:
         """The sums of the first `size` keys."""

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .dense import Columns, FloatSum, IntBook, KeyBook, distinct_sorted, from_ints, grow, int_sums, slots
+from .dense import Columns, FloatSum, IntBook, KeyBook, Packing, distinct_sorted, from_ints, grow, slots
 
 CODE = pa.int32()
 PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
@@ -282,35 +282,73 @@ class Grouping:
             return
         keys = self._key_numbers(cols)
         size = self.size
+        sums = self._sums(cols, keys, size)
         self.n = grow(self.n, size)
-        counts = np.bincount(keys, minlength=size)
+        counts = sums[("n", "")]
         self.n[:size] += counts
         for name, (source, fn) in self.aggs.items():
-            self._aggregate(name, source, fn, cols, keys, counts)
+            self._aggregate(name, source, fn, cols, keys, counts, sums)
         for name, pairs in self.pairs.items():
             values = self._slots(cols, name)
             seen = values > 0
             pairs.add(keys[seen], values[seen] - 1)
 
+    def _sums(self, cols: Columns, keys: np.ndarray, size: int) -> dict[tuple[str, str], np.ndarray]:
+        """Rows, non-null inputs and integer (or whole µs) sums per key, by one `Packing` of the
+        batch shared by every grouping that sums the same columns: one bincount per few columns."""
+        specs: list[tuple[str, str]] = [("n", "")]
+        for name, (source, fn) in self.aggs.items():
+            floating = self._floating(cols, source)
+            if cols.get("floats" if floating else "ints", source)[1] is not None:  # type: ignore[index]
+                specs.append(("valid", source))
+            state = self.values.get(name)
+            if fn == "sum" and not floating:
+                specs.append(("ints", source))
+            elif fn == "sum" and (state is None or state.exact) and cols.get("micros", source)[0] is not None:  # type: ignore[union-attr,index]
+                specs.append(("micros", source))
+        specs = list(dict.fromkeys(specs))
+        memo = ("packing", tuple(specs))
+        packing = cols.memo.get(memo)
+        if packing is None:
+            packing = cols.memo[memo] = Packing([self._summed(cols, kind, source) for kind, source in specs], cols.rows)
+        return dict(zip(specs, packing.sums(keys, size), strict=True))  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _floating(cols: Columns, source: str) -> bool:
+        array = cols.arrays.get(source)
+        return array is not None and pa.types.is_floating(array.type)
+
+    @staticmethod
+    def _summed(cols: Columns, kind: str, source: str) -> np.ndarray | None:
+        if kind == "n":
+            return None
+        if kind == "micros":
+            return cols.get("micros", source)[0]  # type: ignore[index]
+        values, valid = cols.get("floats" if Grouping._floating(cols, source) else "ints", source)  # type: ignore[misc]
+        return valid.astype(np.int64) if kind == "valid" else values
+
     def _aggregate(self, name: str, source: str, fn: str, cols: Columns, keys: np.ndarray,
-                   counts: np.ndarray) -> None:
+                   counts: np.ndarray, sums: dict[tuple[str, str], np.ndarray]) -> None:
         size = self.size
         array = cols.arrays.get(source)
-        floating = array is not None and pa.types.is_floating(array.type)
+        floating = self._floating(cols, source)
         values, valid = cols.get("floats" if floating else "ints", source)  # type: ignore[misc]
         self.types.setdefault(name, array.type if array is not None else pa.int64())
         self.valid[name] = grow(self.valid[name], size)
-        self.valid[name][:size] += counts if valid is None else np.bincount(keys, weights=valid, minlength=size).astype(np.int64)
+        self.valid[name][:size] += counts if valid is None else sums[("valid", source)]
         if fn == "count":
             return
         if fn == "sum" and floating:
             total = self.values.setdefault(name, FloatSum())
             assert isinstance(total, FloatSum)
-            total.add(keys, values, size, cols.get("micros", source))  # type: ignore[arg-type]
+            if ("micros", source) in sums:
+                total.add_micros(sums[("micros", source)], size)
+            else:
+                total.add(keys, values, size, cols.get("micros", source))  # type: ignore[arg-type]
             return
         if fn == "sum":
-            sums = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size)  # type: ignore[arg-type]
-            sums[:size] += int_sums(keys, values, size, cols.get("weights", source))  # type: ignore[arg-type]
+            state = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size)  # type: ignore[arg-type]
+            state[:size] += sums[("ints", source)]
             return
         extreme = np.iinfo(np.int64).max if fn == "min" else np.iinfo(np.int64).min
         state = self.values[name] = grow(self.values.get(name, np.zeros(0, np.int64)), size, extreme)  # type: ignore[arg-type]
