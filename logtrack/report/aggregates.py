@@ -164,7 +164,7 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
                 flags &= known
             if not flags.any():
                 continue
-            some = batch.filter(pa.array(flags))
+            some = batch.select(["path", "ts", "status"]).filter(pa.array(flags))  # not every column
             if name == "not_found":
                 partials[name].add(tally(some.column("path"), "path", {"bot": (pa.array(bot[flags].astype(np.int64)), "sum"),
                                                                        "ts": (some.column("ts"), "max")}))

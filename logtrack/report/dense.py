@@ -177,18 +177,22 @@ class Packing:
             packed += (1 << shift) if values is None else values << shift
         return packed.astype(np.float64)
 
-    def sums(self, keys: np.ndarray, size: int) -> list[np.ndarray]:
-        """The int64 sums per key number (0 … size - 1) of every column, in order."""
+    def sums(self, keys: np.ndarray | None, size: int) -> list[np.ndarray]:
+        """The int64 sums per key number (0 … size - 1) of every column, in order (`keys` None:
+        every row has key 0, size 1)."""
         out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(self.columns)
         for pack, weights in zip(self.packs, self.weights, strict=True):
-            total = np.bincount(keys, weights=weights, minlength=size)
+            if keys is None:  # one key: the totals (pairwise float sums of integers below 2**53: exact)
+                total = np.array([self.rows if weights is None else weights.sum()])
+            else:
+                total = np.bincount(keys, weights=weights, minlength=size)
             packed = total.astype(np.int64)
             for i, shift, width in pack:
                 out[i] = (packed >> shift) & ((1 << width) - 1) if len(pack) > 1 else packed
         for i in self.alone:
             values = self.columns[i]
             assert values is not None
-            out[i] = int_sums(keys, values, size, self.exact[i])
+            out[i] = int_sums(np.zeros(self.rows, np.int64) if keys is None else keys, values, size, self.exact[i])
         return out
 
 

@@ -311,7 +311,7 @@ class Grouping:
         packing = cols.memo.get(memo)
         if packing is None:
             packing = cols.memo[memo] = Packing([self._summed(cols, kind, source) for kind, source in specs], cols.rows)
-        return dict(zip(specs, packing.sums(keys, size), strict=True))  # type: ignore[attr-defined]
+        return dict(zip(specs, packing.sums(keys if self.keys else None, size), strict=True))  # type: ignore[attr-defined]
 
     @staticmethod
     def _floating(cols: Columns, source: str) -> bool:

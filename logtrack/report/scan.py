@@ -189,23 +189,36 @@ def pageview_flags(batch: pa.RecordBatch, page: np.ndarray) -> np.ndarray:
 
 TRAFFIC = pa.schema([("date", pa.date32()), ("hour", pa.int8()), ("status", pa.int16()), ("n", pa.int64()),
                      ("pageviews", pa.int64()), ("bot_requests", pa.int64()), ("bytes_sent", pa.int64())])
-STATUS_SLOT = 32769  # an int16 status + this: 1 … 65536 (0: null)
+HOURLY_CELLS = 1 << 22  # (hour, status) cells of the table `hourly` counts in, at most
 
 
 def hourly(local: np.ndarray, timed: np.ndarray | None, status: np.ndarray, known: np.ndarray | None,
             pv: np.ndarray, bot: np.ndarray, sent: np.ndarray) -> pa.RecordBatch:
     """One chunk's requests, pageviews, bot requests and bytes by (local date, hour, status): the
-    local hour since the epoch and the status are numbered densely, rows counted by bincount."""
+    local hour since the epoch and the status, each offset by its least value (0: null), index a
+    table of their ranges' product; rows, pageviews and bot requests counted by one bincount."""
     hours = local // HOUR_US
     some = hours if timed is None else hours[timed]
     base = int(some.min()) - 1 if len(some) else 0
-    hours = hours - base if timed is None else np.where(timed, hours - base, 0)
-    hour_slots, hour_of = compact(hours)  # slots: 0 null, else hour - base
-    status_slots, status_of = compact(status + STATUS_SLOT if known is None else np.where(known, status + STATUS_SLOT, 0))
-    width = len(status_slots)
+    hour_of = hours - base if timed is None else np.where(timed, hours - base, 0)
+    seen = status if known is None else status[known]
+    low = int(seen.min()) - 1 if len(seen) else 0
+    status_of = status - low if known is None else np.where(known, status - low, 0)
+    width = int(status_of.max()) + 1
+    size = (int(hour_of.max()) + 1) * width
+    if size > HOURLY_CELLS:  # sparse: keys numbered by their distinct values
+        hour_slots, hour_of = compact(hour_of)
+        status_slots, status_of = compact(status_of)
+        width, size = len(status_slots), len(hour_slots) * len(status_slots)
+    else:
+        hour_slots, status_slots = np.arange(size // width), np.arange(width)
+    # The two flags join the key (4 cells per (hour, status)): one count gives rows, pageviews
+    # and bot requests, with no weight array; bytes are the one weighted sum.
     keys = hour_of * width + status_of
-    size = len(hour_slots) * width
-    n = np.bincount(keys, minlength=size)
+    cells = np.bincount((keys << 2) | (np.asarray(pv, bool).view(np.int8) << 1) | np.asarray(bot, bool).view(np.int8), minlength=4 * size).reshape(size, 4)
+    n = cells.sum(axis=1)
+    pv_sum, bot_sum = cells[:, 2] + cells[:, 3], cells[:, 1] + cells[:, 3]
+    sent_sum = int_sums(keys, sent, size)
     found = np.flatnonzero(n)
     hour = hour_slots[found // width]
     hour_valid = hour > 0
@@ -213,10 +226,8 @@ def hourly(local: np.ndarray, timed: np.ndarray | None, status: np.ndarray, know
     stat = status_slots[found % width]
     return pa.RecordBatch.from_arrays([
         from_ints(hour // 24, hour_valid, pa.date32()), from_ints(hour % 24, hour_valid, pa.int8()),
-        from_ints(stat - STATUS_SLOT, stat > 0, pa.int16()), pa.array(n[found]),
-        pa.array(np.bincount(keys, weights=pv, minlength=size)[found].astype(np.int64)),
-        pa.array(np.bincount(keys, weights=bot, minlength=size)[found].astype(np.int64)),
-        pa.array(int_sums(keys, sent, size)[found])], schema=TRAFFIC)
+        from_ints(stat + low, stat > 0, pa.int16()), pa.array(n[found]), pa.array(pv_sum[found]),
+        pa.array(bot_sum[found]), pa.array(sent_sum[found])], schema=TRAFFIC)
 
 
 def agent_tally(agents: pa.DictionaryArray, bot: np.ndarray) -> pa.RecordBatch:
