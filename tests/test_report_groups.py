@@ -272,3 +272,60 @@ def test_hourly_traffic_matches_an_arrow_group_by(rows: list[tuple], timezone: s
     assert sorted(map(key, got.to_pylist())) == sorted(key({
         "date": r["date"], "hour": r["hour"], "status": r["status"], "n": r["count_all"], "pageviews": r["pv_sum"],
         "bot_requests": r["bot_sum"], "bytes_sent": r["sent_sum"]}) for r in expected.to_pylist())
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.integers(0, 3), min_size=8, max_size=8),
+                          st.lists(st.integers(0, 2**40), min_size=8, max_size=8),
+                          st.lists(st.integers(-2**62, 2**62), min_size=8, max_size=8)), min_size=1, max_size=7),
+       st.booleans())
+def test_packed_sums_are_exact_per_key(columns: list[list[int] | None], keyless: bool) -> None:
+    from logtrack.report.dense import Packing
+
+    keys = np.array([0, 2, 2, 1, 0, 2, 3, 0], np.int64)
+    packing = Packing([None if c is None else np.array(c, np.int64) for c in columns], 8)
+    assert sum(len(p) for p in packing.packs) + len(packing.alone) == len(columns)
+    got = packing.sums(None if keyless else keys, 1 if keyless else 5)
+    for column, sums in zip(columns, got, strict=True):
+        values = [1] * 8 if column is None else column
+        wrap = lambda v: (v + 2**63) % 2**64 - 2**63  # noqa: E731
+        expected = [wrap(sum(values))] if keyless else [wrap(sum(v for k, v in zip(keys, values, strict=True) if k == key))
+                                                        for key in range(5)]
+        assert sums.tolist() == expected
+
+
+def test_small_columns_share_one_weight() -> None:
+    from logtrack.report.dense import Packing
+
+    flags = np.array([0, 1, 1, 0], np.int64)
+    packing = Packing([None, flags, flags * 3, np.array([2**60, 0, 0, 0], np.int64)], 4)
+    assert len(packing.packs) == 1 and packing.alone == [3]
+
+
+@pytest.mark.parametrize("cells", [None, 4])
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from([200, 304, 404, 500, -1, None]),
+                               st.sampled_from([0, 1, 3599, -86_401, 90 * 86_400, None]),
+                               st.booleans(), st.booleans(), st.integers(0, 2**40)), min_size=1, max_size=30))
+def test_hourly_traffic_counts_independent_flags_densely_or_not(cells: int | None, rows: list[tuple]) -> None:
+    from logtrack.report import scan
+    from logtrack.report.dense import ints
+
+    status = pa.array([r[0] for r in rows], pa.int16())
+    ts = pa.array([None if r[1] is None else r[1] * 1_000_000 for r in rows], pa.int64()).view(TS)
+    pv, bot = np.array([r[2] for r in rows]), np.array([r[3] for r in rows])
+    sent = np.array([r[4] for r in rows], np.int64)
+    local, timed = scan.local_micros(ts, "UTC")
+    default = scan.HOURLY_CELLS
+    scan.HOURLY_CELLS = cells or default  # 4: the sparse way (keys by their distinct values)
+    try:
+        got = scan.hourly(local, timed, *ints(status), pv, bot, sent)
+    finally:
+        scan.HOURLY_CELLS = default
+    table = pa.table({"date": scan.local_dates(ts, "UTC"), "hour": scan.local_hours(ts, "UTC"), "status": status,
+                      "pv": pv.astype(np.int64), "bot": bot.astype(np.int64), "sent": sent})
+    expected = table.group_by(["date", "hour", "status"], use_threads=False).aggregate(
+        [([], "count_all"), ("pv", "sum"), ("bot", "sum"), ("sent", "sum")])
+    assert sorted(map(repr, got.to_pylist())) == sorted(repr({
+        "date": r["date"], "hour": r["hour"], "status": r["status"], "n": r["count_all"], "pageviews": r["pv_sum"],
+        "bot_requests": r["bot_sum"], "bytes_sent": r["sent_sum"]}) for r in expected.to_pylist())
