@@ -1,5 +1,5 @@
-"""Group-bys fed batch by batch: `Partials` (pre-aggregates merged as they grow), and several
-group-bys with exact distinct counts fed by one scan (`Grouping`, `Codebook`, `Interner`).
+"""Group-bys fed batch by batch: several group-bys with exact distinct counts fed by one scan
+(`Grouping`, `Codebook`, `Interner`).
 
 Acero's `hash_count_distinct` runs inside its own plan, so every report that counts visitors or
 client addresses used to scan the dataset again (ten scans of the sessions, each hashing every
@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 from .dense import Columns, FloatSum, IntBook, KeyBook, Packing, distinct_sorted, from_ints, grow, slots
 
 CODE = pa.int32()
-PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
 GATHER_ROWS = 256 * 1024  # distinct pairs gathered before their first merge
 DENSE_CELLS = 1 << 23  # (key, value) pairs marked in a table of booleans up to this many cells
 
@@ -34,38 +33,6 @@ DENSE_CELLS = 1 << 23  # (key, value) pairs marked in a table of booleans up to 
 def dictionary_of(values: pa.Array) -> pa.DictionaryArray:
     """`values` dictionary-encoded (as is when it already is)."""
     return values if isinstance(values, pa.DictionaryArray) else pc.dictionary_encode(values)
-
-
-class Partials:
-    """Per-batch pre-aggregates (`tally` outputs) gathered beside a scan, merged at the end.
-
-    Lets one scan feed several reports: a transform tallies what another report needs and
-    `add`s it here instead of that report scanning the dataset again. Memory stays bounded: when
-    the gathered rows outgrow twice the last merge they are merged (`n` summed, other columns by
-    `aggs`), so about two rows per distinct key are held.
-    """
-
-    def __init__(self, schema: pa.Schema, keys: list[str], aggs: dict[str, str] | None = None) -> None:
-        self.keys, self.aggs = keys, {"n": "sum", **(aggs or {})}
-        self.tables: list[pa.Table] = [schema.empty_table()]
-        self.rows = 0
-        self.floor = self.limit = PARTIAL_ROWS  # rows gathered before the first merge
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Gather one batch's pre-aggregate (columns: the keys, `n`, the `aggs` columns)."""
-        self.tables.append(pa.Table.from_batches([batch]))
-        self.rows += batch.num_rows
-        if self.rows > self.limit:
-            merged = self.result()
-            self.tables, self.rows = [merged], merged.num_rows
-            self.limit = max(self.floor, 2 * merged.num_rows)
-
-    def result(self) -> pa.Table:
-        """The merged pre-aggregates: one row per distinct key, columns named as gathered."""
-        table = pa.concat_tables(self.tables)
-        out = table.group_by(self.keys, use_threads=False).aggregate(list(self.aggs.items()))
-        names = {f"{c}_{fn}": c for c, fn in self.aggs.items()}
-        return out.rename_columns([names.get(n, n) for n in out.column_names]).select(table.column_names)
 
 
 class Interner:

@@ -9,6 +9,7 @@ dictionary-encoded, one dictionary per chunk, and everything per string runs onc
 value of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
 once per distinct value instead of once per row made the user-agent report 12× cheaper), an
 `Interner` numbers them for the group-bys, a `path_grouper` sees each distinct path once.
+`Partials` gathers such per-chunk pre-aggregates and merges them as they grow.
 """
 
 from __future__ import annotations
@@ -24,13 +25,47 @@ import pyarrow.parquet as pq
 from ..enrich.static import is_page_path
 from .dataset import KIND_SCHEMAS
 from .dense import compact, from_ints, int_sums, ints, slots
-from .groups import Partials, dictionary_of  # noqa: F401 - part of this module's API
+from .groups import dictionary_of
 
 PathGrouper = Callable[[pa.Array], pa.Array]
 # Rows read at once by `chunks`: whole row groups, until at least this many.
 CHUNK_ROWS = 256 * 1024
 DICT = pa.dictionary(pa.int32(), pa.string())
+PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
 STRING = pa.string()
+
+
+class Partials:
+    """Per-batch pre-aggregates (`tally` outputs) gathered beside a scan, merged at the end.
+
+    Lets one scan feed several reports: a transform tallies what another report needs and
+    `add`s it here instead of that report scanning the dataset again. Memory stays bounded: when
+    the gathered rows outgrow twice the last merge they are merged (`n` summed, other columns by
+    `aggs`), so about two rows per distinct key are held.
+    """
+
+    def __init__(self, schema: pa.Schema, keys: list[str], aggs: dict[str, str] | None = None) -> None:
+        self.keys, self.aggs = keys, {"n": "sum", **(aggs or {})}
+        self.tables: list[pa.Table] = [schema.empty_table()]
+        self.rows = 0
+        self.floor = self.limit = PARTIAL_ROWS  # rows gathered before the first merge
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Gather one batch's pre-aggregate (columns: the keys, `n`, the `aggs` columns)."""
+        self.tables.append(pa.Table.from_batches([batch]))
+        self.rows += batch.num_rows
+        if self.rows > self.limit:
+            merged = self.result()
+            self.tables, self.rows = [merged], merged.num_rows
+            self.limit = max(self.floor, 2 * merged.num_rows)
+
+    def result(self) -> pa.Table:
+        """The merged pre-aggregates: one row per distinct key, columns named as gathered."""
+        table = pa.concat_tables(self.tables)
+        out = table.group_by(self.keys, use_threads=False).aggregate(list(self.aggs.items()))
+        names = {f"{c}_{fn}": c for c, fn in self.aggs.items()}
+        return out.rename_columns([names.get(n, n) for n in out.column_names]).select(table.column_names)
+
 
 
 def part_files(out_dir: Path, kind: str) -> list[Path]:
