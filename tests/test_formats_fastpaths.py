@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from logtrack.formats import get_format, strbuf
 from logtrack.formats.clftime import parse_clf_fixed
 from logtrack.formats.convert import client_ip, nullify, split_request, split_request_general
+from logtrack.formats.words import join_words
 from logtrack.lines import split_lines
 from logtrack.sources import Block
 
@@ -236,3 +237,26 @@ def test_short_values_keyed_by_their_bytes_are_distinct_and_remembered(monkeypat
     fits = shapes.fits(np.frombuffer(new.buffers()[2], dtype=np.uint8), np.array([0]), np.array([6]),
                        np.array([True]), lambda rows: new.take(pa.array(rows)))
     assert fits.tolist() == [True] and (len(shapes.good), len(shapes.bad)) == (1, 0)  # over the limit: forgotten
+
+
+_WORD = st.sampled_from(["[10/Oct/2000:13:55:36", "[11/Oct/2000:13:55:37", "+0100]", "-0700]", "é", "ab", "", "x y"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_WORD, _WORD), max_size=20), st.integers(0, 3), st.booleans())
+def test_join_words_agrees_with_the_join_kernel(pairs: list[tuple[str, str]], head: int, nulls: bool) -> None:
+    left = pa.array(["[pad/Oct/2000:00:00:00"] * head + [a for a, _ in pairs] + ([None] if nulls else []), pa.string())
+    right = pa.array(["+0000]"] * head + [b for _, b in pairs] + (["-"] if nulls else []), pa.string())
+    for a, b in ((left, right), (left.slice(head), right.slice(head))):  # sliced: offsets not from 0
+        joined = join_words(a, b)
+        joined.validate(full=True)
+        assert joined.equals(pc.binary_join_element_wise(a, b, " "))
+
+
+def test_join_words_lays_fixed_width_words_side_by_side() -> None:
+    left = pa.array(["[10/Oct/2000:13:55:36", "[11/Oct/2000:13:55:37"])
+    right = pa.array(["-0700]", "+0100]"])
+    before = pa.total_allocated_bytes()
+    joined = join_words(left, right)
+    assert pa.total_allocated_bytes() == before  # numpy's matrix, not the kernel's Arrow buffers
+    assert joined.to_pylist() == ["[10/Oct/2000:13:55:36 -0700]", "[11/Oct/2000:13:55:37 +0100]"]
