@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from logtrack.formats import get_format, strbuf
 from logtrack.formats.clftime import parse_clf_fixed
-from logtrack.formats.convert import client_ip, nullify, split_request, split_request_general
+from logtrack.formats.convert import client_ip, nullify, split_request, split_request_general, unescape
+from logtrack.formats.words import join_words
 from logtrack.lines import split_lines
 from logtrack.sources import Block
 
@@ -236,3 +237,59 @@ def test_short_values_keyed_by_their_bytes_are_distinct_and_remembered(monkeypat
     fits = shapes.fits(np.frombuffer(new.buffers()[2], dtype=np.uint8), np.array([0]), np.array([6]),
                        np.array([True]), lambda rows: new.take(pa.array(rows)))
     assert fits.tolist() == [True] and (len(shapes.good), len(shapes.bad)) == (1, 0)  # over the limit: forgotten
+
+
+_WORD = st.sampled_from(["[10/Oct/2000:13:55:36", "[11/Oct/2000:13:55:37", "+0100]", "-0700]", "é", "ab", "", "x y"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_WORD, _WORD), max_size=20), st.integers(0, 3), st.booleans())
+def test_join_words_agrees_with_the_join_kernel(pairs: list[tuple[str, str]], head: int, nulls: bool) -> None:
+    left = pa.array(["[pad/Oct/2000:00:00:00"] * head + [a for a, _ in pairs] + ([None] if nulls else []), pa.string())
+    right = pa.array(["+0000]"] * head + [b for _, b in pairs] + (["-"] if nulls else []), pa.string())
+    for a, b in ((left, right), (left.slice(head), right.slice(head))):  # sliced: offsets not from 0
+        joined = join_words(a, b)
+        joined.validate(full=True)
+        assert joined.equals(pc.binary_join_element_wise(a, b, " "))
+
+
+def test_join_words_lays_fixed_width_words_side_by_side() -> None:
+    left = pa.array(["[10/Oct/2000:13:55:36", "[11/Oct/2000:13:55:37"])
+    right = pa.array(["-0700]", "+0100]"])
+    before = pa.total_allocated_bytes()
+    joined = join_words(left, right)
+    assert pa.total_allocated_bytes() == before  # numpy's matrix, not the kernel's Arrow buffers
+    assert joined.to_pylist() == ["[10/Oct/2000:13:55:36 -0700]", "[11/Oct/2000:13:55:37 +0100]"]
+
+
+_TEXT = st.one_of(st.none(), st.sampled_from(["", "a", "Mozilla \\\"x\\\"", "é\\x22", "[::1]:80", "1.2.3.4:5"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_TEXT, max_size=30), st.lists(st.sampled_from(["", "b", "long replacement é", None]), max_size=30),
+       st.integers(0, 3))
+def test_replace_rows_agrees_with_replace_with_mask(values: list[str | None], new: list[str | None], head: int) -> None:
+    arr = pa.array(["pad"] * head + values, pa.string()).slice(head)
+    rows = np.flatnonzero(np.array([i % 3 != 1 for i in range(len(values))], dtype=bool))[:len(new)]
+    replacement = pa.array(new[:len(rows)], pa.string())
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    expected = pc.replace_with_mask(arr, pa.array(mask), replacement) if len(rows) == len(replacement) else None
+    spliced = strbuf.replace_rows(arr, rows, replacement)
+    if spliced is None:  # only when it cannot tell: nulls to put in or take out, or length mismatch
+        assert replacement.null_count or len(rows) != len(replacement) or arr.take(pa.array(rows)).null_count
+        return
+    spliced.validate(full=True)
+    assert spliced.equals(expected)
+
+
+def test_unescape_and_client_ip_splice_the_few_rows_they_change() -> None:
+    agents = pa.array(["Mozilla/5.0"] * 50 + ['Alba 10\\x22 Build', 'a \\"b\\"'] + ["curl/8"] * 50)
+    candidates = np.zeros(len(agents), dtype=bool)
+    candidates[50:52] = True
+    before = pa.total_allocated_bytes()
+    out = unescape(agents, candidates)
+    assert out.to_pylist()[49:53] == ["Mozilla/5.0", 'Alba 10" Build', 'a "b"', "curl/8"]
+    assert pa.total_allocated_bytes() - before < 1024  # spliced in numpy, not rebuilt by a kernel
+    ips = pa.array(["1.2.3.4"] * 50 + ["[2001:db8::1]:443", "5.6.7.8:80"] + ["9.9.9.9"])
+    assert client_ip(ips).to_pylist()[49:] == ["1.2.3.4", "2001:db8::1", "5.6.7.8", "9.9.9.9"]

@@ -315,7 +315,9 @@ def client_ip(arr: pa.Array) -> pa.Array:
     sub = arr.filter(colon)
     bracket = pc.struct_field(pc.extract_regex(sub, r"^\[(?P<h>[^\]]*)\]"), "h")
     v4port = pc.replace_substring_regex(sub, r"^([^:]+):\d+$", r"\1")
-    return pc.replace_with_mask(arr, colon, pc.coalesce(bracket, v4port))
+    stripped = pc.coalesce(bracket, v4port)
+    spliced = strbuf.replace_rows(arr, np.flatnonzero(found), stripped)
+    return spliced if spliced is not None else pc.replace_with_mask(arr, colon, stripped)
 
 
 # --- escapes ------------------------------------------------------------------------------
@@ -349,9 +351,12 @@ def unescape(arr: pa.Array, candidates: np.ndarray | None = None) -> pa.Array:
     if candidates is not None:
         if not candidates.any():
             return arr
-        mask = pa.array(candidates)
-        subset = arr.filter(mask)
-        return pc.replace_with_mask(arr, mask, unescape(subset))
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        rows = np.flatnonzero(candidates)
+        decoded = unescape(arr.take(pa.array(rows)))
+        spliced = strbuf.replace_rows(arr, rows, decoded)
+        return spliced if spliced is not None else pc.replace_with_mask(arr, pa.array(candidates), decoded)
     has = pc.fill_null(pc.match_substring(arr, "\\"), False)
     if not pc.any(has).as_py():
         return arr

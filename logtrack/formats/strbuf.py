@@ -86,3 +86,43 @@ def count_between(buf: np.ndarray, byte: int, bounds: np.ndarray) -> np.ndarray:
     low = np.where(rest > 0, (np.uint64(1) << (rest.astype(np.uint64) * np.uint64(8))) - np.uint64(1), np.uint64(0))
     partial = np.bitwise_count(words[np.minimum(word, len(words) - 1)] & low) if len(words) else np.zeros(len(at), np.uint8)
     return np.diff(running[word] + partial).astype(np.int64)
+
+
+SPLICE_ROWS = 64  # at most this many replaced rows are spliced (a few numpy copies each)
+
+
+def replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array | None:
+    """`arr` with the strings at `rows` (ascending, distinct) replaced by `values`, or None when
+    this cannot tell (other types, nulls among `values` or at `rows`, many rows).
+
+    `pc.replace_with_mask` rebuilds every string of the column; a block's escaped user agents or
+    bracketed addresses are a handful of rows, so the bytes between them are copied as whole
+    stretches and only the offsets after each replaced row move.
+    """
+    found, new = buffers(arr), buffers(values)
+    n = len(arr)
+    if found is None or new is None or values.null_count or len(rows) != len(values) or len(rows) > SPLICE_ROWS:
+        return None
+    if not len(rows):
+        return arr
+    rows = np.asarray(rows, dtype=np.int64)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+    if valid is not None and not valid[rows].all():
+        return None
+    offsets, data = found
+    vo, vd = new
+    starts, ends = offsets[rows].astype(np.int64), offsets[rows + 1].astype(np.int64)
+    pieces = []
+    prev = int(offsets[0])
+    for k in range(len(rows)):
+        pieces += [data[prev:starts[k]], vd[vo[k]:vo[k + 1]]]
+        prev = int(ends[k])
+    pieces.append(data[prev:offsets[-1]])
+    joined = np.concatenate(pieces)
+    if len(joined) >= 1 << 31:
+        return None
+    shift = np.zeros(n + 1, dtype=np.int64)
+    shift[rows + 1] = np.diff(vo).astype(np.int64) - (ends - starts)
+    out_offsets = (offsets.astype(np.int64) - offsets[0] + np.cumsum(shift)).astype(np.int32)
+    bitmap = pa.array(valid).buffers()[1] if valid is not None else None
+    return pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(out_offsets), pa.py_buffer(joined)])

@@ -86,7 +86,7 @@ def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: in
         _, pos, span, prefix, suffix, var = step
         value = word(pos)
         for extra in range(1, span + 1):
-            value = pc.binary_join_element_wise(value, word(pos + extra), " ")
+            value = join_words(value, word(pos + extra))
         if prefix or suffix:
             fits = pc.and_(pc.starts_with(value, prefix), pc.ends_with(value, suffix))
             ok &= pc.fill_null(fits, False).to_numpy(zero_copy_only=False)
@@ -96,6 +96,26 @@ def values_from_words(steps: list[tuple], word: Callable[[int], pa.Array], n: in
             ok &= _fits(value, var.pattern)
         values[var.name] = value
     return values, ok
+
+
+def join_words(left: pa.Array, right: pa.Array) -> pa.Array:
+    """`left + " " + right` per row. Words of one width each (a CLF time's `[10/Oct/2000:13:55:36`
+    and `-0700]`) are laid side by side as byte matrices, a fraction of the join kernel's time."""
+    a, b = strbuf.buffers(left), strbuf.buffers(right)
+    n = len(left)
+    if a is not None and b is not None and n and not left.null_count and not right.null_count:
+        (ao, ad), (bo, bd) = a, b
+        wa, wb = int(ao[1] - ao[0]), int(bo[1] - bo[0])
+        if wa and wb and (ao[-1] - ao[0] == wa * n) and (bo[-1] - bo[0] == wb * n) \
+                and (np.diff(ao) == wa).all() and (np.diff(bo) == wb).all():
+            width = wa + 1 + wb
+            matrix = np.empty((n, width), dtype=np.uint8)
+            matrix[:, :wa] = ad[ao[0]:ao[-1]].reshape(n, wa)
+            matrix[:, wa] = 0x20
+            matrix[:, wa + 1:] = bd[bo[0]:bo[-1]].reshape(n, wb)
+            offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+            return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(matrix)])
+    return pc.binary_join_element_wise(left, right, " ")
 
 
 def _fits(value: pa.Array, pattern: str) -> np.ndarray:
