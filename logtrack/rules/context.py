@@ -161,6 +161,19 @@ def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
     return DictCol(values, indices)
 
 
+def compact(index: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(The distinct values of `index` (each in 0..m) ascending, each entry's position among
+    them): `np.unique(index, return_inverse=True)` by a presence table over the m + 1 slots,
+    O(len + m) where unique sorts; a sort only when the entries are few for the slots."""
+    if len(index) * 16 < m:
+        used, where = np.unique(index, return_inverse=True)
+        return used, where.reshape(-1)
+    present = np.zeros(m + 1, dtype=bool)
+    present[index] = True
+    position = np.cumsum(present) - 1
+    return np.flatnonzero(present), position[index]
+
+
 def take_rows(col: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     """`col` at ascending `rows`, taken chunk by chunk (one Array out)."""
     if isinstance(col, pa.Array):

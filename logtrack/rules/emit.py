@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..jsonarrow import escape as json_escape
-from .context import BatchContext, DictCol
+from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
@@ -68,7 +68,7 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
             if len(values) > 2 * n:
                 # Few events for many distinct values: only the values they use are converted.
-                used, index = np.unique(index, return_inverse=True)
+                used, index = compact(index, strings.m)
                 values = values.take(pa.array(used))
         elif found is not None:
             values, index = found
@@ -235,20 +235,19 @@ def _digest(texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return halves[:, 0].copy(), halves[:, 1].copy()
 
 
-def event_ids(source: pa.Array, line: pa.Array, names: list[str], name_index: np.ndarray) -> pa.Array:
+def event_ids(source: DictCol, line: pa.Array | pa.ChunkedArray, names: list[str],
+              name_index: np.ndarray) -> pa.Array:
     """32-hex-digit ids from (source, line, event name): identical whatever the batch size.
 
-    Sources and names are hashed once per distinct value (BLAKE2b); rows combine those hashes
-    with the line number through a 64-bit mixer, so the cost per event is a few numpy ops.
+    `source` holds each event's source (`indices` aligned with `line`; a null source at index
+    `m`). Sources and names are hashed once per distinct value (BLAKE2b); rows combine those
+    hashes with the line number through a 64-bit mixer, so the cost per event is a few numpy ops.
     """
-    from .context import encode
-
     n = len(line)
     if n == 0:
         return pa.array([], pa.string())
-    src = encode(source)
-    s1, s2 = _digest(src.values.to_pylist() + [None])
-    s1, s2 = s1[src.indices], s2[src.indices]
+    s1, s2 = _digest(source.values.to_pylist() + [None])
+    s1, s2 = s1[source.indices], s2[source.indices]
     n1, n2 = _digest(names)
     n1, n2 = n1[name_index], n2[name_index]
     ln = line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..enrich.static import is_page_path
 from ..privacy import dotted_quads
-from .context import BatchContext, DictCol
+from .context import BatchContext, DictCol, compact
 from .model import (
     Always,
     And,
@@ -297,10 +297,9 @@ def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
     if len(items) != 1:
         return None
     strings = ctx.strings(node.source, node.fold)
-    row_ids = strings.indices[rows]
-    ids = np.unique(row_ids[row_ids < strings.m])
-    where = np.searchsorted(ids, row_ids)
-    where[row_ids >= strings.m] = len(ids)
+    # Null rows (id m, the largest) land at len(ids): the appended null.
+    ids, where = compact(strings.indices[rows], strings.m)
+    ids = ids[ids < strings.m]
     per_id = _extract(strings.values.take(pa.array(ids)), items[0], name, typ) if len(ids) \
         else pa.array([], ARROW_TYPES[typ])
     return pa.concat_arrays([per_id, pa.nulls(1, per_id.type)]), where
@@ -312,8 +311,9 @@ def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.
         strings = ctx.strings(node.source, node.fold)
         row_ids = strings.indices[rows]
         # Extract from the distinct values these rows use, not from every value of the batch.
-        ids = np.unique(row_ids[row_ids < strings.m])
-        where = pa.array(np.searchsorted(ids, row_ids).clip(0, max(len(ids) - 1, 0)))
+        ids, where = compact(row_ids, strings.m)
+        ids = ids[ids < strings.m]
+        where = pa.array(where.clip(0, max(len(ids) - 1, 0)))
         valid = row_ids < strings.m
         pieces = []
         for item in node.items:
