@@ -258,6 +258,7 @@ class BatchContext:
         self._cache: dict[Any, Any] = {}
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
+        self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -302,6 +303,10 @@ class BatchContext:
         """The DictCol of a source if something asked for it already, else None."""
         return self._cache.get(("strings", source, None))
 
+    def has_strings(self, source: Source, fold: str | None = None) -> bool:
+        """Whether the batch's DictCol of a source was made already."""
+        return ("strings", source, fold) in self._cache
+
     def strings(self, source: Source, fold: str | None = None) -> DictCol:
         """The DictCol of a string source, case-folded when `fold` is 'lower' or 'upper'."""
         def get() -> DictCol:
@@ -309,6 +314,33 @@ class BatchContext:
             literals = self._literals.get((source, fold))
             return DictCol(found.values, found.indices, literals) if literals else found
         return self.memo(("strings", source, fold), get)
+
+    def strings_at(self, source: Source, rows: np.ndarray, fold: str | None = None) -> DictCol | None:
+        """The DictCol of a query parameter or field at `rows` only (`indices` aligned with
+        them), or None when the batch's own encoding should serve instead.
+
+        A parameter asked for at a few rows (those a rule's path and status tests left, or its
+        events) is extracted from those rows' distinct queries: the batch's encoding hashes
+        every query string and extracts from all of them. Once the rows served so far reach a
+        quarter of the batch (many rules asking), the batch's encoding is made and shared.
+        """
+        if source[0] not in ("query", "fields") or ("strings", source, fold) in self._cache:
+            return None
+        spent = self._subset_rows.get(source, 0) + len(rows)
+        if 4 * spent > self.n:
+            return None
+        self._subset_rows[source] = spent
+        return self._strings_at(source, rows, fold)
+
+    def _strings_at(self, source: Source, rows: np.ndarray, fold: str | None) -> DictCol:
+        base = self._strings_at(source, rows, None) if fold else None
+        if base is not None:
+            return DictCol(pc.utf8_lower(base.values) if fold == "lower" else pc.utf8_upper(base.values), base.indices)
+        kind, name = source
+        if kind == "query":
+            queries = encode(self.take("query", rows))
+            return DictCol(_query_values(queries.values, name), queries.indices)
+        return encode(pc.map_lookup(self.take("fields", rows), pa.scalar(name, pa.string()), "first"))
 
     def _strings(self, source: Source, fold: str | None) -> DictCol:
         if fold:

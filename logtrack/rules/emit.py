@@ -24,6 +24,11 @@ Values = tuple[pa.Array, "np.ndarray | None"]
 of each event's value): conversion, text and JSON then run once per distinct value."""
 
 
+def _plus_null(values: pa.Array) -> pa.Array:
+    """`values` and a trailing null (the slot of null rows)."""
+    return pa.concat_arrays([values, pa.nulls(1, values.type)])
+
+
 def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:
     # Values plus a trailing null, so null rows (index m) take a null.
     return ctx.memo(("with_null", key),
@@ -48,6 +53,9 @@ def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.
         typ = node_captures(rule.when)[ref.name]
         return capture_values(rule.when, ref.name, typ, ctx, rows)
     if ref.kind in ("query", "fields"):
+        subset = ctx.strings_at((ref.kind, ref.name), rows)
+        if subset is not None:
+            return _plus_null(subset.values).take(pa.array(subset.indices))
         strings = ctx.strings((ref.kind, ref.name))
         return _with_null(ctx, (ref.kind, ref.name), strings).take(pa.array(strings.indices[rows]))
     return ctx.take(ref.name, rows)
@@ -61,10 +69,13 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
     index = None
     if len(prop.parts) == 1 and isinstance(prop.parts[0], Ref):
         ref = prop.parts[0]
-        strings = _encoded(ref, ctx)
+        subset = ctx.strings_at((ref.kind, ref.name), rows) if ref.kind in ("query", "fields") else None
+        strings = _encoded(ref, ctx) if subset is None else None
         found = capture_indexed(rule.when, ref.name, node_captures(rule.when)[ref.name], ctx, rows) \
             if ref.kind == "capture" else None
-        if strings is not None:
+        if subset is not None:
+            values, index = _plus_null(subset.values), subset.indices
+        elif strings is not None:
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
             if len(values) > 2 * n:
                 # Few events for many distinct values: only the values they use are converted.

@@ -61,6 +61,9 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         mask = presence_mask(node, ctx)
         return np.flatnonzero(mask) if rows is None else rows[mask[rows]]
     if isinstance(node, StrCond):
+        subset = None if rows is None else ctx.strings_at(node.source, rows, node.fold)
+        if subset is not None:
+            return rows[id_mask(node, subset)[subset.indices]]
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
         return strings.rows_for(ids, rows)
@@ -83,8 +86,16 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
     rows per value id, without finding the rows), the others after them. A string test that
     matches no row at all makes the whole `And` empty: nothing else is evaluated."""
     strs = [c for c in children if isinstance(c, StrCond)]
+    # Query parameters and fields not extracted for the batch yet go last, tested at the rows
+    # the others leave (`BatchContext.strings_at`): counting their rows would extract them.
+    late = tuple(c for c in strs if c.source[0] in ("query", "fields") and not ctx.has_strings(c.source, c.fold))
+    if late and len(late) < len(children):
+        strs = [c for c in strs if c not in late]
+        children = tuple(c for c in children if c not in late)
+    else:
+        late = ()
     if len(strs) < 2 and not (strs and len(strs) == len(children)):
-        return children
+        return children + late
     counted = []
     for i, child in enumerate(strs):
         if _presence_only(child):
@@ -100,7 +111,7 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
             return (child,)
         counted.append((count, i, child))
     ordered = tuple(c for _, _, c in sorted(counted, key=lambda t: (t[0], t[1])))
-    return ordered + tuple(c for c in children if not isinstance(c, StrCond))
+    return ordered + tuple(c for c in children if not isinstance(c, StrCond)) + late
 
 
 def _presence_only(node: StrCond) -> bool:
@@ -308,6 +319,9 @@ def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
 def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
     """Values of capture `name` (as `typ`) for `rows`, every one of which matched `node`."""
     if isinstance(node, StrCond):
+        subset = None if rows is None else ctx.strings_at(node.source, rows, node.fold)
+        if subset is not None:
+            return rows[id_mask(node, subset)[subset.indices]]
         strings = ctx.strings(node.source, node.fold)
         row_ids = strings.indices[rows]
         # Extract from the distinct values these rows use, not from every value of the batch.
