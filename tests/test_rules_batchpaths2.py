@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from logtrack.rules import requests_table, rules_from_text
 from logtrack.rules.context import BatchContext, DictCol, compact, encode
 from logtrack.rules.gather import gather
+from logtrack.rules.queryparams import _query_values_of, query_values
 
 RULES = """\
 events:
@@ -112,3 +113,15 @@ def test_gather_equals_a_take(values, cuts, data):
     expected = col.take(pa.array(rows, pa.int64())).to_pylist()
     assert gather(col, rows).to_pylist() == expected
     assert gather(col, rows, encode(col)).to_pylist() == expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text("qa=&+%C3é9", max_size=12)), unique=True, max_size=12),
+       st.sampled_from(["q", "a", "qa"]))
+def test_query_values_remembered_equal_the_kernels(queries, name):
+    values = pa.array(queries, pa.string())
+    expected = _query_values_of(values, name).to_pylist()
+    assert query_values(values, name).to_pylist() == expected
+    assert query_values(values, name).to_pylist() == expected  # now from the memo
+    assert query_values(values.take(pa.array(list(range(len(queries)))[::-1], pa.int64())), name).to_pylist() \
+        == expected[::-1]

@@ -8,16 +8,15 @@ form-decoded once per parameter name; cookie/header fields are looked up once pe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import Source
+from .queryparams import form_decode, query_values  # noqa: F401  (form_decode: re-exported)
 
 
 class DictCol:
@@ -215,48 +214,6 @@ def _single_value(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return pa.array([first.as_py()], pa.string())
 
 
-_DECODED: dict[str, str] = {}  # raw form value -> decoded (form_decode's memo)
-_DECODED_MAX = 200_000
-
-
-def form_decode(values: pa.Array) -> pa.Array:
-    """Decode values as browsers encode forms: `caf%C3%A9` -> café, `red+dress` -> red dress.
-
-    Only values containing `%` or `+` are touched, each distinct one once.
-    """
-    needs = pc.match_substring_regex(values, r"[%+]").fill_null(False)
-    if not pc.any(needs).as_py():
-        return values
-    raw = values.filter(needs).to_pylist()
-    # The same search terms come back batch after batch: decode each once per run.
-    if len(_DECODED) > _DECODED_MAX:
-        _DECODED.clear()
-    decoded = [_DECODED.get(v) or _DECODED.setdefault(v, unquote_plus(v, errors="replace")) for v in raw]
-    return pc.replace_with_mask(values, needs, pa.array(decoded, pa.string()))
-
-
-def query_param_regex(name: str) -> str:
-    """RE2 pattern finding parameter `name` in a raw query string; group `v` is its value."""
-    return r"(?:^|&)" + re.escape(name) + r"(?:=(?P<v>[^&]*))?(?:&|$)"
-
-
-def _query_values(queries: pa.Array, name: str) -> pa.Array:
-    """Parameter `name` of each query string, form-decoded (null where absent).
-
-    The regex only runs on the queries that contain the name at all (a literal search, much
-    cheaper than a regex with a capture), and most queries do not.
-    """
-    mentions = pc.match_substring(queries, name).fill_null(False)
-    count = pc.sum(mentions).as_py() or 0
-    if count == 0:
-        return pa.nulls(len(queries), pa.string())
-    subset = queries if count == len(queries) else queries.filter(mentions)
-    found = form_decode(pc.struct_field(pc.extract_regex(subset, query_param_regex(name)), [0]))
-    if count == len(queries):
-        return found
-    return pc.replace_with_mask(pa.nulls(len(queries), pa.string()), mentions, found)
-
-
 class BatchContext:
     """Cached views of one batch of enriched requests, shared by every rule."""
 
@@ -270,6 +227,7 @@ class BatchContext:
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
         self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
+        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol]] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -337,11 +295,19 @@ class BatchContext:
         """
         if source[0] not in ("query", "fields") or ("strings", source, fold) in self._cache:
             return None
+        last = self._last_subset.get((source, fold))
+        if last is not None and len(rows) <= len(last[0]):
+            # A rule's events are among the rows its condition tested: reuse that subset.
+            at = np.searchsorted(last[0], rows).clip(0, len(last[0]) - 1)
+            if (last[0][at] == rows).all():
+                return DictCol(last[1].values, last[1].indices[at])
         spent = self._subset_rows.get(source, 0) + len(rows)
         if 4 * spent > self.n:
             return None
         self._subset_rows[source] = spent
-        return self._strings_at(source, rows, fold)
+        subset = self._strings_at(source, rows, fold)
+        self._last_subset[(source, fold)] = rows, subset
+        return subset
 
     def _strings_at(self, source: Source, rows: np.ndarray, fold: str | None) -> DictCol:
         base = self._strings_at(source, rows, None) if fold else None
@@ -350,7 +316,7 @@ class BatchContext:
         kind, name = source
         if kind == "query":
             queries = encode(self.take("query", rows))
-            return DictCol(_query_values(queries.values, name), queries.indices)
+            return DictCol(query_values(queries.values, name), queries.indices)
         return encode(pc.map_lookup(self.take("fields", rows), pa.scalar(name, pa.string()), "first"))
 
     def _strings(self, source: Source, fold: str | None) -> DictCol:
@@ -363,7 +329,7 @@ class BatchContext:
             return encode(self.raw(name))
         if kind == "query":
             base = self.strings(("col", "query"))
-            return DictCol(_query_values(base.values, name), base.indices)
+            return DictCol(query_values(base.values, name), base.indices)
         fields = self.column("fields")
         return encode(pc.map_lookup(fields, pa.scalar(name, pa.string()), "first"))
 
