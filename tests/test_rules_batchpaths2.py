@@ -125,3 +125,18 @@ def test_query_values_remembered_equal_the_kernels(queries, name):
     assert query_values(values, name).to_pylist() == expected  # now from the memo
     assert query_values(values.take(pa.array(list(range(len(queries)))[::-1], pa.int64())), name).to_pylist() \
         == expected[::-1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["/a", "/b"]), st.sampled_from([200, 201, 404, 503, None])),
+                min_size=1, max_size=6))
+def test_status_tests_at_few_rows_equal_the_batch_mask(rows):
+    # 40 rows of /c after the given ones: the /a rows are few, so status is compared at them only.
+    table = requests_table([{"path": p, "status": s, "line": i} for i, (p, s) in enumerate(rows)]
+                           + [{"path": "/c", "status": 200, "line": 100 + i} for i in range(40)])
+    text = ("events:\n  - {name: a, when: {path: /a, status: [2xx, '>=500']}}\n"
+            "  - {name: b, when: {path: /a, status: absent}}\n")
+    got = [(e["event_name"], e["line"]) for e in rules_from_text(text).evaluate(table).to_pylist()]
+    expected = [("a" if s is not None and (200 <= s < 300 or s >= 500) else "b", i)
+                for i, (p, s) in enumerate(rows) if p == "/a" and (s is None or 200 <= s < 300 or s >= 500)]
+    assert got == expected

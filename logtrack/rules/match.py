@@ -69,6 +69,9 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         return strings.rows_for(ids, rows)
     if isinstance(node, Always):
         return _all(ctx) if rows is None else rows
+    if isinstance(node, NumCond) and rows is not None and 8 * len(rows) < ctx.n:
+        # The few rows the string tests left: compared directly, no mask over the batch.
+        return rows[_num_mask(node, ctx.number(node.column)[rows])]
     mask = row_mask(node, ctx)
     if rows is None:
         return np.flatnonzero(mask)
@@ -139,13 +142,7 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
     """A full-length boolean mask for a non-string leaf condition (cached per batch)."""
     def compute() -> np.ndarray:
         if isinstance(node, NumCond):
-            values = ctx.number(node.column)
-            if node.presence is not None:
-                return ~np.isnan(values) if node.presence else np.isnan(values)
-            out = np.zeros(ctx.n, dtype=bool)
-            for lo, hi in node.ranges:
-                out |= (values >= lo) & (values <= hi)
-            return out
+            return _num_mask(node, ctx.number(node.column))
         if isinstance(node, BoolCond):
             values = ctx.boolean(node.column)
             return values if node.value else ~values
@@ -159,6 +156,16 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
             return page_view_mask(ctx)
         raise TypeError(f"not a leaf condition: {node!r}")
     return ctx.memo(("mask", node), compute)
+
+
+def _num_mask(node: NumCond, values: np.ndarray) -> np.ndarray:
+    """Which `values` (float64, NaN for null) satisfy a numeric condition."""
+    if node.presence is not None:
+        return ~np.isnan(values) if node.presence else np.isnan(values)
+    out = np.zeros(len(values), dtype=bool)
+    for lo, hi in node.ranges:
+        out |= (values >= lo) & (values <= hi)
+    return out
 
 
 def page_view_mask(ctx: BatchContext) -> np.ndarray:
