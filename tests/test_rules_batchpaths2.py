@@ -86,9 +86,11 @@ def test_rows_by_value_id_after_many_scans_equal_a_scan(m):
     rng = np.random.default_rng(m)
     indices = rng.integers(0, m + 1, 5_000)
     col = DictCol(pa.array([str(i) for i in range(m)]), indices)
-    for _ in range(DictCol.FULL_SCANS + 3):
+    for i in range(DictCol.FULL_SCANS + 6):
         mask = np.zeros(m + 1, dtype=bool)
-        mask[rng.integers(0, m + 1, 4)] = True
+        mask[rng.integers(0, m + 1, 1 + 3 * (i % 2))] = True  # one value id, or up to four
+        if i % 3 == 0:
+            mask[indices[i]] = True  # one that occurs
         assert col.rows_for(mask, None).tolist() == np.flatnonzero(mask[indices]).tolist()
     assert col._by_id is not None  # the grouped path ran
 

@@ -124,6 +124,8 @@ class DictCol:
         total = int(length.sum())
         if total == 0:
             return np.empty(0, np.int64)
+        if len(ids) == 1:  # one value's rows: in row order already (the grouping is stable)
+            return order[begin[0]:begin[0] + total].astype(np.int64, copy=False)
         # Ragged gather: position k of id j's slice is begin[j] + k.
         shift = np.repeat(begin - (np.cumsum(length) - length), length)
         return np.sort(order[shift + np.arange(total)])
@@ -227,7 +229,7 @@ class BatchContext:
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
         self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
-        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol]] = {}
+        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol, np.ndarray | None]] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -295,19 +297,31 @@ class BatchContext:
         """
         if source[0] not in ("query", "fields") or ("strings", source, fold) in self._cache:
             return None
-        last = self._last_subset.get((source, fold))
-        if last is not None and len(rows) <= len(last[0]):
-            # A rule's events are among the rows its condition tested: reuse that subset.
-            at = np.searchsorted(last[0], rows).clip(0, len(last[0]) - 1)
-            if (last[0][at] == rows).all():
-                return DictCol(last[1].values, last[1].indices[at])
+        reused = self._reuse_subset((source, fold), rows)
+        if reused is not None:
+            return reused
         spent = self._subset_rows.get(source, 0) + len(rows)
         if 4 * spent > self.n:
             return None
         self._subset_rows[source] = spent
         subset = self._strings_at(source, rows, fold)
-        self._last_subset[(source, fold)] = rows, subset
+        self._last_subset[(source, fold)] = rows, subset, None
         return subset
+
+    def _reuse_subset(self, key: tuple[Source, str | None], rows: np.ndarray) -> DictCol | None:
+        """The last subset `strings_at` made for `key` at `rows`, when it covers them: rules
+        testing the same rows (the same path), a rule's events among the rows it tested."""
+        last = self._last_subset.get(key)
+        if last is None or len(rows) > len(last[0]):
+            return None
+        if len(rows) == len(last[0]) and np.array_equal(rows, last[0]):
+            return last[1]
+        if last[2] is None:  # each row's position in the subset (-1: not in it), once
+            where = np.full(self.n, -1, np.int64)
+            where[last[0]] = np.arange(len(last[0]))
+            last = self._last_subset[key] = (last[0], last[1], where)
+        at = last[2][rows]
+        return DictCol(last[1].values, last[1].indices[at]) if (at >= 0).all() else None
 
     def _strings_at(self, source: Source, rows: np.ndarray, fold: str | None) -> DictCol:
         base = self._strings_at(source, rows, None) if fold else None
