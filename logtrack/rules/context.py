@@ -8,16 +8,15 @@ form-decoded once per parameter name; cookie/header fields are looked up once pe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .model import Source
+from .queryparams import form_decode, query_values  # noqa: F401  (form_decode: re-exported)
 
 
 class DictCol:
@@ -118,18 +117,31 @@ class DictCol:
         if self._by_id is None:
             starts = np.zeros(self.m + 2, np.int64)
             np.cumsum(self.counts(), out=starts[1:])
-            # A stable sort of small integers is a radix sort in numpy: O(n).
-            small = self.indices.astype(np.uint16) if self.m < 65535 else self.indices
-            self._by_id = np.argsort(small, kind="stable"), starts
+            self._by_id = _group_order(self.indices, self.m), starts
         order, starts = self._by_id
         ids = np.flatnonzero(id_mask)
         begin, length = starts[ids], starts[ids + 1] - starts[ids]
         total = int(length.sum())
         if total == 0:
             return np.empty(0, np.int64)
+        if len(ids) == 1:  # one value's rows: in row order already (the grouping is stable)
+            return order[begin[0]:begin[0] + total].astype(np.int64, copy=False)
         # Ragged gather: position k of id j's slice is begin[j] + k.
         shift = np.repeat(begin - (np.cumsum(length) - length), length)
         return np.sort(order[shift + np.arange(total)])
+
+
+def _group_order(indices: np.ndarray, m: int) -> np.ndarray:
+    """Row numbers ordered by value id (0..m): numpy's stable sort of 16-bit integers is a
+    radix sort, O(n); more ids take two such passes, low half then high (an int64 sort of
+    1 M ids costs three times as much)."""
+    if m < 65535:
+        return np.argsort(indices.astype(np.uint16), kind="stable")
+    if m >= 1 << 32:
+        return np.argsort(indices, kind="stable")
+    low = np.argsort((indices & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((indices[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
 
 
 def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
@@ -159,6 +171,19 @@ def encode(arr: pa.Array | pa.ChunkedArray) -> DictCol:
         values = values.cast(pa.string())
     indices = arr.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     return DictCol(values, indices)
+
+
+def compact(index: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(The distinct values of `index` (each in 0..m) ascending, each entry's position among
+    them): `np.unique(index, return_inverse=True)` by a presence table over the m + 1 slots,
+    O(len + m) where unique sorts; a sort only when the entries are few for the slots."""
+    if len(index) * 16 < m:
+        used, where = np.unique(index, return_inverse=True)
+        return used, where.reshape(-1)
+    present = np.zeros(m + 1, dtype=bool)
+    present[index] = True
+    position = np.cumsum(present) - 1
+    return np.flatnonzero(present), position[index]
 
 
 def take_rows(col: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
@@ -191,48 +216,6 @@ def _single_value(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return pa.array([first.as_py()], pa.string())
 
 
-_DECODED: dict[str, str] = {}  # raw form value -> decoded (form_decode's memo)
-_DECODED_MAX = 200_000
-
-
-def form_decode(values: pa.Array) -> pa.Array:
-    """Decode values as browsers encode forms: `caf%C3%A9` -> café, `red+dress` -> red dress.
-
-    Only values containing `%` or `+` are touched, each distinct one once.
-    """
-    needs = pc.match_substring_regex(values, r"[%+]").fill_null(False)
-    if not pc.any(needs).as_py():
-        return values
-    raw = values.filter(needs).to_pylist()
-    # The same search terms come back batch after batch: decode each once per run.
-    if len(_DECODED) > _DECODED_MAX:
-        _DECODED.clear()
-    decoded = [_DECODED.get(v) or _DECODED.setdefault(v, unquote_plus(v, errors="replace")) for v in raw]
-    return pc.replace_with_mask(values, needs, pa.array(decoded, pa.string()))
-
-
-def query_param_regex(name: str) -> str:
-    """RE2 pattern finding parameter `name` in a raw query string; group `v` is its value."""
-    return r"(?:^|&)" + re.escape(name) + r"(?:=(?P<v>[^&]*))?(?:&|$)"
-
-
-def _query_values(queries: pa.Array, name: str) -> pa.Array:
-    """Parameter `name` of each query string, form-decoded (null where absent).
-
-    The regex only runs on the queries that contain the name at all (a literal search, much
-    cheaper than a regex with a capture), and most queries do not.
-    """
-    mentions = pc.match_substring(queries, name).fill_null(False)
-    count = pc.sum(mentions).as_py() or 0
-    if count == 0:
-        return pa.nulls(len(queries), pa.string())
-    subset = queries if count == len(queries) else queries.filter(mentions)
-    found = form_decode(pc.struct_field(pc.extract_regex(subset, query_param_regex(name)), [0]))
-    if count == len(queries):
-        return found
-    return pc.replace_with_mask(pa.nulls(len(queries), pa.string()), mentions, found)
-
-
 class BatchContext:
     """Cached views of one batch of enriched requests, shared by every rule."""
 
@@ -245,6 +228,8 @@ class BatchContext:
         self._cache: dict[Any, Any] = {}
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
+        self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
+        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol, np.ndarray | None]] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -289,6 +274,10 @@ class BatchContext:
         """The DictCol of a source if something asked for it already, else None."""
         return self._cache.get(("strings", source, None))
 
+    def has_strings(self, source: Source, fold: str | None = None) -> bool:
+        """Whether the batch's DictCol of a source was made already."""
+        return ("strings", source, fold) in self._cache
+
     def strings(self, source: Source, fold: str | None = None) -> DictCol:
         """The DictCol of a string source, case-folded when `fold` is 'lower' or 'upper'."""
         def get() -> DictCol:
@@ -296,6 +285,53 @@ class BatchContext:
             literals = self._literals.get((source, fold))
             return DictCol(found.values, found.indices, literals) if literals else found
         return self.memo(("strings", source, fold), get)
+
+    def strings_at(self, source: Source, rows: np.ndarray, fold: str | None = None) -> DictCol | None:
+        """The DictCol of a query parameter or field at `rows` only (`indices` aligned with
+        them), or None when the batch's own encoding should serve instead.
+
+        A parameter asked for at a few rows (those a rule's path and status tests left, or its
+        events) is extracted from those rows' distinct queries: the batch's encoding hashes
+        every query string and extracts from all of them. Once the rows served so far reach a
+        quarter of the batch (many rules asking), the batch's encoding is made and shared.
+        """
+        if source[0] not in ("query", "fields") or ("strings", source, fold) in self._cache:
+            return None
+        reused = self._reuse_subset((source, fold), rows)
+        if reused is not None:
+            return reused
+        spent = self._subset_rows.get(source, 0) + len(rows)
+        if 4 * spent > self.n:
+            return None
+        self._subset_rows[source] = spent
+        subset = self._strings_at(source, rows, fold)
+        self._last_subset[(source, fold)] = rows, subset, None
+        return subset
+
+    def _reuse_subset(self, key: tuple[Source, str | None], rows: np.ndarray) -> DictCol | None:
+        """The last subset `strings_at` made for `key` at `rows`, when it covers them: rules
+        testing the same rows (the same path), a rule's events among the rows it tested."""
+        last = self._last_subset.get(key)
+        if last is None or len(rows) > len(last[0]):
+            return None
+        if len(rows) == len(last[0]) and np.array_equal(rows, last[0]):
+            return last[1]
+        if last[2] is None:  # each row's position in the subset (-1: not in it), once
+            where = np.full(self.n, -1, np.int64)
+            where[last[0]] = np.arange(len(last[0]))
+            last = self._last_subset[key] = (last[0], last[1], where)
+        at = last[2][rows]
+        return DictCol(last[1].values, last[1].indices[at]) if (at >= 0).all() else None
+
+    def _strings_at(self, source: Source, rows: np.ndarray, fold: str | None) -> DictCol:
+        base = self._strings_at(source, rows, None) if fold else None
+        if base is not None:
+            return DictCol(pc.utf8_lower(base.values) if fold == "lower" else pc.utf8_upper(base.values), base.indices)
+        kind, name = source
+        if kind == "query":
+            queries = encode(self.take("query", rows))
+            return DictCol(query_values(queries.values, name), queries.indices)
+        return encode(pc.map_lookup(self.take("fields", rows), pa.scalar(name, pa.string()), "first"))
 
     def _strings(self, source: Source, fold: str | None) -> DictCol:
         if fold:
@@ -307,7 +343,7 @@ class BatchContext:
             return encode(self.raw(name))
         if kind == "query":
             base = self.strings(("col", "query"))
-            return DictCol(_query_values(base.values, name), base.indices)
+            return DictCol(query_values(base.values, name), base.indices)
         fields = self.column("fields")
         return encode(pc.map_lookup(fields, pa.scalar(name, pa.string()), "first"))
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..jsonarrow import escape as json_escape
-from .context import BatchContext, DictCol
+from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
@@ -22,6 +22,11 @@ from .values import ARROW_TYPES, cast_values, literal_array, to_text
 Values = tuple[pa.Array, "np.ndarray | None"]
 """A property's values for a rule's events: (per event, None), or (distinct values, the index
 of each event's value): conversion, text and JSON then run once per distinct value."""
+
+
+def _plus_null(values: pa.Array) -> pa.Array:
+    """`values` and a trailing null (the slot of null rows)."""
+    return pa.concat_arrays([values, pa.nulls(1, values.type)])
 
 
 def _with_null(ctx: BatchContext, key: tuple[str, str], strings: DictCol) -> pa.Array:
@@ -48,6 +53,9 @@ def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.
         typ = node_captures(rule.when)[ref.name]
         return capture_values(rule.when, ref.name, typ, ctx, rows)
     if ref.kind in ("query", "fields"):
+        subset = ctx.strings_at((ref.kind, ref.name), rows)
+        if subset is not None:
+            return _plus_null(subset.values).take(pa.array(subset.indices))
         strings = ctx.strings((ref.kind, ref.name))
         return _with_null(ctx, (ref.kind, ref.name), strings).take(pa.array(strings.indices[rows]))
     return ctx.take(ref.name, rows)
@@ -61,14 +69,17 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
     index = None
     if len(prop.parts) == 1 and isinstance(prop.parts[0], Ref):
         ref = prop.parts[0]
-        strings = _encoded(ref, ctx)
+        subset = ctx.strings_at((ref.kind, ref.name), rows) if ref.kind in ("query", "fields") else None
+        strings = _encoded(ref, ctx) if subset is None else None
         found = capture_indexed(rule.when, ref.name, node_captures(rule.when)[ref.name], ctx, rows) \
             if ref.kind == "capture" else None
-        if strings is not None:
+        if subset is not None:
+            values, index = _plus_null(subset.values), subset.indices
+        elif strings is not None:
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
             if len(values) > 2 * n:
                 # Few events for many distinct values: only the values they use are converted.
-                used, index = np.unique(index, return_inverse=True)
+                used, index = compact(index, strings.m)
                 values = values.take(pa.array(used))
         elif found is not None:
             values, index = found
@@ -235,20 +246,19 @@ def _digest(texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
     return halves[:, 0].copy(), halves[:, 1].copy()
 
 
-def event_ids(source: pa.Array, line: pa.Array, names: list[str], name_index: np.ndarray) -> pa.Array:
+def event_ids(source: DictCol, line: pa.Array | pa.ChunkedArray, names: list[str],
+              name_index: np.ndarray) -> pa.Array:
     """32-hex-digit ids from (source, line, event name): identical whatever the batch size.
 
-    Sources and names are hashed once per distinct value (BLAKE2b); rows combine those hashes
-    with the line number through a 64-bit mixer, so the cost per event is a few numpy ops.
+    `source` holds each event's source (`indices` aligned with `line`; a null source at index
+    `m`). Sources and names are hashed once per distinct value (BLAKE2b); rows combine those
+    hashes with the line number through a 64-bit mixer, so the cost per event is a few numpy ops.
     """
-    from .context import encode
-
     n = len(line)
     if n == 0:
         return pa.array([], pa.string())
-    src = encode(source)
-    s1, s2 = _digest(src.values.to_pylist() + [None])
-    s1, s2 = s1[src.indices], s2[src.indices]
+    s1, s2 = _digest(source.values.to_pylist() + [None])
+    s1, s2 = s1[source.indices], s2[source.indices]
     n1, n2 = _digest(names)
     n1, n2 = n1[name_index], n2[name_index]
     ln = line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..enrich.static import is_page_path
 from ..privacy import dotted_quads
-from .context import BatchContext, DictCol
+from .context import BatchContext, DictCol, compact
 from .model import (
     Always,
     And,
@@ -61,11 +61,17 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         mask = presence_mask(node, ctx)
         return np.flatnonzero(mask) if rows is None else rows[mask[rows]]
     if isinstance(node, StrCond):
+        subset = None if rows is None else ctx.strings_at(node.source, rows, node.fold)
+        if subset is not None:
+            return rows[id_mask(node, subset)[subset.indices]]
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
         return strings.rows_for(ids, rows)
     if isinstance(node, Always):
         return _all(ctx) if rows is None else rows
+    if isinstance(node, NumCond) and rows is not None and 8 * len(rows) < ctx.n:
+        # The few rows the string tests left: compared directly, no mask over the batch.
+        return rows[_num_mask(node, ctx.number(node.column)[rows])]
     mask = row_mask(node, ctx)
     if rows is None:
         return np.flatnonzero(mask)
@@ -83,8 +89,16 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
     rows per value id, without finding the rows), the others after them. A string test that
     matches no row at all makes the whole `And` empty: nothing else is evaluated."""
     strs = [c for c in children if isinstance(c, StrCond)]
+    # Query parameters and fields not extracted for the batch yet go last, tested at the rows
+    # the others leave (`BatchContext.strings_at`): counting their rows would extract them.
+    late = tuple(c for c in strs if c.source[0] in ("query", "fields") and not ctx.has_strings(c.source, c.fold))
+    if late and len(late) < len(children):
+        strs = [c for c in strs if c not in late]
+        children = tuple(c for c in children if c not in late)
+    else:
+        late = ()
     if len(strs) < 2 and not (strs and len(strs) == len(children)):
-        return children
+        return children + late
     counted = []
     for i, child in enumerate(strs):
         if _presence_only(child):
@@ -100,7 +114,7 @@ def _by_selectivity(children: tuple[Node, ...], ctx: BatchContext) -> tuple[Node
             return (child,)
         counted.append((count, i, child))
     ordered = tuple(c for _, _, c in sorted(counted, key=lambda t: (t[0], t[1])))
-    return ordered + tuple(c for c in children if not isinstance(c, StrCond))
+    return ordered + tuple(c for c in children if not isinstance(c, StrCond)) + late
 
 
 def _presence_only(node: StrCond) -> bool:
@@ -128,13 +142,7 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
     """A full-length boolean mask for a non-string leaf condition (cached per batch)."""
     def compute() -> np.ndarray:
         if isinstance(node, NumCond):
-            values = ctx.number(node.column)
-            if node.presence is not None:
-                return ~np.isnan(values) if node.presence else np.isnan(values)
-            out = np.zeros(ctx.n, dtype=bool)
-            for lo, hi in node.ranges:
-                out |= (values >= lo) & (values <= hi)
-            return out
+            return _num_mask(node, ctx.number(node.column))
         if isinstance(node, BoolCond):
             values = ctx.boolean(node.column)
             return values if node.value else ~values
@@ -148,6 +156,16 @@ def row_mask(node: Node, ctx: BatchContext) -> np.ndarray:
             return page_view_mask(ctx)
         raise TypeError(f"not a leaf condition: {node!r}")
     return ctx.memo(("mask", node), compute)
+
+
+def _num_mask(node: NumCond, values: np.ndarray) -> np.ndarray:
+    """Which `values` (float64, NaN for null) satisfy a numeric condition."""
+    if node.presence is not None:
+        return ~np.isnan(values) if node.presence else np.isnan(values)
+    out = np.zeros(len(values), dtype=bool)
+    for lo, hi in node.ranges:
+        out |= (values >= lo) & (values <= hi)
+    return out
 
 
 def page_view_mask(ctx: BatchContext) -> np.ndarray:
@@ -297,10 +315,9 @@ def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
     if len(items) != 1:
         return None
     strings = ctx.strings(node.source, node.fold)
-    row_ids = strings.indices[rows]
-    ids = np.unique(row_ids[row_ids < strings.m])
-    where = np.searchsorted(ids, row_ids)
-    where[row_ids >= strings.m] = len(ids)
+    # Null rows (id m, the largest) land at len(ids): the appended null.
+    ids, where = compact(strings.indices[rows], strings.m)
+    ids = ids[ids < strings.m]
     per_id = _extract(strings.values.take(pa.array(ids)), items[0], name, typ) if len(ids) \
         else pa.array([], ARROW_TYPES[typ])
     return pa.concat_arrays([per_id, pa.nulls(1, per_id.type)]), where
@@ -309,11 +326,15 @@ def capture_indexed(node: Node, name: str, typ: str, ctx: BatchContext,
 def capture_values(node: Node, name: str, typ: str, ctx: BatchContext, rows: np.ndarray) -> pa.Array:
     """Values of capture `name` (as `typ`) for `rows`, every one of which matched `node`."""
     if isinstance(node, StrCond):
+        subset = None if rows is None else ctx.strings_at(node.source, rows, node.fold)
+        if subset is not None:
+            return rows[id_mask(node, subset)[subset.indices]]
         strings = ctx.strings(node.source, node.fold)
         row_ids = strings.indices[rows]
         # Extract from the distinct values these rows use, not from every value of the batch.
-        ids = np.unique(row_ids[row_ids < strings.m])
-        where = pa.array(np.searchsorted(ids, row_ids).clip(0, max(len(ids) - 1, 0)))
+        ids, where = compact(row_ids, strings.m)
+        ids = ids[ids < strings.m]
+        where = pa.array(where.clip(0, max(len(ids) - 1, 0)))
         valid = row_ids < strings.m
         pieces = []
         for item in node.items:

@@ -17,6 +17,7 @@ from .. import schema
 from .context import BatchContext, DictCol, encode
 from .emit import PropertyCollector, event_ids
 from .exclude import exclude_mask
+from .gather import gather
 from .match import pattern_mask, select
 from .model import And, Equals, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
 
@@ -117,19 +118,17 @@ class RuleSet:
             users = pc.if_else(pa.array(has), users, pa.scalar(None, pa.string()))
         else:
             users = pa.nulls(len(rows), pa.string())
-        # One take of the table's context columns (measured: faster than a take per column, or
-        # per record batch when the table comes in many chunks).
-        context = table.select([name for name in CONTEXT_COLUMNS if name in table.column_names]).take(pa.array(rows))
+        # The context columns, each gathered as its nulls and values allow (see gather.py); the
+        # source's encoding serves its column and the event ids.
+        source = ctx.strings(("col", "source"))
         columns: dict[str, Any] = {
-            name: context.column(name) if name in context.column_names else None for name in CONTEXT_COLUMNS
+            name: gather(table.column(name), rows, source if name == "source" else None)
+            if name in table.column_names else None for name in CONTEXT_COLUMNS
         }
         names = self.event_names
         columns["event_name"] = pa.array(names, pa.string()).take(pa.array(rule_idx))
-        columns["event_id"] = event_ids(columns["source"] if columns["source"] is not None
-                                        else pa.nulls(len(rows), pa.string()),
-                                        columns["line"] if columns["line"] is not None
-                                        else pa.nulls(len(rows), pa.int64()),
-                                        names, rule_idx)
+        line = columns["line"] if columns["line"] is not None else pa.nulls(len(rows), pa.int64())
+        columns["event_id"] = event_ids(DictCol(source.values, source.indices[rows]), line, names, rule_idx)
         columns["properties"] = mapping
         columns["properties_json"] = as_json
         columns["user_properties_json"] = users
