@@ -118,6 +118,20 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
     return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), data], null_count=int(n - valid.sum()))
 
 
+def _by_start_then_word(start: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """`np.lexsort((word, start))`, by one sort of packed keys when a push's starts span under
+    2**34 µs (4.7 h): the start's offset above the word's top 30 bits. Keys can only tie when
+    those bits do (then, and for wider spans, the lexsort)."""
+    if len(start) > 1:
+        lo = int(start.min())
+        if int(start.max()) - lo < 1 << 34:
+            key = ((start - lo).astype(np.uint64) << np.uint64(30)) | (word >> np.uint64(34))
+            o = np.argsort(key)
+            if not (key[o][1:] == key[o][:-1]).any():
+                return o
+    return np.lexsort((word, start))
+
+
 def _session_rows(table: dict[str, pa.Array | pa.ChunkedArray], user: pa.ChunkedArray, at: np.ndarray, c: Closed, digests: np.ndarray,
                   anon: pa.Array | pa.ChunkedArray) -> pa.Table:
     """SESSIONS rows sorted by (start, session_id); `anon` holds their first requests' anonymous_id."""
@@ -125,7 +139,7 @@ def _session_rows(table: dict[str, pa.Array | pa.ChunkedArray], user: pa.Chunked
     # are then ordered by id (the hex ids compare as four big-endian words).
     words = digests.view(">u8").reshape(-1, 4)
     first_word = words[:, 0].astype(np.uint64)
-    o = np.lexsort((first_word, c.start))
+    o = _by_start_then_word(c.start, first_word)
     if ((c.start[o][1:] == c.start[o][:-1]) & (first_word[o][1:] == first_word[o][:-1])).any():
         words = words.astype(np.uint64)
         o = np.lexsort((words[:, 3], words[:, 2], words[:, 1], first_word, c.start))

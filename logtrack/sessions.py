@@ -114,7 +114,9 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     # only the distinct paths of the candidates are looked at.
     enc = encoding.encode(chunk(table.column("path")))
     codes = encoding.codes(enc.indices)[candidates]  # -1: null path, never a page
-    needed = np.unique(codes[codes >= 0])
+    present = np.zeros(len(enc.dictionary) + 1, bool)  # the last slot: null paths (code -1)
+    present[codes] = True
+    needed = np.flatnonzero(present[:-1])
     paths = enc.dictionary.take(pa.array(needed))
     if memo is None:
         page = bools(is_page_path(paths))
@@ -133,6 +135,21 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stitched(has_user: np.ndarray, ss: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """`stitch` over rows grouped in whole sessions (first rows `ss`, `lengths`), run only on
+    the sessions with a login (the others have no row to stitch from: -1 throughout)."""
+    src = np.full(len(has_user), -1, np.int64)
+    logged = np.add.reduceat(has_user, ss) > 0 if len(ss) else np.zeros(0, bool)
+    if not logged.any():
+        return src
+    rows = np.flatnonzero(np.repeat(logged, lengths))
+    sub_len = lengths[logged]
+    sub_ss = np.repeat(np.cumsum(sub_len) - sub_len, sub_len)
+    found = stitch(has_user[rows], sub_ss, sub_ss + np.repeat(sub_len, sub_len) - 1)
+    src[rows] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+    return src
 
 
 def _in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -370,6 +387,6 @@ class Sessionizer:
         pageviews = pv_cum[se + 1] - pv_cum[ss]
         landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
         exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
-        closed = Closed(group=group, src=stitch(has_user, ss[group], se[group]), has_user=has_user, ss=ss, se=se,
+        closed = Closed(group=group, src=_stitched(has_user, ss, lengths), has_user=has_user, ss=ss, se=se,
                         landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[starts[done]], end=t[ends[done]])
         return d["pos"], closed

@@ -410,3 +410,19 @@ def test_merging_sorted_rows_keeps_visitor_time_order(old, new):
     for i in range(1, len(keys)):  # equal keys: the buffered row first
         if keys[i] == keys[i - 1]:
             assert merged["pos"][i - 1] < merged["pos"][i]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.sampled_from([0.0, 0.2, 0.6])), max_size=8), st.integers(0, 2**32 - 1))
+def test_stitching_only_sessions_with_a_login_equals_stitching_all(sessions, seed):
+    """`_stitched` skips the sessions without a login; the rows' sources are exactly `stitch`'s."""
+    from logtrack.sessions import _stitched
+    from logtrack.sessionstore import stitch
+
+    rng = np.random.default_rng(seed)
+    lengths = np.array([n for n, _ in sessions], np.int64)
+    has_user = np.concatenate([rng.random(n) < p for n, p in sessions]) if sessions else np.zeros(0, bool)
+    ss = np.cumsum(lengths) - lengths
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    expected = stitch(has_user, ss[group], (ss + lengths - 1)[group]) if len(has_user) else np.zeros(0, np.int64)
+    assert _stitched(has_user, ss, lengths).tolist() == expected.tolist()
