@@ -106,10 +106,12 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
 
 
 def visitor_order(vh: np.ndarray) -> np.ndarray:
-    """A stable sort of rows by visitor hash: visitors ranked (np.unique), then unique keys
-    (visitor rank, row) sorted without a stable sort's cost."""
-    rank = np.unique(vh, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    return np.argsort(rank * len(vh) + np.arange(len(vh)))
+    """A stable sort of rows by visitor hash: visitors ranked (np.unique), then the ranks sorted
+    stably (a radix sort while they fit 16 bits, else unique keys (rank, row))."""
+    rank = np.unique(vh, return_inverse=True)[1].reshape(-1)
+    if len(rank) and rank.max() < 1 << 16:  # numpy's stable sort of 16-bit keys is a radix sort
+        return np.argsort(rank.astype(np.uint16), kind="stable")
+    return np.argsort(rank.astype(np.int64) * len(vh) + np.arange(len(vh)))
 
 
 def select(cols: Cols, which: np.ndarray) -> Cols:

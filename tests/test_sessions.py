@@ -426,3 +426,12 @@ def test_stitching_only_sessions_with_a_login_equals_stitching_all(sessions, see
     group = np.repeat(np.arange(len(lengths)), lengths)
     expected = stitch(has_user, ss[group], (ss + lengths - 1)[group]) if len(has_user) else np.zeros(0, np.int64)
     assert _stitched(has_user, ss, lengths).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("visitors", [1, 300, 70_000])  # the radix path and the wide one
+def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors):
+    from logtrack.sessionstore import visitor_order
+
+    rng = np.random.default_rng(visitors)
+    vh = rng.integers(0, 2**63, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
+    assert visitor_order(vh).tolist() == np.argsort(vh, kind="stable").tolist()
