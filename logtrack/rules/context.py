@@ -25,15 +25,20 @@ class DictCol:
     `values` need not be distinct (a query parameter's value per distinct query string);
     null rows point at slot `m == len(values)`, so id-level masks have m + 1 entries.
     `literals`, when known, are every literal the rules compare this source with: one hash
-    lookup of the values then serves all of them (see `ids_equal`).
+    lookup of the values then serves all of them (see `ids_equal`). `prefixes`, likewise, are
+    the literal prefixes of the rules' patterns on this source (see `ids_with_prefix`).
     """
 
     # Prefix lookups answered by a scan each before the values are sorted once for all of them.
     PREFIX_SCANS = 8
     # Row lookups answered by a scan over every row before the rows are grouped by value id.
     FULL_SCANS = 16
+    # Known prefixes of one byte length answered by one slice and hash lookup of the values
+    # when at least this many share the length (a scan each is cheaper for fewer).
+    PREFIX_GROUP = 4
 
-    def __init__(self, values: pa.Array, indices: np.ndarray, literals: tuple[str, ...] | None = None) -> None:
+    def __init__(self, values: pa.Array, indices: np.ndarray, literals: tuple[str, ...] | None = None,
+                 prefixes: tuple[str, ...] | None = None) -> None:
         self.values = values
         self.indices = indices
         self.m = len(values)
@@ -45,6 +50,13 @@ class DictCol:
         self._counts: np.ndarray | None = None
         self._scans = 0
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None
+        # Byte length -> the known prefixes of that length, when enough share it.
+        by_length: dict[int, list[str]] = {}
+        for prefix in prefixes or ():
+            by_length.setdefault(len(prefix.encode("utf-8", "surrogatepass")), []).append(prefix)
+        self._prefix_group = {p: group for group in by_length.values() if len(group) >= self.PREFIX_GROUP
+                              for p in group}
+        self._prefix_hits: dict[str, np.ndarray] = {}
 
     def sorted_view(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids ordered by value, those values as a numpy object array), nulls left out.
@@ -85,8 +97,13 @@ class DictCol:
 
         The first few prefixes are a `starts_with` scan each (a memcmp per value); a batch
         that asks for more sorts the values once and binary-searches (code-point order is
-        UTF-8 byte order).
+        UTF-8 byte order). A prefix the rules share a byte length with several others is found
+        with all of them at once (`_prefix_lookup`).
         """
+        if prefix in self._prefix_group:
+            if prefix not in self._prefix_hits:
+                self._prefix_lookup(self._prefix_group[prefix])
+            return self._prefix_hits[prefix]
         if self._sorted is None and self._prefix_scans < self.PREFIX_SCANS:
             self._prefix_scans += 1
             return np.flatnonzero(pc.starts_with(self.values, prefix).fill_null(False).to_numpy(zero_copy_only=False))
@@ -94,6 +111,22 @@ class DictCol:
         lo = np.searchsorted(values, prefix, side="left")
         hi = np.searchsorted(values, prefix + "\U0010ffff", side="left")
         return ids[lo:hi]
+
+    def _prefix_lookup(self, group: list[str]) -> None:
+        """Ids of each of `group` (prefixes of one byte length L): the values cut to their first
+        L bytes, looked up in a hash table of the prefixes. Two kernels for the whole group,
+        where a scan per prefix or a sort of the values costs more when the rules test many
+        prefixes (a path prefix per rule)."""
+        width = len(group[0].encode("utf-8", "surrogatepass"))
+        heads = pc.binary_slice(self.values.cast(pa.binary()), 0, width)
+        wanted = pa.array([p.encode("utf-8", "surrogatepass") for p in group], pa.binary())
+        codes = pc.index_in(heads, value_set=wanted).fill_null(-1).to_numpy(zero_copy_only=False)
+        hits = np.flatnonzero(codes >= 0)
+        order = np.argsort(codes[hits], kind="stable")
+        bounds = np.searchsorted(codes[hits][order], np.arange(len(group) + 1))
+        ids = hits[order]
+        for k, prefix in enumerate(group):
+            self._prefix_hits[prefix] = ids[bounds[k]:bounds[k + 1]]
 
     def counts(self) -> np.ndarray:
         """How many rows hold each value id (m + 1 entries, the last for null rows)."""
@@ -221,13 +254,15 @@ class BatchContext:
 
     def __init__(self, table: pa.Table,
                  first_in_session: Callable[[BatchContext], np.ndarray] | None = None,
-                 literals: dict[tuple[Source, str | None], tuple[str, ...]] | None = None) -> None:
+                 literals: dict[tuple[Source, str | None], tuple[str, ...]] | None = None,
+                 prefixes: dict[tuple[Source, str | None], tuple[str, ...]] | None = None) -> None:
         self.table = table
         self.n = table.num_rows
         self._first = first_in_session
         self._cache: dict[Any, Any] = {}
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
+        self._prefixes = prefixes or {}  # and every literal prefix of their patterns
         self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
         self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol, np.ndarray | None]] = {}
 
@@ -283,7 +318,10 @@ class BatchContext:
         def get() -> DictCol:
             found = self._strings(source, fold)
             literals = self._literals.get((source, fold))
-            return DictCol(found.values, found.indices, literals) if literals else found
+            prefixes = self._prefixes.get((source, fold))
+            if literals or prefixes:
+                return DictCol(found.values, found.indices, literals, prefixes)
+            return found
         return self.memo(("strings", source, fold), get)
 
     def strings_at(self, source: Source, rows: np.ndarray, fold: str | None = None) -> DictCol | None:

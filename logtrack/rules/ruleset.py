@@ -35,6 +35,7 @@ class RuleSet:
         self.exclude_nodes = [node for f in files for node in f.exclude]
         self._needs_first = any(_uses_first(rule.when) for rule in self.rules)
         self._literals = _literals([rule.when for rule in self.rules])
+        self._prefixes = _literals([rule.when for rule in self.rules], prefixes=True)
         self.reset()
 
     def reset(self) -> None:
@@ -83,7 +84,8 @@ class RuleSet:
             return schema.empty(schema.EVENTS)
         # A bound method, not a closure over `ctx`: a closure stored in the context it refers to
         # is a reference cycle, which kept every cached column alive until the GC ran.
-        ctx = BatchContext(table, first_in_session=self._first_in_session, literals=self._literals)
+        ctx = BatchContext(table, first_in_session=self._first_in_session, literals=self._literals,
+                           prefixes=self._prefixes)
         if self._needs_first:
             ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
         stopped = np.zeros(n, dtype=bool)
@@ -280,15 +282,18 @@ def _uses_first(node: Node) -> bool:
     return isinstance(node, Not) and _uses_first(node.child)
 
 
-def _literals(nodes: list[Node]) -> dict[tuple[tuple[str, str], str | None], tuple[str, ...]]:
-    """Every literal string conditions compare each (source, fold) with, in first-seen order."""
+def _literals(nodes: list[Node], prefixes: bool = False) -> dict[tuple[tuple[str, str], str | None], tuple[str, ...]]:
+    """Every literal string conditions compare each (source, fold) with, in first-seen order;
+    with `prefixes`, every literal prefix of their patterns instead."""
     found: dict[tuple[tuple[str, str], str | None], dict[str, None]] = {}
 
     def walk(node: Node) -> None:
         if isinstance(node, StrCond):
             for item in node.items:
-                if isinstance(item, Equals):
+                if isinstance(item, Equals) and not prefixes:
                     found.setdefault((node.source, node.fold), {}).update(dict.fromkeys(item.values))
+                elif isinstance(item, Pattern) and item.prefix and prefixes:
+                    found.setdefault((node.source, node.fold), {})[item.prefix] = None
         elif isinstance(node, And | Or):
             for child in node.children:
                 walk(child)
