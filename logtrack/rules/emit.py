@@ -102,10 +102,9 @@ class PropertyCollector:
     `properties` map and JSON objects for all events at once.
 
     Per (rule, property) only the values are computed, per distinct value where they come from
-    an encoded source (`Values`). A rule's JSON objects are assembled from its own property
-    arrays (its events all have the same keys, in the same order); the objects of all events
-    then need one take into output order, and the map's entries are placed by arithmetic on
-    offsets, without sorting the (event, property) pairs.
+    an encoded source (`Values`). The map's entries are placed by arithmetic on offsets, without
+    sorting the (event, property) pairs, and the JSON objects are joined from the same entries
+    (`_objects`): kernels per batch, not per rule.
     """
 
     def __init__(self) -> None:
@@ -129,28 +128,21 @@ class PropertyCollector:
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
         names: dict[str, int] = {}
         texts: list[pa.Array] = []
-        objects: list[pa.Array] = []
-        object_index: list[np.ndarray] = []
+        quoted: list[bool] = []  # per text: whether its JSON form is a quoted string
         # Per (block, property): first event, events' valid mask, texts start, key, index.
         parts: list[tuple[int, np.ndarray, int, int, np.ndarray | None]] = []
         counts = np.zeros(n, np.int64)
-        text_base = object_base = 0
+        text_base = 0
         for start, size, values in self.blocks:
-            members = []
             for name, (arr, index) in values:
-                text = to_text(arr)
                 valid = _valid(arr)
                 if index is not None:
                     valid = valid[index]
                 counts[start:start + size] += valid
                 parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
-                texts.append(text)
+                texts.append(to_text(arr))
+                quoted.append(pa.types.is_string(arr.type))
                 text_base += len(arr)
-                members.append((*_member(name, arr, text), index))
-            obj, index = _object(members, size)
-            objects.append(obj)
-            object_index.append(object_base + (np.arange(size) if index is None else index))
-            object_base += len(obj)
         position = np.arange(n)
         if order is not None:
             position[order] = np.arange(n)
@@ -168,11 +160,35 @@ class PropertyCollector:
             rank[start + events] += 1
             value_index[slot] = first + (events if index is None else index[events])
             key_code[slot] = code
-        keys = pa.array(list(names), pa.string()).take(pa.array(key_code))
-        mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)), keys,
-                                          _concat(texts).take(pa.array(value_index)))
-        at = np.concatenate(object_index)
-        return mapping, _concat(objects).take(pa.array(at if order is None else at[order]))
+        at = pa.array(value_index)
+        key_names = list(names)
+        offsets32 = pa.array(offsets.astype(np.int32))
+        all_texts = _concat(texts)
+        mapping = pa.MapArray.from_arrays(offsets32, pa.array(key_names, pa.string()).take(pa.array(key_code)),
+                                          all_texts.take(at))
+        lengths = np.array([len(t) for t in texts])
+        text_key = np.repeat(np.array([code for _, _, _, code, _ in parts]), lengths)
+        text_quoted = np.repeat(np.array(quoted), lengths)
+        return mapping, _objects(all_texts, text_quoted, key_names, text_key, at, offsets32)
+
+
+def _objects(texts: pa.Array, quoted: np.ndarray, names: list[str], key_code: np.ndarray,
+             at: pa.Array, offsets: pa.Array) -> pa.Array:
+    """Every event's JSON object from the map's entries (the texts at `at`, `offsets` per
+    event): `"name":value` members joined by commas, a string's value quoted and escaped. The
+    members are made per text (`key_code` and `quoted` per text; a property's texts are often
+    per distinct value), then taken per entry: a constant number of kernels for all events,
+    whatever the number of rules."""
+    if quoted.all():
+        json = pc.binary_join_element_wise('"', _escape(texts), '"', "")
+    elif quoted.any():
+        json = pc.if_else(pa.array(quoted), pc.binary_join_element_wise('"', _escape(texts), '"', ""), texts)
+    else:
+        json = texts
+    keys = pa.array([f'"{name}":' for name in names], pa.string()).take(pa.array(key_code))
+    members = pc.binary_join_element_wise(keys, json, "").take(at)
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, members), ",")
+    return pc.binary_join_element_wise("{", joined, "}", "")
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:
@@ -199,33 +215,6 @@ def _escape(values: pa.Array) -> pa.Array:
     if not ((raw < 32) | (raw == 34) | (raw == 92)).any():
         return values
     return json_escape(values)
-
-
-def _member(name: str, values: pa.Array, text: pa.Array) -> tuple[str, pa.Array, str]:
-    """(prefix, JSON value, suffix) of one property: `"name":` and quotes around a string."""
-    if pa.types.is_string(values.type):
-        return f'"{name}":"', _escape(values), '"'
-    return f'"{name}":', text, ""
-
-
-def _object(members: list[tuple[str, pa.Array, str, np.ndarray | None]], size: int) -> Values:
-    """The JSON objects of one block's events from its members (nulls left out, `{}` if none):
-    per distinct value when the block has one property that has them."""
-    if not members:
-        return pa.array(["{}"], pa.string()), np.zeros(size, np.int64)
-    if len(members) == 1:
-        prefix, value, suffix, index = members[0]
-        out = pc.binary_join_element_wise("{" + prefix, value, suffix + "}", "")
-        return (out.fill_null("{}") if out.null_count else out), index
-    # Each present member with a leading comma, concatenated; the first comma becomes the brace.
-    pieces = []
-    for prefix, value, suffix, index in members:
-        piece = pc.binary_join_element_wise("," + prefix, value, suffix, "")
-        piece = piece.fill_null("") if piece.null_count else piece
-        pieces.append(piece if index is None else piece.take(pa.array(index)))
-    joined = pc.binary_join_element_wise(*pieces, "")
-    inner = pc.utf8_slice_codeunits(joined, 1)
-    return pc.binary_join_element_wise("{", inner, "}", ""), None
 
 
 # ---- event ids -----------------------------------------------------------------------------------
