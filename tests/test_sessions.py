@@ -435,3 +435,26 @@ def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors):
     rng = np.random.default_rng(visitors)
     vh = rng.integers(0, 2**63, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
     assert visitor_order(vh).tolist() == np.argsort(vh, kind="stable").tolist()
+
+
+def test_row_store_makes_constant_columns_and_gathers_nearly_constant_ones():
+    from logtrack.rowstore import _kinds
+
+    schema = pa.schema([pa.field("s", pa.string()), pa.field("i", pa.int16()), pa.field("b", pa.bool_()),
+                        pa.field("near", pa.string()), pa.field("split", pa.string())])
+    n = 2000
+    near = ["GET"] * n
+    near[777] = "PUT"  # off every probe row: only the full pass sees it
+    split = ["ab"] * n
+    split[1000:1002] = ["a", "bab"]  # same bytes and total length, other values
+    tables = [pa.table({"s": [s] * n, "i": [200] * n, "b": [flag] * n, "near": near, "split": split}, schema=schema)
+              for s, flag in (("HTTP/1.1", True), ("HTTP/2.0", False))]
+    assert _kinds(tables[0]) == {"s": ("const", "HTTP/1.1"), "i": ("const", 200), "b": ("const", True)}
+    store = RowStore(schema)
+    pos = np.concatenate([store.add(t) for t in tables])
+    rows = np.array([0, 777, 1000, 1001, 1999, 2000, 2777, 3999])
+    got = store.take(pos[rows])
+    both = pa.concat_tables(tables).take(pa.array(rows))
+    for name in schema.names:
+        assert got[name].to_pylist() == both.column(name).to_pylist(), name
+        assert got[name].type == schema.field(name).type
