@@ -266,7 +266,7 @@ class Sessionizer:
             eligible &= ~drop
             waits &= ~drop
             self._rows.forget(pos[drop])
-        wait = {"ts": ts[waits], "pos": pos[waits]}
+        wait = select({"ts": ts, "pos": pos}, waits)
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):
@@ -370,13 +370,15 @@ class Sessionizer:
         # session_seq: per visitor, counting on from what earlier pushes emitted. A visitor's
         # done sessions are always its first ones in the buffer.
         idx = np.arange(len(starts))
-        rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
-        seq = self._seen.add(vh[starts[done]]) + rank + 1
+        which = np.flatnonzero(done)  # indices, not the mask: numpy's boolean indexing branches per item
+        rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[which]
+        done_starts, done_ends = starts[which], ends[which]
+        seq = self._seen.add(vh[done_starts]) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
         d = select({k: o[k] for k in ("pos", "flags")}, row_done) if not final else o
         self._open = select(o, ~row_done) if not final else {}
         # From here on, in the done rows' own index space (sessions are whole blocks of it).
-        lengths = (ends - starts + 1)[done]
+        lengths = done_ends - done_starts + 1
         ss = np.cumsum(lengths) - lengths
         se = ss + lengths - 1
         group = np.repeat(np.arange(len(ss)), lengths)
@@ -388,5 +390,5 @@ class Sessionizer:
         landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
         exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
         closed = Closed(group=group, src=_stitched(has_user, ss, lengths), has_user=has_user, ss=ss, se=se,
-                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[starts[done]], end=t[ends[done]])
+                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[done_starts], end=t[done_ends])
         return d["pos"], closed

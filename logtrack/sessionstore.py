@@ -78,13 +78,19 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
         valid &= among
     offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
     fixed = valid & (offsets[1:] - offsets[:-1] == 32)
-    if fixed.any():
+    data = arr.buffers()[2]
+    if fixed.any() and int(offsets[-1]) - int(offsets[0]) == 32 * n and data.address % 8 == 0 and offsets[0] % 8 == 0:
+        # Every value is 32 bytes (identity's hex digests, no nulls): the bytes are rows of four
+        # words. Every row is hashed (cheaper than selecting the rows first), the others zeroed.
+        words = np.frombuffer(data, np.uint64, 4 * n, int(offsets[0])).reshape(n, 4)
+        h = np.full(n, _seed(key), np.uint64)
+        for i in range(4):
+            h ^= words[:, i]
+            h = _fmix(h)
+        out = np.where(fixed, h, np.uint64(0))
+    elif fixed.any():
         starts = offsets[:-1][fixed].astype(np.int64)
-        data = arr.buffers()[2]
-        if int(offsets[-1]) - int(offsets[0]) == 32 * n and data.address % 8 == 0 and offsets[0] % 8 == 0:
-            # Every value is 32 bytes (identity's hex digests, no nulls): the bytes are rows of four words.
-            words = np.frombuffer(data, np.uint64, 4 * n, int(offsets[0])).reshape(n, 4)[fixed]
-        elif not (starts % 8).any() and data.address % 8 == 0:
+        if not (starts % 8).any() and data.address % 8 == 0:
             words = np.frombuffer(data, np.uint64, data.size // 8)[(starts // 8)[:, None] + np.arange(4)]
         else:
             words = np.ascontiguousarray(np.frombuffer(data, np.uint8)[starts[:, None] + np.arange(32)]).view(np.uint64)
@@ -106,8 +112,20 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
 
 
 def visitor_order(vh: np.ndarray) -> np.ndarray:
-    """A stable sort of rows by visitor hash: visitors ranked (np.unique), then the ranks sorted
-    stably (a radix sort while they fit 16 bits, else unique keys (rank, row))."""
+    """A stable sort of rows by visitor hash.
+
+    Usually one unstable sort of unique keys: the hash's top bits above the row number. It is the
+    stable sort unless two visitors share those top bits (then the hashes come out unsorted, which
+    one pass sees); otherwise visitors are ranked (np.unique) and the ranks sorted stably (a radix
+    sort while they fit 16 bits, else unique keys (rank, row))."""
+    n = len(vh)
+    bits = max(n - 1, 1).bit_length()
+    if n and bits <= 32:
+        low = np.uint64((1 << bits) - 1)
+        order = np.argsort((vh & ~low) | np.arange(n, dtype=np.uint64))
+        ranked = vh[order]
+        if not (ranked[1:] < ranked[:-1]).any():
+            return order
     rank = np.unique(vh, return_inverse=True)[1].reshape(-1)
     if len(rank) and rank.max() < 1 << 16:  # numpy's stable sort of 16-bit keys is a radix sort
         return np.argsort(rank.astype(np.uint16), kind="stable")
@@ -115,7 +133,10 @@ def visitor_order(vh: np.ndarray) -> np.ndarray:
 
 
 def select(cols: Cols, which: np.ndarray) -> Cols:
-    """The same rows (mask or indices) of every array."""
+    """The same rows (mask or indices) of every array. A mask is turned into indices once:
+    numpy's boolean indexing branches per row (several times slower on mixed masks)."""
+    if which.dtype == bool:
+        which = np.flatnonzero(which)
     return {name: a[which] for name, a in cols.items()}
 
 
@@ -151,20 +172,25 @@ def merge_sorted(old: Cols, new: Cols) -> Cols:
     if not len(ovh):
         return new
     at = np.searchsorted(ovh, nvh, side="right")
-    last = np.maximum(at - 1, 0)
-    ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"], new["rl"]
-    inside = (at > 0) & (ovh[last] == nvh) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
-    if inside.any():
-        keys = pack_keys(ovh, old["ts"], old["rl"])
-        at[inside] = np.searchsorted(keys, pack_keys(nvh[inside], nts[inside], nrl[inside]), side="right")
+    # Only a new row no later than the latest buffered one can belong before a row of its visitor.
+    maybe = np.flatnonzero(new["ts"] <= old["ts"].max())
+    if len(maybe):
+        last = np.maximum(at[maybe] - 1, 0)
+        ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"][maybe], new["rl"][maybe]
+        inside = (at[maybe] > 0) & (ovh[last] == nvh[maybe]) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
+        if inside.any():
+            rows = maybe[inside]
+            keys = pack_keys(ovh, old["ts"], old["rl"])
+            at[rows] = np.searchsorted(keys, pack_keys(nvh[rows], nts[inside], nrl[inside]), side="right")
     at += np.arange(len(nvh))
     is_old = np.ones(len(at) + len(ovh), bool)
-    is_old[at] = False  # one mask places both sides in every column
+    is_old[at] = False
+    old_at = np.flatnonzero(is_old)  # one index array places the old side in every column
     merged = {}
     for name, a in old.items():
         merged[name] = out = np.empty(len(is_old), a.dtype)
         out[at] = new[name]
-        out[is_old] = a
+        out[old_at] = a
     return merged
 
 

@@ -428,12 +428,14 @@ def test_stitching_only_sessions_with_a_login_equals_stitching_all(sessions, see
     assert _stitched(has_user, ss, lengths).tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize("visitors", [1, 300, 70_000])  # the radix path and the wide one
-def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors):
+@pytest.mark.parametrize(("visitors", "top"), [(1, 2**63), (300, 2**63), (70_000, 2**63), (300, 2**10), (70_000, 2**20)])
+def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors, top):
+    """Random hashes (the packed-key sort), and hashes that differ only in the bits the row
+    number takes (visitors share top bits: the ranked radix path and the wide one)."""
     from logtrack.sessionstore import visitor_order
 
     rng = np.random.default_rng(visitors)
-    vh = rng.integers(0, 2**63, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
+    vh = rng.integers(0, top, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
     assert visitor_order(vh).tolist() == np.argsort(vh, kind="stable").tolist()
 
 
