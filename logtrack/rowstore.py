@@ -63,10 +63,15 @@ def _constant(col: pa.Array) -> bool:
     width = int(offsets[1] - offsets[0])
     if int(offsets[-1] - offsets[0]) != n * width or not (offsets[probe[1:]] - offsets[0] == np.array(probe[1:]) * width).all():
         return False
+    if width == 0:  # offsets never decrease: every value is ""
+        return True
+    data = buffers[2]
+    first = data.slice(int(offsets[0]), width).to_pybytes()
+    if any(data.slice(int(offsets[p]), width).to_pybytes() != first for p in probe[1:]):
+        return False
     if not (np.diff(offsets) == width).all():
         return False
-    first = buffers[2].slice(int(offsets[0]), width).to_pybytes()
-    return buffers[2].slice(int(offsets[0]), n * width).equals(pa.py_buffer(first * n))
+    return data.slice(int(offsets[0]), n * width).equals(pa.py_buffer(first * n))
 
 
 def _kinds(table: pa.Table) -> dict[str, Kind]:
@@ -147,7 +152,7 @@ class RowStore:
         common = dict(set(kinds[0].items()).intersection(*(k.items() for k in kinds[1:])))
         names = [n for n in self.schema.names if n not in common]
         body = pa.concat_tables([self._gather(i, pa.array(pos[lo:hi] - self.base[i]), names) for i, lo, hi in groups])
-        n = body.num_rows
+        n = len(pos)  # (body has no column when every column is made)
         return {f.name: _made(common[f.name], n, f.type) if f.name in common else body.column(f.name) for f in self.schema}
 
     def _gather(self, i: int, idx: pa.Array, names: list[str]) -> pa.Table:
@@ -161,11 +166,10 @@ class RowStore:
                   for n in names]
         return pa.Table.from_arrays(arrays, schema=pa.schema([self.schema.field(n) for n in names]))
 
-    def _complete(self, body: pa.Table, made: dict[str, Kind]) -> pa.Table:
-        """`body` with the columns `made` added, in the store's column order."""
+    def _complete(self, body: pa.Table, made: dict[str, Kind], n: int) -> pa.Table:
+        """`body` (n rows) with the columns `made` added, in the store's column order."""
         if not made:
             return body
-        n = body.num_rows
         return pa.Table.from_arrays(
             [body.column(f.name) if f.name not in made else _made(made[f.name], n, f.type) for f in self.schema],
             schema=self.schema)
@@ -205,7 +209,7 @@ class RowStore:
             for j in run:  # each table's rows left, in order, from the run's first base on
                 rows = np.flatnonzero(self._alive[j])
                 k = self._trivial[j]
-                parts.append(self._complete(pc.take(self._bodies[j], pa.array(rows), boundscheck=False), k))
+                parts.append(self._complete(pc.take(self._bodies[j], pa.array(rows), boundscheck=False), k, len(rows)))
                 to = np.full(len(self._alive[j]), -1, np.int64)
                 to[rows] = start + np.arange(len(rows))
                 moved.append((int(self.base[j]), to))

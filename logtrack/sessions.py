@@ -319,7 +319,7 @@ class Sessionizer:
         pos = np.empty(0, np.int64)
         if self._waiting:
             ready = self._waiting["ts"] < cutoff
-            pos = self._waiting["pos"][ready]
+            pos = self._waiting["pos"][np.flatnonzero(ready)]
             self._waiting = select(self._waiting, ~ready)
         done, closed = self._close(cutoff, final)
         n_other = len(pos)

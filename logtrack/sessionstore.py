@@ -244,8 +244,15 @@ class VisitorCounts:
         return pos, found
 
     def add(self, vhash: np.ndarray) -> np.ndarray:
-        """Count one session per entry; return each visitor's count before this call."""
-        uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
+        """Count one session per entry; return each visitor's count before this call (entries
+        sorted by hash, as `Sessionizer._close` passes them, need no sort)."""
+        if len(vhash) and not (vhash[1:] < vhash[:-1]).any():  # sorted (as `_close` finds them): no sort
+            first = np.ones(len(vhash), bool)
+            first[1:] = vhash[1:] != vhash[:-1]
+            starts = np.flatnonzero(first)
+            uniq, inverse, n = vhash[starts], np.cumsum(first) - 1, np.diff(np.append(starts, len(vhash)))
+        else:
+            uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
         pos, found = self._lookup(uniq)
         before = np.zeros(len(uniq), np.int64)
         before[found] = self.counts[pos[found]]
