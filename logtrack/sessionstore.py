@@ -240,7 +240,8 @@ class VisitorCounts:
     def _lookup(self, vhash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.seen, vhash)
         found = pos < len(self.seen)
-        found[found] = self.seen[pos[found]] == vhash[found]
+        inside = np.flatnonzero(found)
+        found[inside] = self.seen[pos[inside]] == vhash[inside]
         return pos, found
 
     def add(self, vhash: np.ndarray) -> np.ndarray:
@@ -254,9 +255,17 @@ class VisitorCounts:
         else:
             uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
         pos, found = self._lookup(uniq)
+        hit, miss = np.flatnonzero(found), np.flatnonzero(~found)
         before = np.zeros(len(uniq), np.int64)
-        before[found] = self.counts[pos[found]]
-        self.counts[pos[found]] += n[found]
-        self.seen = np.insert(self.seen, pos[~found], uniq[~found])
-        self.counts = np.insert(self.counts, pos[~found], n[~found])
+        before[hit] = self.counts[pos[hit]]
+        self.counts[pos[hit]] += n[hit]
+        if len(miss):  # new visitors merged in (np.insert would sort its indices first)
+            at = pos[miss] + np.arange(len(miss))
+            keep = np.ones(len(self.seen) + len(miss), bool)
+            keep[at] = False
+            old_at = np.flatnonzero(keep)
+            seen, counts = np.empty(len(keep), np.uint64), np.empty(len(keep), np.int64)
+            seen[at], seen[old_at] = uniq[miss], self.seen
+            counts[at], counts[old_at] = n[miss], self.counts
+            self.seen, self.counts = seen, counts
         return before[inverse.reshape(-1)]
