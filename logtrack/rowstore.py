@@ -128,6 +128,12 @@ class RowStore:
         self.live = np.append(self.live, table.num_rows)
         return np.arange(start, self._next)
 
+    def constants(self) -> dict[str, object]:
+        """The columns of the newest table that hold one value throughout (not null), by value:
+        found once when it was added, so callers can test a value once instead of every row."""
+        kinds = self._trivial[-1] if self._trivial else {}
+        return {name: kind[1] for name, kind in kinds.items() if isinstance(kind, tuple)}
+
     def forget(self, pos: np.ndarray) -> None:
         """Mark rows of the newest table (ascending positions) as never to be emitted; the
         table is compacted or dropped by a later `release` like any other."""

@@ -98,16 +98,22 @@ class SessionOutput(NamedTuple):
 _NONE = SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))  # tables are immutable: one will do
 
 
-def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[str, bool] | None = None) -> np.ndarray:
+def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[str, bool] | None = None,
+                  constants: dict[str, object] | None = None) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots
     (only rows `among` are tested when given; the others are False). `memo` remembers the
-    verdict per path across calls (a run sees the same paths again and again)."""
+    verdict per path across calls (a run sees the same paths again and again); `constants`
+    names columns known to hold one value in every row (`RowStore.constants`): tested once."""
     status = ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
     if among is not None:
         ok &= among
-    method = table.column("method")
-    ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
+    method = (constants or {}).get("method")
+    if method is not None:
+        ok &= method in ("GET", "HEAD")
+    else:
+        method = table.column("method")
+        ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     # The column's dictionary encoding is the one enrich made of this very array (`encoding.memo`):
@@ -259,8 +265,9 @@ class Sessionizer:
             if flag in self.cfg.exclude:
                 ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column(column), False)))
         eligible = bools(ok)
-        rl = rank_lines(self._source_ranks(batch.column("source")), ints(batch.column("line"), -1))
         pos = self._rows.add(batch)
+        constants = self._rows.constants()
+        rl = rank_lines(self._source_ranks(batch.column("source"), constants.get("source")), ints(batch.column("line"), -1))
         waits = ~eligible
         if drop is not None:
             eligible &= ~drop
@@ -276,7 +283,7 @@ class Sessionizer:
         anon_rows = bools(by_anon) & eligible  # only the rows in sessions are hashed
         vh = np.where(anon_rows, hashes(anon, _VISITOR_KEYS[0], anon_rows),
                       hashes(user, _VISITOR_KEYS[1], eligible & ~anon_rows))[rows]
-        flags = np.where(pageview_mask(batch, eligible, self._pages)[rows], PAGEVIEW, 0).astype(np.uint8)
+        flags = np.where(pageview_mask(batch, eligible, self._pages, constants)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
         t, r = ts[rows], rl[rows]
         if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():
@@ -294,12 +301,15 @@ class Sessionizer:
             new |= {"utm": hashes(joined, _VISITOR_KEYS[0]), "day": local_days(new["ts"], self.cfg.timezone)}
         self._open = merge_sorted(self._open, new) if self._open else new
 
-    def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
+    def _source_ranks(self, col: pa.ChunkedArray, constant: object = None) -> np.ndarray:
         """Rank of each row's source name among the names seen (-1 for null); a new name re-ranks
-        the buffered rows (order between known names never changes)."""
+        the buffered rows (order between known names never changes). `constant`: the one name
+        every row holds, when the row store found one."""
         col = chunk(col)
+        if constant in self._sources:  # one known source: the usual batch
+            return np.full(len(col), self._sources[constant], np.int64)
         if col.null_count == 0 and len(col) and (one := col[0].as_py()) in self._sources and pc.all(pc.equal(col, one)).as_py():
-            return np.full(len(col), self._sources[one], np.int64)  # one known source: the usual batch
+            return np.full(len(col), self._sources[one], np.int64)
         enc = pc.dictionary_encode(col)
         names = enc.dictionary.to_pylist()
         if not self._sources.keys() >= set(names):

@@ -486,3 +486,30 @@ def test_visitor_counts_sorted_and_unsorted_entries_agree(pushes, shuffle):
         for v, e in zip(vh.tolist(), expected, strict=True):
             ranks.setdefault(v, e)
         assert got == [ranks[v] for v in vh.tolist()]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_constant_columns_found_by_the_row_store_give_the_same_pageviews_and_sessions(method):
+    from logtrack.sessions import _STORED_SCHEMA, _stored, pageview_mask
+
+    n = 1500  # long enough for the row store to look for constant columns
+    rows = [{"ts": f"2026-03-01 10:{i // 60:02d}:{i % 60:02d}", "method": method, "path": ["/", "/a.css", "/p"][i % 3],
+             "status": [200, 404, 304][i % 3 if i % 7 else 1], "client_ip": f"192.0.2.{i % 5}"} for i in range(n)]
+    table = prepared(rows)
+    store = RowStore(_STORED_SCHEMA)
+    store.add(_stored(table))
+    constants = store.constants()
+    assert constants["method"] == method and constants["source"] == "a.log" and "status" not in constants
+    expected = pageview_mask(table)
+    assert pageview_mask(table, constants=constants).tolist() == expected.tolist()
+    assert expected.any() == (method != "POST")
+    # Through the sessionizer (constant source and method): the same as two half-size pushes
+    # (below the size the row store checks), whose constants are tested per row.
+    whole, halves = Sessionizer(SessionConfig()), Sessionizer(SessionConfig())
+    whole.push(table, None)
+    out = whole.finish()
+    halves.push(table.slice(0, n // 2), None)
+    halves.push(table.slice(n // 2), None)
+    out2 = halves.finish()
+    assert out.requests.equals(out2.requests) and out.sessions.equals(out2.sessions)
+    assert out.sessions.column("pageviews").to_pylist() == out2.sessions.column("pageviews").to_pylist()
