@@ -70,6 +70,7 @@ from .sessionstore import (
     campaign_splits,
     chunk,
     hashes,
+    in_order,
     ints,
     local_days,
     merge_sorted,
@@ -156,23 +157,6 @@ def _stitched(has_user: np.ndarray, ss: np.ndarray, lengths: np.ndarray) -> np.n
     found = stitch(has_user[rows], sub_ss, sub_ss + np.repeat(sub_len, sub_len) - 1)
     src[rows] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
     return src
-
-
-def _in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct positions sorted, and where each of `pos` lands among them. Positions of a push
-    lie within the rows held (a span a few times their number): a presence table orders them in
-    O(span) instead of a sort."""
-    lo = int(pos.min())
-    span = int(pos.max()) - lo + 1
-    if span > 8 * len(pos) + 1024:
-        order = np.argsort(pos)
-        at = np.empty(len(pos), np.int64)
-        at[order] = np.arange(len(pos))
-        return pos[order], at
-    present = np.zeros(span, bool)
-    present[pos - lo] = True
-    rank = np.cumsum(present) - 1
-    return np.flatnonzero(present) + lo, rank[pos - lo]
 
 
 def _micros(when: datetime) -> int:
@@ -338,7 +322,7 @@ class Sessionizer:
             return _NONE
         # A push emits its rows in the order they were pushed, the order they are stored in: the
         # one wide gather of a push reads each stored table once, in order.
-        pos, at = _in_order(pos)  # at: the output row of each emitted row (others, then done)
+        pos, at = in_order(pos)  # at: the output row of each emitted row (others, then done)
         table = self._rows.take(pos)
         if final:  # finish's one output, which consumers may cut into slices: sorted throughout
             table, at = sort_output(table, at)

@@ -140,6 +140,23 @@ def select(cols: Cols, which: np.ndarray) -> Cols:
     return {name: a[which] for name, a in cols.items()}
 
 
+def in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positions sorted, and where each of `pos` lands among them. Positions of a push
+    lie within the rows held (a span a few times their number): a presence table orders them in
+    O(span) instead of a sort."""
+    lo = int(pos.min())
+    span = int(pos.max()) - lo + 1
+    if span > 8 * len(pos) + 1024:
+        order = np.argsort(pos)
+        at = np.empty(len(pos), np.int64)
+        at[order] = np.arange(len(pos))
+        return pos[order], at
+    present = np.zeros(span, bool)
+    present[pos - lo] = True
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[pos - lo]
+
+
 def rank_lines(rank: np.ndarray, line: np.ndarray) -> np.ndarray:
     """(source rank, line) as one int64 that sorts like the pair; -1 (null) sorts first in both.
 
