@@ -76,9 +76,9 @@ from .sessionstore import (
     merge_sorted,
     rank_lines,
     rerank,
+    row_order,
     select,
     stitch,
-    visitor_order,
 )
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -269,11 +269,7 @@ class Sessionizer:
                       hashes(user, _VISITOR_KEYS[1], eligible & ~anon_rows))[rows]
         flags = np.where(pageview_mask(batch, eligible, self._pages, constants)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
-        t, r = ts[rows], rl[rows]
-        if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():
-            order = visitor_order(vh)  # rows came in (ts, rl) order: a stable sort by visitor will do
-        else:
-            order = np.lexsort((r, t, vh))
+        order = row_order(vh, ts[rows], rl[rows])
         rows = rows[order]
         new = {"vh": vh[order], "ts": ts[rows], "rl": rl[rows], "pos": pos[rows], "flags": flags[order]}
         if self.cfg.mode == "ua":

@@ -513,3 +513,15 @@ def test_constant_columns_found_by_the_row_store_give_the_same_pageviews_and_ses
     out2 = halves.finish()
     assert out.requests.equals(out2.requests) and out.sessions.equals(out2.sessions)
     assert out.sessions.column("pageviews").to_pylist() == out2.sessions.column("pageviews").to_pylist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), st.integers(0, 3)), max_size=40), st.booleans())
+def test_row_order_is_lexsort_by_visitor_ts_and_line(rows, in_time_order):
+    from logtrack.sessionstore import row_order
+
+    if in_time_order:
+        rows = sorted(rows, key=lambda row: row[1:])
+    a = np.array(rows, np.int64).reshape(-1, 3)
+    vh, t, r = a[:, 0].astype(np.uint64) * np.uint64(2**61 + 1), a[:, 1], a[:, 2]
+    assert row_order(vh, t, r).tolist() == np.lexsort((r, t, vh)).tolist()
