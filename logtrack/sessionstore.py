@@ -1,8 +1,10 @@
-"""Row storage and numeric helpers of the sessionizer (`sessions.Sessionizer`).
-
-`RowStore` keeps pushed tables as they came and addresses rows by position, so the sessionizer's
-own state is plain numpy arrays; `pack_keys` packs a row's sort key (visitor hash, ts, source
+"""Numeric helpers of the sessionizer (`sessions.Sessionizer`), whose state is plain numpy arrays
+(the rows themselves stay in `rowstore.RowStore`): visitor hashes, row orders, merging sorted
+rows, visitor counts, stitching. `pack_keys` packs a row's sort key (visitor hash, ts, source
 rank and line) into fixed-width bytes that numpy sorts and binary-searches as one value.
+
+Rows are selected by index arrays rather than boolean masks: numpy's boolean indexing branches
+per row, several times slower than a gather on the mixed masks a push makes.
 """
 
 from __future__ import annotations
