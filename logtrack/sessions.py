@@ -374,11 +374,13 @@ class Sessionizer:
         group = np.repeat(np.arange(len(ss)), lengths)
         has_user = (d["flags"] & HAS_USER) != 0
         pv = (d["flags"] & PAGEVIEW) != 0
-        m = len(pv)
         pv_cum = np.concatenate([[0], np.cumsum(pv)])
         pageviews = pv_cum[se + 1] - pv_cum[ss]
-        landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
-        exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
+        # A session's first and last pageview are its entries in the list of pageview rows.
+        pv_rows = np.append(np.flatnonzero(pv), -1)  # (the -1 slot: read by sessions without one)
+        has_pv = pageviews > 0
+        landing = np.where(has_pv, pv_rows[np.where(has_pv, pv_cum[ss], -1)], ss)
+        exit_ = np.where(has_pv, pv_rows[np.where(has_pv, pv_cum[se + 1] - 1, -1)], se)
         closed = Closed(group=group, src=_stitched(has_user, ss, lengths), has_user=has_user, ss=ss, se=se,
                         landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[done_starts], end=t[done_ends])
         return d["pos"], closed
