@@ -525,3 +525,15 @@ def test_row_order_is_lexsort_by_visitor_ts_and_line(rows, in_time_order):
     a = np.array(rows, np.int64).reshape(-1, 3)
     vh, t, r = a[:, 0].astype(np.uint64) * np.uint64(2**61 + 1), a[:, 1], a[:, 2]
     assert row_order(vh, t, r).tolist() == np.lexsort((r, t, vh)).tolist()
+
+
+def test_landing_and_exit_are_the_first_and_last_pageview_else_the_first_and_last_request():
+    ip2 = {"client_ip": "203.0.113.9"}
+    _, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/a.css"}, {"ts": "2026-03-01 10:00:01", "path": "/x"},
+                  {"ts": "2026-03-01 10:00:02", "path": "/b.js"}, {"ts": "2026-03-01 10:00:03", "path": "/y"},
+                  {"ts": "2026-03-01 10:00:04", "path": "/c.png"},
+                  {"ts": "2026-03-01 10:00:05", "path": "/s", "status": 404, **ip2},  # no pageview in this one
+                  {"ts": "2026-03-01 10:00:06", "path": "/t", "method": "POST", **ip2},
+                  {"ts": "2026-03-01 11:00:00", "path": "/z"}])
+    assert list(ses.landing_path) == ["/x", "/s", "/z"] and list(ses.exit_path) == ["/y", "/t", "/z"]
+    assert list(ses.pageviews) == [2, 0, 1]
