@@ -21,19 +21,20 @@ _CONST_MIN = 1024  # tables shorter than this are not checked for constant colum
 
 
 def _made(kind: Kind, n: int, typ: pa.DataType) -> pa.Array:
-    """n nulls, n empty maps or n times one value: zero-copy slices of one array, made once
-    (a long value is repeated anew each time, rather than held at 65 536 copies)."""
+    """n nulls, n empty maps or n times one value: zero-copy slices of one array, made once.
+    A value is held at most 65 536 times, for at most 16 short values (≤ 32 MB); longer values
+    and longer runs are repeated anew (still far cheaper than a gather)."""
     found = _MADE.get((kind, typ))
     if found is None or len(found) < n:
         size = max(n, 65536, 2 * len(found) if found is not None else 0)
         if isinstance(kind, tuple):
             value = pa.scalar(kind[1], typ)
-            if isinstance(kind[1], str) and len(kind[1]) > 64:
+            if n > 65536 or (isinstance(kind[1], str) and len(kind[1].encode()) > 32):
                 return pa.repeat(value, n)
-            if sum(isinstance(k, tuple) for k, _ in _MADE) >= 64:  # values come and go: keep a few
+            if sum(isinstance(k, tuple) for k, _ in _MADE) >= 16:  # values come and go: keep a few
                 for key in [key for key in _MADE if isinstance(key[0], tuple)]:
                     del _MADE[key]
-            found = pa.repeat(value, size)
+            found = pa.repeat(value, 65536)
         elif kind == "null":
             found = pa.nulls(size, typ)
         else:
