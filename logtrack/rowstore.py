@@ -4,8 +4,9 @@ The sessionizer's own state is plain numpy arrays; the wide rows stay in the tab
 pushed until they are emitted, and a push gathers the rows it emits once (`RowStore.take`).
 Gathering costs per value, so the store avoids gathering what it can make: each table gathers
 only its own rows (Arrow's take over several tables would first copy all of them into one), and
-columns without values in a table — all null, or empty maps, as many columns of a log format are
-— are made at the right length instead (Arrow's take is slowest on nulls).
+columns without values of their own in a table — all null, or empty maps, as many columns of a log
+format are, or one value throughout, as `source` and often `protocol` — are made at the right length
+instead (Arrow's take is slowest on nulls, and costs per value even when all values are equal).
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_MADE: dict[tuple[str, pa.DataType], pa.Array] = {}  # the longest made so far: shorter ones are slices
+Kind = str | tuple  # "null", "empty", or ("const", value): how a column without its own values is made
+_MADE: dict[tuple[Kind, pa.DataType], pa.Array] = {}  # the longest made so far: shorter ones are slices
+_CONST_MIN = 1024  # tables shorter than this are not checked for constant columns (gathering them is cheap)
 
 
-def _made(kind: str, n: int, typ: pa.DataType) -> pa.Array:
-    """n nulls, or n empty maps, of type `typ` (zero-copy slices of one array, made once)."""
+def _made(kind: Kind, n: int, typ: pa.DataType) -> pa.Array:
+    """n nulls, n empty maps or n times one value: zero-copy slices of one array, made once.
+    A value is held at most 65 536 times, for at most 16 short values (≤ 32 MB); longer values
+    and longer runs are repeated anew (still far cheaper than a gather)."""
     found = _MADE.get((kind, typ))
     if found is None or len(found) < n:
         size = max(n, 65536, 2 * len(found) if found is not None else 0)
-        if kind == "null":
+        if isinstance(kind, tuple):
+            value = pa.scalar(kind[1], typ)
+            if n > 65536 or (isinstance(kind[1], str) and len(kind[1].encode()) > 32):
+                return pa.repeat(value, n)
+            if sum(isinstance(k, tuple) for k, _ in _MADE) >= 16:  # values come and go: keep a few
+                for key in [key for key in _MADE if isinstance(key[0], tuple)]:
+                    del _MADE[key]
+            found = pa.repeat(value, 65536)
+        elif kind == "null":
             found = pa.nulls(size, typ)
         else:
             none = pa.array([], typ.key_type)
@@ -31,19 +44,53 @@ def _made(kind: str, n: int, typ: pa.DataType) -> pa.Array:
     return found.slice(0, n)
 
 
-def _kinds(table: pa.Table) -> dict[str, str]:
-    """Columns of a table without values: `null` (all null) or `empty` (maps, all empty)."""
-    out = {}
+def _constant(col: pa.Array) -> bool:
+    """Whether every row holds the first row's value (no nulls; strings, integers and booleans).
+    Most columns fail the O(1) probes (total byte length, a few rows) before any full pass."""
+    n = len(col)
+    if n < _CONST_MIN or col.null_count:
+        return False
+    typ = col.type
+    if pa.types.is_boolean(typ):
+        return pc.sum(col).as_py() in (0, n)
+    probe = [0, n // 3, 2 * n // 3, n - 1]
+    if pa.types.is_integer(typ):
+        a = col.to_numpy(zero_copy_only=True)
+        return bool((a[probe] == a[0]).all() and (a == a[0]).all())
+    if not pa.types.is_string(typ):
+        return False
+    buffers = col.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, n + 1, col.offset * 4)
+    width = int(offsets[1] - offsets[0])
+    if int(offsets[-1] - offsets[0]) != n * width or not (offsets[probe[1:]] - offsets[0] == np.array(probe[1:]) * width).all():
+        return False
+    if width == 0:  # offsets never decrease: every value is ""
+        return True
+    data = buffers[2]
+    first = data.slice(int(offsets[0]), width).to_pybytes()
+    if any(data.slice(int(offsets[p]), width).to_pybytes() != first for p in probe[1:]):
+        return False
+    if not (np.diff(offsets) == width).all():
+        return False
+    return data.slice(int(offsets[0]), n * width).equals(pa.py_buffer(first * n))
+
+
+def _kinds(table: pa.Table) -> dict[str, Kind]:
+    """Columns of a table without values of their own: `null` (all null), `empty` (maps, all
+    empty) or `("const", value)` (one value throughout, as `source` or `protocol` often are)."""
+    out: dict[str, Kind] = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         if col.null_count == len(col):
             out[name] = "null"
         elif pa.types.is_map(col.type) and col.null_count == 0 and all(
                 c.offsets[-1].as_py() == c.offsets[0].as_py() for c in col.chunks):
             out[name] = "empty"
+        elif col.num_chunks == 1 and _constant(col.chunk(0)):
+            out[name] = ("const", col.chunk(0)[0].as_py())
     return out
 
 
-def _body(table: pa.Table, trivial: dict[str, str]) -> pa.Table:
+def _body(table: pa.Table, trivial: dict[str, Kind]) -> pa.Table:
     """The columns of a table that a gather takes from (those with values; zero-copy)."""
     return table.select([n for n in table.column_names if n not in trivial]) if trivial else table
 
@@ -63,7 +110,7 @@ class RowStore:
         """An empty store of tables with `schema`."""
         self.schema = schema
         self.tables: list[pa.Table] = []
-        self._trivial: list[dict[str, str]] = []  # per table: its columns without values (`_kinds`)
+        self._trivial: list[dict[str, Kind]] = []  # per table: its columns without values (`_kinds`)
         self._bodies: list[pa.Table] = []  # per table: its other columns (what a gather takes from)
         self._alive: list[np.ndarray] = []  # per table, per row: not emitted yet
         self.base = np.empty(0, np.int64)  # first position of each table (ascending)
@@ -81,6 +128,12 @@ class RowStore:
         self.base = np.append(self.base, start)
         self.live = np.append(self.live, table.num_rows)
         return np.arange(start, self._next)
+
+    def constants(self) -> dict[str, object]:
+        """The columns of the newest table that hold one value throughout (not null), by value:
+        found once when it was added, so callers can test a value once instead of every row."""
+        kinds = self._trivial[-1] if self._trivial else {}
+        return {name: kind[1] for name, kind in kinds.items() if isinstance(kind, tuple)}
 
     def forget(self, pos: np.ndarray) -> None:
         """Mark rows of the newest table (ascending positions) as never to be emitted; the
@@ -106,7 +159,7 @@ class RowStore:
         common = dict(set(kinds[0].items()).intersection(*(k.items() for k in kinds[1:])))
         names = [n for n in self.schema.names if n not in common]
         body = pa.concat_tables([self._gather(i, pa.array(pos[lo:hi] - self.base[i]), names) for i, lo, hi in groups])
-        n = body.num_rows
+        n = len(pos)  # (body has no column when every column is made)
         return {f.name: _made(common[f.name], n, f.type) if f.name in common else body.column(f.name) for f in self.schema}
 
     def _gather(self, i: int, idx: pa.Array, names: list[str]) -> pa.Table:
@@ -120,11 +173,10 @@ class RowStore:
                   for n in names]
         return pa.Table.from_arrays(arrays, schema=pa.schema([self.schema.field(n) for n in names]))
 
-    def _complete(self, body: pa.Table, made: dict[str, str]) -> pa.Table:
-        """`body` with the columns `made` added, in the store's column order."""
+    def _complete(self, body: pa.Table, made: dict[str, Kind], n: int) -> pa.Table:
+        """`body` (n rows) with the columns `made` added, in the store's column order."""
         if not made:
             return body
-        n = body.num_rows
         return pa.Table.from_arrays(
             [body.column(f.name) if f.name not in made else _made(made[f.name], n, f.type) for f in self.schema],
             schema=self.schema)
@@ -164,7 +216,7 @@ class RowStore:
             for j in run:  # each table's rows left, in order, from the run's first base on
                 rows = np.flatnonzero(self._alive[j])
                 k = self._trivial[j]
-                parts.append(self._complete(pc.take(self._bodies[j], pa.array(rows), boundscheck=False), k))
+                parts.append(self._complete(pc.take(self._bodies[j], pa.array(rows), boundscheck=False), k, len(rows)))
                 to = np.full(len(self._alive[j]), -1, np.int64)
                 to[rows] = start + np.arange(len(rows))
                 moved.append((int(self.base[j]), to))

@@ -113,7 +113,7 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
     n = len(group)
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(valid * np.int32(32), out=offsets[1:])
-    data = pa.py_buffer(digests[group[valid]])  # the gathered bytes themselves (no copy)
+    data = pa.py_buffer(digests[group[np.flatnonzero(valid)]])  # the gathered bytes themselves (no copy)
     mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), data], null_count=int(n - valid.sum()))
 

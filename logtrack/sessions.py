@@ -70,14 +70,15 @@ from .sessionstore import (
     campaign_splits,
     chunk,
     hashes,
+    in_order,
     ints,
     local_days,
     merge_sorted,
     rank_lines,
     rerank,
+    row_order,
     select,
     stitch,
-    visitor_order,
 )
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -98,16 +99,22 @@ class SessionOutput(NamedTuple):
 _NONE = SessionOutput(empty(ENRICHED_REQUESTS), empty(SESSIONS))  # tables are immutable: one will do
 
 
-def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[str, bool] | None = None) -> np.ndarray:
+def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[str, bool] | None = None,
+                  constants: dict[str, object] | None = None) -> np.ndarray:
     """Successful (2xx/304) GET/HEAD requests for page-like, non-static paths from non-bots
     (only rows `among` are tested when given; the others are False). `memo` remembers the
-    verdict per path across calls (a run sees the same paths again and again)."""
+    verdict per path across calls (a run sees the same paths again and again); `constants`
+    names columns known to hold one value in every row (`RowStore.constants`): tested once."""
     status = ints(table.column("status"), 0)
     ok = ((status >= 200) & (status < 300)) | (status == 304)
     if among is not None:
         ok &= among
-    method = table.column("method")
-    ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
+    method = (constants or {}).get("method")
+    if method is not None:
+        ok &= method in ("GET", "HEAD")
+    else:
+        method = table.column("method")
+        ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
     ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     # The column's dictionary encoding is the one enrich made of this very array (`encoding.memo`):
@@ -150,23 +157,6 @@ def _stitched(has_user: np.ndarray, ss: np.ndarray, lengths: np.ndarray) -> np.n
     found = stitch(has_user[rows], sub_ss, sub_ss + np.repeat(sub_len, sub_len) - 1)
     src[rows] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
     return src
-
-
-def _in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct positions sorted, and where each of `pos` lands among them. Positions of a push
-    lie within the rows held (a span a few times their number): a presence table orders them in
-    O(span) instead of a sort."""
-    lo = int(pos.min())
-    span = int(pos.max()) - lo + 1
-    if span > 8 * len(pos) + 1024:
-        order = np.argsort(pos)
-        at = np.empty(len(pos), np.int64)
-        at[order] = np.arange(len(pos))
-        return pos[order], at
-    present = np.zeros(span, bool)
-    present[pos - lo] = True
-    rank = np.cumsum(present) - 1
-    return np.flatnonzero(present) + lo, rank[pos - lo]
 
 
 def _micros(when: datetime) -> int:
@@ -259,14 +249,15 @@ class Sessionizer:
             if flag in self.cfg.exclude:
                 ok = pc.and_(ok, pc.invert(pc.fill_null(batch.column(column), False)))
         eligible = bools(ok)
-        rl = rank_lines(self._source_ranks(batch.column("source")), ints(batch.column("line"), -1))
         pos = self._rows.add(batch)
+        constants = self._rows.constants()
+        rl = rank_lines(self._source_ranks(batch.column("source"), constants.get("source")), ints(batch.column("line"), -1))
         waits = ~eligible
         if drop is not None:
             eligible &= ~drop
             waits &= ~drop
             self._rows.forget(pos[drop])
-        wait = {"ts": ts[waits], "pos": pos[waits]}
+        wait = select({"ts": ts, "pos": pos}, waits)
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):
@@ -276,13 +267,9 @@ class Sessionizer:
         anon_rows = bools(by_anon) & eligible  # only the rows in sessions are hashed
         vh = np.where(anon_rows, hashes(anon, _VISITOR_KEYS[0], anon_rows),
                       hashes(user, _VISITOR_KEYS[1], eligible & ~anon_rows))[rows]
-        flags = np.where(pageview_mask(batch, eligible, self._pages)[rows], PAGEVIEW, 0).astype(np.uint8)
+        flags = np.where(pageview_mask(batch, eligible, self._pages, constants)[rows], PAGEVIEW, 0).astype(np.uint8)
         flags |= np.where(bools(by_user)[rows], HAS_USER, 0).astype(np.uint8)
-        t, r = ts[rows], rl[rows]
-        if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():
-            order = visitor_order(vh)  # rows came in (ts, rl) order: a stable sort by visitor will do
-        else:
-            order = np.lexsort((r, t, vh))
+        order = row_order(vh, ts[rows], rl[rows])
         rows = rows[order]
         new = {"vh": vh[order], "ts": ts[rows], "rl": rl[rows], "pos": pos[rows], "flags": flags[order]}
         if self.cfg.mode == "ua":
@@ -294,12 +281,15 @@ class Sessionizer:
             new |= {"utm": hashes(joined, _VISITOR_KEYS[0]), "day": local_days(new["ts"], self.cfg.timezone)}
         self._open = merge_sorted(self._open, new) if self._open else new
 
-    def _source_ranks(self, col: pa.ChunkedArray) -> np.ndarray:
+    def _source_ranks(self, col: pa.ChunkedArray, constant: object = None) -> np.ndarray:
         """Rank of each row's source name among the names seen (-1 for null); a new name re-ranks
-        the buffered rows (order between known names never changes)."""
+        the buffered rows (order between known names never changes). `constant`: the one name
+        every row holds, when the row store found one."""
         col = chunk(col)
+        if constant in self._sources:  # one known source: the usual batch
+            return np.full(len(col), self._sources[constant], np.int64)
         if col.null_count == 0 and len(col) and (one := col[0].as_py()) in self._sources and pc.all(pc.equal(col, one)).as_py():
-            return np.full(len(col), self._sources[one], np.int64)  # one known source: the usual batch
+            return np.full(len(col), self._sources[one], np.int64)
         enc = pc.dictionary_encode(col)
         names = enc.dictionary.to_pylist()
         if not self._sources.keys() >= set(names):
@@ -319,7 +309,7 @@ class Sessionizer:
         pos = np.empty(0, np.int64)
         if self._waiting:
             ready = self._waiting["ts"] < cutoff
-            pos = self._waiting["pos"][ready]
+            pos = self._waiting["pos"][np.flatnonzero(ready)]
             self._waiting = select(self._waiting, ~ready)
         done, closed = self._close(cutoff, final)
         n_other = len(pos)
@@ -328,7 +318,7 @@ class Sessionizer:
             return _NONE
         # A push emits its rows in the order they were pushed, the order they are stored in: the
         # one wide gather of a push reads each stored table once, in order.
-        pos, at = _in_order(pos)  # at: the output row of each emitted row (others, then done)
+        pos, at = in_order(pos)  # at: the output row of each emitted row (others, then done)
         table = self._rows.take(pos)
         if final:  # finish's one output, which consumers may cut into slices: sorted throughout
             table, at = sort_output(table, at)
@@ -370,23 +360,27 @@ class Sessionizer:
         # session_seq: per visitor, counting on from what earlier pushes emitted. A visitor's
         # done sessions are always its first ones in the buffer.
         idx = np.arange(len(starts))
-        rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[done]
-        seq = self._seen.add(vh[starts[done]]) + rank + 1
+        which = np.flatnonzero(done)  # indices, not the mask: numpy's boolean indexing branches per item
+        rank = (idx - np.maximum.accumulate(np.where(new_visitor[starts], idx, 0)))[which]
+        done_starts, done_ends = starts[which], ends[which]
+        seq = self._seen.add(vh[done_starts]) + rank + 1
         row_done = np.repeat(done, ends - starts + 1)
         d = select({k: o[k] for k in ("pos", "flags")}, row_done) if not final else o
         self._open = select(o, ~row_done) if not final else {}
         # From here on, in the done rows' own index space (sessions are whole blocks of it).
-        lengths = (ends - starts + 1)[done]
+        lengths = done_ends - done_starts + 1
         ss = np.cumsum(lengths) - lengths
         se = ss + lengths - 1
         group = np.repeat(np.arange(len(ss)), lengths)
         has_user = (d["flags"] & HAS_USER) != 0
         pv = (d["flags"] & PAGEVIEW) != 0
-        m = len(pv)
         pv_cum = np.concatenate([[0], np.cumsum(pv)])
         pageviews = pv_cum[se + 1] - pv_cum[ss]
-        landing = np.where(pageviews > 0, np.minimum.reduceat(np.where(pv, np.arange(m), m), ss), ss)
-        exit_ = np.where(pageviews > 0, np.maximum.reduceat(np.where(pv, np.arange(m), -1), ss), se)
+        # A session's first and last pageview are its entries in the list of pageview rows.
+        pv_rows = np.append(np.flatnonzero(pv), -1)  # (the -1 slot: read by sessions without one)
+        has_pv = pageviews > 0
+        landing = np.where(has_pv, pv_rows[np.where(has_pv, pv_cum[ss], -1)], ss)
+        exit_ = np.where(has_pv, pv_rows[np.where(has_pv, pv_cum[se + 1] - 1, -1)], se)
         closed = Closed(group=group, src=_stitched(has_user, ss, lengths), has_user=has_user, ss=ss, se=se,
-                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[starts[done]], end=t[ends[done]])
+                        landing=landing, exit=exit_, pageviews=pageviews, seq=seq, start=t[done_starts], end=t[done_ends])
         return d["pos"], closed

@@ -1,8 +1,10 @@
-"""Row storage and numeric helpers of the sessionizer (`sessions.Sessionizer`).
-
-`RowStore` keeps pushed tables as they came and addresses rows by position, so the sessionizer's
-own state is plain numpy arrays; `pack_keys` packs a row's sort key (visitor hash, ts, source
+"""Numeric helpers of the sessionizer (`sessions.Sessionizer`), whose state is plain numpy arrays
+(the rows themselves stay in `rowstore.RowStore`): visitor hashes, row orders, merging sorted
+rows, visitor counts, stitching. `pack_keys` packs a row's sort key (visitor hash, ts, source
 rank and line) into fixed-width bytes that numpy sorts and binary-searches as one value.
+
+Rows are selected by index arrays rather than boolean masks: numpy's boolean indexing branches
+per row, several times slower than a gather on the mixed masks a push makes.
 """
 
 from __future__ import annotations
@@ -78,13 +80,19 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
         valid &= among
     offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
     fixed = valid & (offsets[1:] - offsets[:-1] == 32)
-    if fixed.any():
+    data = arr.buffers()[2]
+    if fixed.any() and int(offsets[-1]) - int(offsets[0]) == 32 * n and data.address % 8 == 0 and offsets[0] % 8 == 0:
+        # Every value is 32 bytes (identity's hex digests, no nulls): the bytes are rows of four
+        # words. Every row is hashed (cheaper than selecting the rows first), the others zeroed.
+        words = np.frombuffer(data, np.uint64, 4 * n, int(offsets[0])).reshape(n, 4)
+        h = np.full(n, _seed(key), np.uint64)
+        for i in range(4):
+            h ^= words[:, i]
+            h = _fmix(h)
+        out = np.where(fixed, h, np.uint64(0))
+    elif fixed.any():
         starts = offsets[:-1][fixed].astype(np.int64)
-        data = arr.buffers()[2]
-        if int(offsets[-1]) - int(offsets[0]) == 32 * n and data.address % 8 == 0 and offsets[0] % 8 == 0:
-            # Every value is 32 bytes (identity's hex digests, no nulls): the bytes are rows of four words.
-            words = np.frombuffer(data, np.uint64, 4 * n, int(offsets[0])).reshape(n, 4)[fixed]
-        elif not (starts % 8).any() and data.address % 8 == 0:
+        if not (starts % 8).any() and data.address % 8 == 0:
             words = np.frombuffer(data, np.uint64, data.size // 8)[(starts // 8)[:, None] + np.arange(4)]
         else:
             words = np.ascontiguousarray(np.frombuffer(data, np.uint8)[starts[:, None] + np.arange(32)]).view(np.uint64)
@@ -106,17 +114,59 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
 
 
 def visitor_order(vh: np.ndarray) -> np.ndarray:
-    """A stable sort of rows by visitor hash: visitors ranked (np.unique), then the ranks sorted
-    stably (a radix sort while they fit 16 bits, else unique keys (rank, row))."""
+    """A stable sort of rows by visitor hash.
+
+    Usually one unstable sort of unique keys: the hash's top bits above the row number. It is the
+    stable sort unless two visitors share those top bits (then the hashes come out unsorted, which
+    one pass sees); otherwise visitors are ranked (np.unique) and the ranks sorted stably (a radix
+    sort while they fit 16 bits, else unique keys (rank, row))."""
+    n = len(vh)
+    bits = max(n - 1, 1).bit_length()
+    if n and bits <= 32:
+        low = np.uint64((1 << bits) - 1)
+        order = np.argsort((vh & ~low) | np.arange(n, dtype=np.uint64))
+        ranked = vh[order]
+        if not (ranked[1:] < ranked[:-1]).any():
+            return order
     rank = np.unique(vh, return_inverse=True)[1].reshape(-1)
     if len(rank) and rank.max() < 1 << 16:  # numpy's stable sort of 16-bit keys is a radix sort
         return np.argsort(rank.astype(np.uint16), kind="stable")
     return np.argsort(rank.astype(np.int64) * len(vh) + np.arange(len(vh)))
 
 
+def row_order(vh: np.ndarray, t: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """`np.lexsort((r, t, vh))` (rows by visitor, ts, rank_lines; stable), cheaper: rows usually
+    come in (ts, rl) order, and a stable sort by visitor then does; otherwise the (ts, rl) sort
+    runs on nearly sorted keys and the visitor sort follows it."""
+    if ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (r[1:] >= r[:-1]))).all():
+        return visitor_order(vh)
+    by_time = np.lexsort((r, t))
+    return by_time[visitor_order(vh[by_time])]
+
+
 def select(cols: Cols, which: np.ndarray) -> Cols:
-    """The same rows (mask or indices) of every array."""
+    """The same rows (mask or indices) of every array. A mask is turned into indices once:
+    numpy's boolean indexing branches per row (several times slower on mixed masks)."""
+    if which.dtype == bool:
+        which = np.flatnonzero(which)
     return {name: a[which] for name, a in cols.items()}
+
+
+def in_order(pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positions sorted, and where each of `pos` lands among them. Positions of a push
+    lie within the rows held (a span a few times their number): a presence table orders them in
+    O(span) instead of a sort."""
+    lo = int(pos.min())
+    span = int(pos.max()) - lo + 1
+    if span > 8 * len(pos) + 1024:
+        order = np.argsort(pos)
+        at = np.empty(len(pos), np.int64)
+        at[order] = np.arange(len(pos))
+        return pos[order], at
+    present = np.zeros(span, bool)
+    present[pos - lo] = True
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[pos - lo]
 
 
 def rank_lines(rank: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -151,20 +201,25 @@ def merge_sorted(old: Cols, new: Cols) -> Cols:
     if not len(ovh):
         return new
     at = np.searchsorted(ovh, nvh, side="right")
-    last = np.maximum(at - 1, 0)
-    ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"], new["rl"]
-    inside = (at > 0) & (ovh[last] == nvh) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
-    if inside.any():
-        keys = pack_keys(ovh, old["ts"], old["rl"])
-        at[inside] = np.searchsorted(keys, pack_keys(nvh[inside], nts[inside], nrl[inside]), side="right")
+    # Only a new row no later than the latest buffered one can belong before a row of its visitor.
+    maybe = np.flatnonzero(new["ts"] <= old["ts"].max())
+    if len(maybe):
+        last = np.maximum(at[maybe] - 1, 0)
+        ots, orl, nts, nrl = old["ts"][last], old["rl"][last], new["ts"][maybe], new["rl"][maybe]
+        inside = (at[maybe] > 0) & (ovh[last] == nvh[maybe]) & ((ots > nts) | ((ots == nts) & (orl > nrl)))
+        if inside.any():
+            rows = maybe[inside]
+            keys = pack_keys(ovh, old["ts"], old["rl"])
+            at[rows] = np.searchsorted(keys, pack_keys(nvh[rows], nts[inside], nrl[inside]), side="right")
     at += np.arange(len(nvh))
     is_old = np.ones(len(at) + len(ovh), bool)
-    is_old[at] = False  # one mask places both sides in every column
+    is_old[at] = False
+    old_at = np.flatnonzero(is_old)  # one index array places the old side in every column
     merged = {}
     for name, a in old.items():
         merged[name] = out = np.empty(len(is_old), a.dtype)
         out[at] = new[name]
-        out[is_old] = a
+        out[old_at] = a
     return merged
 
 
@@ -214,16 +269,32 @@ class VisitorCounts:
     def _lookup(self, vhash: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = np.searchsorted(self.seen, vhash)
         found = pos < len(self.seen)
-        found[found] = self.seen[pos[found]] == vhash[found]
+        inside = np.flatnonzero(found)
+        found[inside] = self.seen[pos[inside]] == vhash[inside]
         return pos, found
 
     def add(self, vhash: np.ndarray) -> np.ndarray:
-        """Count one session per entry; return each visitor's count before this call."""
-        uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
+        """Count one session per entry; return each visitor's count before this call (entries
+        sorted by hash, as `Sessionizer._close` passes them, need no sort)."""
+        if len(vhash) and not (vhash[1:] < vhash[:-1]).any():  # sorted (as `_close` finds them): no sort
+            first = np.ones(len(vhash), bool)
+            first[1:] = vhash[1:] != vhash[:-1]
+            starts = np.flatnonzero(first)
+            uniq, inverse, n = vhash[starts], np.cumsum(first) - 1, np.diff(np.append(starts, len(vhash)))
+        else:
+            uniq, inverse, n = np.unique(vhash, return_inverse=True, return_counts=True)
         pos, found = self._lookup(uniq)
+        hit, miss = np.flatnonzero(found), np.flatnonzero(~found)
         before = np.zeros(len(uniq), np.int64)
-        before[found] = self.counts[pos[found]]
-        self.counts[pos[found]] += n[found]
-        self.seen = np.insert(self.seen, pos[~found], uniq[~found])
-        self.counts = np.insert(self.counts, pos[~found], n[~found])
+        before[hit] = self.counts[pos[hit]]
+        self.counts[pos[hit]] += n[hit]
+        if len(miss):  # new visitors merged in (np.insert would sort its indices first)
+            at = pos[miss] + np.arange(len(miss))
+            keep = np.ones(len(self.seen) + len(miss), bool)
+            keep[at] = False
+            old_at = np.flatnonzero(keep)
+            seen, counts = np.empty(len(keep), np.uint64), np.empty(len(keep), np.int64)
+            seen[at], seen[old_at] = uniq[miss], self.seen
+            counts[at], counts[old_at] = n[miss], self.counts
+            self.seen, self.counts = seen, counts
         return before[inverse.reshape(-1)]

@@ -428,10 +428,112 @@ def test_stitching_only_sessions_with_a_login_equals_stitching_all(sessions, see
     assert _stitched(has_user, ss, lengths).tolist() == expected.tolist()
 
 
-@pytest.mark.parametrize("visitors", [1, 300, 70_000])  # the radix path and the wide one
-def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors):
+@pytest.mark.parametrize(("visitors", "top"), [(1, 2**63), (300, 2**63), (70_000, 2**63), (300, 2**10), (70_000, 2**20)])
+def test_visitor_order_is_a_stable_sort_by_visitor_hash(visitors, top):
+    """Random hashes (the packed-key sort), and hashes that differ only in the bits the row
+    number takes (visitors share top bits: the ranked radix path and the wide one)."""
     from logtrack.sessionstore import visitor_order
 
     rng = np.random.default_rng(visitors)
-    vh = rng.integers(0, 2**63, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
+    vh = rng.integers(0, top, visitors).astype(np.uint64)[rng.integers(0, visitors, 100_000)]
     assert visitor_order(vh).tolist() == np.argsort(vh, kind="stable").tolist()
+
+
+def test_row_store_makes_constant_columns_and_gathers_nearly_constant_ones():
+    from logtrack.rowstore import _kinds
+
+    schema = pa.schema([pa.field("s", pa.string()), pa.field("i", pa.int16()), pa.field("b", pa.bool_()),
+                        pa.field("near", pa.string()), pa.field("split", pa.string())])
+    n = 2000
+    near = ["GET"] * n
+    near[777] = "PUT"  # off every probe row: only the full pass sees it
+    split = ["ab"] * n
+    split[1000:1002] = ["a", "bab"]  # same bytes and total length, other values
+    tables = [pa.table({"s": [s] * n, "i": [200] * n, "b": [flag] * n, "near": near, "split": split}, schema=schema)
+              for s, flag in (("HTTP/1.1", True), ("HTTP/2.0", False))]
+    assert _kinds(tables[0]) == {"s": ("const", "HTTP/1.1"), "i": ("const", 200), "b": ("const", True)}
+    store = RowStore(schema)
+    pos = np.concatenate([store.add(t) for t in tables])
+    rows = np.array([0, 777, 1000, 1001, 1999, 2000, 2777, 3999])
+    got = store.take(pos[rows])
+    both = pa.concat_tables(tables).take(pa.array(rows))
+    for name in schema.names:
+        assert got[name].to_pylist() == both.column(name).to_pylist(), name
+        assert got[name].type == schema.field(name).type
+    # Every column made (nothing left to gather), empty strings too; compaction keeps the values.
+    store = RowStore(pa.schema([pa.field("s", pa.string())]))
+    pos = store.add(pa.table({"s": [""] * n}, schema=store.schema))
+    assert store.take(pos[[1, 5, 9]])["s"].to_pylist() == ["", "", ""]
+    moved = store.release(pos[: n - 10])
+    assert store.take(np.sort(remap(pos[n - 3:], moved)))["s"].to_pylist() == ["", "", ""]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 6), max_size=12), min_size=1, max_size=4), st.booleans())
+def test_visitor_counts_sorted_and_unsorted_entries_agree(pushes, shuffle):
+    """Sorted hashes (as `_close` passes them) skip the sort; the counts are np.unique's."""
+    from logtrack.sessionstore import VisitorCounts
+
+    counts, seen = VisitorCounts(), {}
+    for push in pushes:
+        vh = np.array(push if shuffle else sorted(push), np.uint64)
+        expected = []
+        for v in vh.tolist():
+            expected.append(seen.get(v, 0))
+            seen[v] = seen.get(v, 0) + 1
+        ranks = {}  # count before this call, not before this entry
+        got = counts.add(vh).tolist()
+        for v, e in zip(vh.tolist(), expected, strict=True):
+            ranks.setdefault(v, e)
+        assert got == [ranks[v] for v in vh.tolist()]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_constant_columns_found_by_the_row_store_give_the_same_pageviews_and_sessions(method):
+    from logtrack.sessions import _STORED_SCHEMA, _stored, pageview_mask
+
+    n = 1500  # long enough for the row store to look for constant columns
+    rows = [{"ts": f"2026-03-01 10:{i // 60:02d}:{i % 60:02d}", "method": method, "path": ["/", "/a.css", "/p"][i % 3],
+             "status": [200, 404, 304][i % 3 if i % 7 else 1], "client_ip": f"192.0.2.{i % 5}"} for i in range(n)]
+    table = prepared(rows)
+    store = RowStore(_STORED_SCHEMA)
+    store.add(_stored(table))
+    constants = store.constants()
+    assert constants["method"] == method and constants["source"] == "a.log" and "status" not in constants
+    expected = pageview_mask(table)
+    assert pageview_mask(table, constants=constants).tolist() == expected.tolist()
+    assert expected.any() == (method != "POST")
+    # Through the sessionizer (constant source and method): the same as two half-size pushes
+    # (below the size the row store checks), whose constants are tested per row.
+    whole, halves = Sessionizer(SessionConfig()), Sessionizer(SessionConfig())
+    whole.push(table, None)
+    out = whole.finish()
+    halves.push(table.slice(0, n // 2), None)
+    halves.push(table.slice(n // 2), None)
+    out2 = halves.finish()
+    assert out.requests.equals(out2.requests) and out.sessions.equals(out2.sessions)
+    assert out.sessions.column("pageviews").to_pylist() == out2.sessions.column("pageviews").to_pylist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 5), st.integers(0, 3)), max_size=40), st.booleans())
+def test_row_order_is_lexsort_by_visitor_ts_and_line(rows, in_time_order):
+    from logtrack.sessionstore import row_order
+
+    if in_time_order:
+        rows = sorted(rows, key=lambda row: row[1:])
+    a = np.array(rows, np.int64).reshape(-1, 3)
+    vh, t, r = a[:, 0].astype(np.uint64) * np.uint64(2**61 + 1), a[:, 1], a[:, 2]
+    assert row_order(vh, t, r).tolist() == np.lexsort((r, t, vh)).tolist()
+
+
+def test_landing_and_exit_are_the_first_and_last_pageview_else_the_first_and_last_request():
+    ip2 = {"client_ip": "203.0.113.9"}
+    _, ses = run([{"ts": "2026-03-01 10:00:00", "path": "/a.css"}, {"ts": "2026-03-01 10:00:01", "path": "/x"},
+                  {"ts": "2026-03-01 10:00:02", "path": "/b.js"}, {"ts": "2026-03-01 10:00:03", "path": "/y"},
+                  {"ts": "2026-03-01 10:00:04", "path": "/c.png"},
+                  {"ts": "2026-03-01 10:00:05", "path": "/s", "status": 404, **ip2},  # no pageview in this one
+                  {"ts": "2026-03-01 10:00:06", "path": "/t", "method": "POST", **ip2},
+                  {"ts": "2026-03-01 11:00:00", "path": "/z"}])
+    assert list(ses.landing_path) == ["/x", "/s", "/z"] and list(ses.exit_path) == ["/y", "/t", "/z"]
+    assert list(ses.pageviews) == [2, 0, 1]
