@@ -8,6 +8,7 @@ message carries the file, line and key at fault.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +33,17 @@ class Config:
         """The config file's path, or None when running on defaults."""
         return None if self.doc.file == "<defaults>" else self.doc.file
 
-    def section(self, name: str) -> dict[str, Any]:
-        """One top-level mapping (empty when absent); a non-mapping is a ConfigError."""
+    def section(self, name: str, known: Collection[str] | None = None) -> dict[str, Any]:
+        """One top-level mapping (empty when absent); a non-mapping is a ConfigError, and so is a
+        key outside `known` when given (the message lists the known keys)."""
         value = self.doc.data.get(name)
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise ConfigError(self.doc.error((name,), "must be a mapping"))
+        for key in value if known is not None else ():
+            if key not in known:
+                raise self.error((name, key), f"unknown key {key!r} (known: {', '.join(sorted(known))})")
         return value
 
     def get(self, name: str, default: Any = None) -> Any:

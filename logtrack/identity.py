@@ -100,10 +100,7 @@ class IdentityConfig:
     @classmethod
     def from_config(cls, config: Config) -> IdentityConfig:
         """Read and validate the `identity` and `consent` sections (ConfigError with file:line)."""
-        sec = config.section("identity")
-        for key in sec:
-            if key not in _IDENTITY_KEYS:
-                raise config.error(("identity", key), f"unknown key {key!r} (known: {', '.join(sorted(_IDENTITY_KEYS))})")
+        sec = config.section("identity", _IDENTITY_KEYS)
         kw: dict = {}
         if "user_id" in sec:
             kw["user_id"] = _sources(config, ("identity", "user_id"), sec["user_id"], allow_hash=False)

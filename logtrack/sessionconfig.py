@@ -41,10 +41,7 @@ class SessionConfig:
     @classmethod
     def from_config(cls, config: Config) -> SessionConfig:
         """Read and validate the `sessions` section (timezone falls back to the top-level key)."""
-        sec = config.section("sessions")
-        for key in sec:
-            if key not in _KEYS:
-                raise config.error(("sessions", key), f"unknown key {key!r} (known: {', '.join(sorted(_KEYS))})")
+        sec = config.section("sessions", _KEYS)
         kw: dict = {}
         for key in ("timeout", "reorder_window"):
             if key in sec:

@@ -46,10 +46,7 @@ class EnrichConfig:
     @classmethod
     def from_config(cls, config: Config) -> EnrichConfig:
         """Read and validate the `enrich` section; problems raise ConfigError with file and line."""
-        section = config.section("enrich")
-        for key in section:
-            if key not in _KEYS:
-                raise config.error(("enrich", key), f"unknown key {key!r} (known: {', '.join(sorted(_KEYS))})")
+        section = config.section("enrich", _KEYS)
         lists: dict[str, tuple[str, ...]] = {}
         for key in _KEYS:
             value = section.get(key)
