@@ -41,7 +41,8 @@ from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
 from .hashing import HashCache, keyed_hashes
-from .privacy import Truncated, parse_ip_truncate, truncation
+from .ipaddrs import Truncated, truncation
+from .privacy import parse_ip_truncate
 from .schema import REQUESTS
 
 SOURCE_KINDS = ("field", "cookie", "query", "header", "path")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logtrack import privacy
+from logtrack import ipaddrs, privacy
 from logtrack.config import Config
 from logtrack.enrich import enrich
 from logtrack.errors import ConfigError
@@ -180,8 +180,8 @@ def test_truncate_ips_agrees_with_a_per_value_reference(values, v4, v6):
 
 def test_identify_and_apply_truncate_each_batch_once(monkeypatch):
     calls = []
-    real = privacy._truncate_distinct
-    monkeypatch.setattr(privacy, "_truncate_distinct", lambda *a: calls.append(1) or real(*a))
+    real = ipaddrs._truncate_distinct
+    monkeypatch.setattr(ipaddrs, "_truncate_distinct", lambda *a: calls.append(1) or real(*a))
     table = conform(pa.table({"ts": pa.array([pd.Timestamp("2026-03-01", tz="UTC")] * 3),
                               "client_ip": ["192.0.2.77", "192.0.2.8", "2001:db8:abcd:12::1"],
                               "user_agent": ["A", "A", "B"]}), REQUESTS)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..enrich.static import is_page_path
-from ..privacy import dotted_quads
+from ..ipaddrs import dotted_quads
 from .context import BatchContext, DictCol, compact
 from .model import (
     Always,
@@ -229,7 +229,7 @@ def pattern_mask(values: pa.Array, item: Pattern) -> np.ndarray:
 def cidr_mask(values: pa.Array, networks: tuple[str, ...]) -> np.ndarray:
     """Which addresses lie in any network: IPv4 with integer arithmetic, IPv6 per distinct value.
 
-    Canonical dotted quads (the usual address) come parsed from `privacy.dotted_quads`, shared
+    Canonical dotted quads (the usual address) come parsed from `ipaddrs.dotted_quads`, shared
     with IP truncation. The rest are first narrowed to candidates: an IPv4 address inside
     `10.0.0.0/8` is written `10.…` unless an octet has a leading zero (then it starts with `0` or
     holds `.0`), an IPv6 one holds `:`. Those are cheap memcmp kernels; the regex and arithmetic
