@@ -55,7 +55,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .enrich import encoding
-from .enrich.static import is_page_path
+from .enrich.static import PAGEVIEW_METHODS, is_page_path, pageview_rows
 from .rowstore import RowStore, remap
 from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
 from .sessionconfig import SessionConfig, parse_duration  # noqa: F401  (parse_duration: re-exported)
@@ -105,17 +105,15 @@ def pageview_mask(table: pa.Table, among: np.ndarray | None = None, memo: dict[s
     (only rows `among` are tested when given; the others are False). `memo` remembers the
     verdict per path across calls (a run sees the same paths again and again); `constants`
     names columns known to hold one value in every row (`RowStore.constants`): tested once."""
-    status = ints(table.column("status"), 0)
-    ok = ((status >= 200) & (status < 300)) | (status == 304)
-    if among is not None:
-        ok &= among
     method = (constants or {}).get("method")
     if method is not None:
-        ok &= method in ("GET", "HEAD")
+        method_ok = np.bool_(method in PAGEVIEW_METHODS)
     else:
-        method = table.column("method")
-        ok &= bools(pc.or_(pc.equal(method, "GET"), pc.equal(method, "HEAD")))
-    ok &= ~bools(table.column("is_bot")) & ~bools(table.column("is_static"))
+        method_ok = bools(pc.is_in(table.column("method"), value_set=pa.array(PAGEVIEW_METHODS)))
+    ok = pageview_rows(ints(table.column("status"), 0), method_ok,
+                       bools(table.column("is_bot")), bools(table.column("is_static")))
+    if among is not None:
+        ok &= among
     candidates = np.flatnonzero(ok)  # the path test runs only where it matters, once per distinct path
     # The column's dictionary encoding is the one enrich made of this very array (`encoding.memo`):
     # only the distinct paths of the candidates are looked at.

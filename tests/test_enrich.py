@@ -314,3 +314,18 @@ def test_pairs_numbers_each_distinct_pair(rows, wide):
     pa_, pb, slot = encoding.pairs(a, 7, b, size_b)
     assert len(set(zip(pa_.tolist(), pb.tolist(), strict=True))) == len(pa_) == len(set(rows))
     assert [(pa_[s], pb[s]) for s in slot.tolist()] == rows
+
+
+def test_pageview_rows_is_the_definition_by_hand():
+    """2xx or 304, GET/HEAD, not a bot, not static — the rule sessions, rules and reports share."""
+    import numpy as np
+
+    from logtrack.enrich.static import pageview_rows
+
+    status = np.array([199, 200, 299, 300, 304, 404, 0, 200, 200, 200])
+    method_ok = np.array([True] * 8 + [False, True])
+    bot = np.array([False] * 9 + [True])
+    static_ = np.array([False] * 7 + [True, False, False])
+    got = pageview_rows(status, method_ok, bot, static_)
+    assert got.tolist() == [False, True, True, False, True, False, False, False, False, False]
+    assert pageview_rows(np.array([200.0, np.nan]), np.array([True, True]), np.zeros(2, bool), np.zeros(2, bool)).tolist() == [True, False]

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from logtrack import schema
 from logtrack.enrich.static import is_page_path
 from logtrack.report import REPORT_DESCRIPTIONS, REPORT_SCHEMAS, DatasetWriter, build_reports
-from logtrack.report.scan import pageview_flags, pageviews
+from logtrack.report.scan import pageview_flags
 from logtrack.sessions import pageview_mask
 
 UTC = dt.UTC
@@ -247,8 +247,10 @@ def test_pageview_definition_matches_the_sessionizer(rows_: list[tuple]) -> None
         "is_bot": pa.array([r[3] for r in rows_], pa.bool_()), "is_static": pa.array([r[4] for r in rows_], pa.bool_()),
     }), schema.ENRICHED_REQUESTS)
     batch = t.combine_chunks().to_batches()[0] if len(rows_) else pa.RecordBatch.from_pylist([], schema=t.schema)
-    assert pageviews(batch).to_pylist() == pageview_mask(t).tolist()
-    # The numpy form the traffic scan uses, with the methods dictionary-encoded as they are read.
+    # The numpy form the traffic scan uses, with the methods dictionary-encoded as they are read,
+    # and as they come when the column is plain strings.
+    assert pageview_flags(batch, np.array([p is not None and bool(is_page_path(pa.array([p], pa.string()))[0].as_py())
+                                           for p in (r[1] for r in rows_)], bool)).tolist() == pageview_mask(t).tolist()
     page = np.array([p is not None and bool(is_page_path(pa.array([p], pa.string()))[0].as_py()) for p in
                      (r[1] for r in rows_)], bool)
     encoded = batch.set_column(batch.schema.get_field_index("method"), "method",

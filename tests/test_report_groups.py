@@ -15,10 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_report_aggregates import RUN_A, RUN_B, SESSIONS_A, SESSIONS_B, group_products, write_run
 
-from logtrack.enrich.static import is_page_path
 from logtrack.report import aggregates, build_reports, groups
 from logtrack.report.groups import Codebook, Grouping
-from logtrack.report.scan import PathMemo, page_memo, pageviews
+from logtrack.report.scan import PathMemo
 
 S = pa.string()
 TS = pa.timestamp("us", tz="UTC")
@@ -87,35 +86,6 @@ def test_path_memo_answers_as_the_grouper(batches: list[list[str | None]]) -> No
     for paths in batches:
         array = pa.array(paths, S)
         assert memo(array).to_pylist() == group_products(array).to_pylist()
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["/a", "/x.css", "/api/v1/p", "/p/22", "/b/c.png", None]), max_size=12),
-                max_size=5))
-def test_page_memo_answers_as_is_page_path(batches: list[list[str | None]]) -> None:
-    memo = page_memo()
-    memo.limit = 3  # small: starts over now and then
-    for paths in batches:
-        array = pa.array(paths, S)
-        expected = [v if p is not None else None for p, v in zip(paths, is_page_path(array).to_pylist(), strict=True)]
-        assert memo(array).to_pylist() == expected
-
-
-def test_pageviews_with_a_page_memo_as_without() -> None:
-    paths = ["/", "/x.css", "/api/v1/p", "/p/1", None, "/", "/p/1"]
-    batch = pa.RecordBatch.from_pydict({
-        "status": pa.array([200, 200, 200, 304, 200, 404, 200], pa.int16()),
-        "method": ["GET", "GET", "GET", "HEAD", "GET", "GET", "POST"],
-        "is_bot": [False, False, False, None, False, False, False],
-        "is_static": [False, True, False, False, False, False, False],
-        "path": pa.array(paths, S).dictionary_encode(),
-    })
-    memo = page_memo()
-    expected = [True, False, False, True, False, False, False]  # by hand: 2xx/304 GET/HEAD pages
-    assert pageviews(batch).to_pylist() == expected
-    assert pageviews(batch, memo).to_pylist() == expected
-    assert pageviews(batch, memo).to_pylist() == expected  # answered from the memo
-    assert memo.known.to_pylist() == ["/", "/x.css", "/api/v1/p", "/p/1"]
 
 
 @pytest.fixture(scope="module")

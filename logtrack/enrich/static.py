@@ -7,13 +7,15 @@ HTML/JSON responses are never static even at `/page.js`, and an image served fro
 
 `is_page_path` is the "text/page-like path" of a pageview (DESIGN §5 builtins): anything but a
 static or data extension (`.json`, `.xml`, feeds…), so `/about`, `/index.php` and
-`/users/jane.doe` are pages and `/api/cart.json` is not.
+`/users/jane.doe` are pages and `/api/cart.json` is not. `pageview_rows` is the rest of the
+pageview definition, the one place sessions, rules and reports take it from.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -95,3 +97,14 @@ def is_page_path(path: pa.Array) -> pa.Array:
     data = pc.fill_null(pc.is_in(extension(path), not_pages), False)
     api = pc.fill_null(pc.match_substring_regex(path, api_path, ignore_case=True), False)
     return pc.and_(pc.is_valid(path), pc.invert(pc.or_(data, api)))
+
+
+PAGEVIEW_METHODS = ("GET", "HEAD")
+
+
+def pageview_rows(status: np.ndarray, method_ok: np.ndarray, is_bot: np.ndarray, is_static: np.ndarray) -> np.ndarray:
+    """A pageview apart from its path (DESIGN §5): answered 2xx or 304, method in
+    `PAGEVIEW_METHODS` (`method_ok`), not a bot, not a static asset. Numpy arrays whose nulls
+    are already filled (a null status as 0, null flags as False); the page-like path test
+    (`is_page_path`) is left to the caller, who runs it once per distinct path of these rows."""
+    return (((status >= 200) & (status < 300)) | (status == 304)) & method_ok & ~is_bot & ~is_static

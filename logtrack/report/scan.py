@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..enrich.static import is_page_path
+from ..enrich.static import PAGEVIEW_METHODS, pageview_rows
 from .dataset import KIND_SCHEMAS
 from .dense import compact, from_ints, int_sums, ints, slots
 from .groups import dictionary_of
@@ -177,48 +177,23 @@ def tally(keys: pa.Array, name: str, values: dict[str, tuple[pa.Array, str]] | N
 
 
 PAGEVIEW_INPUTS = ("status", "method", "path", "is_bot", "is_static")
-METHODS = pa.array(["GET", "HEAD"])
-
-
-def pageviews(batch: pa.RecordBatch, pages: PathMemo | None = None) -> pa.Array:
-    """Which rows are pageviews: the sessionizer's definition (`sessions.pageview_mask`, 2xx/304
-    GET/HEAD of a page-like, non-static path by a non-bot), so reports and sessions agree.
-
-    Same result (a test checks it on random tables), twice as fast: the path's extension is
-    tested once per distinct path of the batch instead of once per row — or, with `pages` (a
-    `page_memo()` kept over a scan), once per distinct path of the scan.
-    """
-    encoded = dictionary_of(batch.column("path"))
-    return pageview_mask(batch, (pages or is_page_path)(encoded.dictionary).take(encoded.indices))
-
-
-def pageview_mask(batch: pa.RecordBatch, page: pa.Array) -> pa.Array:
-    """`pageviews` with the page-likeness of every row's path given (`is_page_path`)."""
-    status = batch.column("status")
-    ok = pc.or_kleene(pc.and_kleene(pc.greater_equal(status, 200), pc.less(status, 300)), pc.equal(status, 304))
-    method = batch.column("method")
-    if isinstance(method, pa.DictionaryArray):  # once per distinct method
-        method = pc.is_in(method.dictionary, value_set=METHODS).take(method.indices)
-    else:
-        method = pc.is_in(method, value_set=METHODS)
-    human = pc.invert(pc.or_(pc.fill_null(batch.column("is_bot"), False), pc.fill_null(batch.column("is_static"), False)))
-    return pc.fill_null(pc.and_kleene(pc.and_kleene(ok, method), pc.and_kleene(human, page)), False)
+METHODS = pa.array(PAGEVIEW_METHODS)
 
 
 def pageview_flags(batch: pa.RecordBatch, page: np.ndarray) -> np.ndarray:
-    """`pageview_mask` in numpy: `page` says whether each row's path is page-like (False for null)."""
+    """Which rows are pageviews, by the sessionizer's definition (`static.pageview_rows`), so
+    reports and sessions agree; `page` says whether each row's path is page-like (False for
+    null), answered once per distinct path by the caller."""
     status, valid = ints(batch.column("status"))
-    ok = ((status >= 200) & (status < 300)) | (status == 304)
-    if valid is not None:
-        ok &= valid
     method = batch.column("method")
     if isinstance(method, pa.DictionaryArray):  # once per distinct method
         allowed = np.concatenate([[False], pc.is_in(method.dictionary, value_set=METHODS).to_numpy(zero_copy_only=False)])
-        ok &= allowed[slots(method.indices)]
+        method_ok = allowed[slots(method.indices)]
     else:
-        ok &= pc.fill_null(pc.is_in(method, value_set=METHODS), False).to_numpy(zero_copy_only=False)
-    for flag in ("is_bot", "is_static"):
-        ok &= ints(batch.column(flag))[0] == 0
+        method_ok = pc.fill_null(pc.is_in(method, value_set=METHODS), False).to_numpy(zero_copy_only=False)
+    ok = pageview_rows(status, method_ok, ints(batch.column("is_bot"))[0] != 0, ints(batch.column("is_static"))[0] != 0)
+    if valid is not None:
+        ok &= valid
     return ok & page
 
 
@@ -284,7 +259,7 @@ class PathMemo:
     run instead of once per batch that holds it (the rules' template regexes over every batch's
     distinct paths cost a third of the traffic scan). Holds at most `limit` paths, then starts over.
 
-    Any function of a string array that answers path by path can be memoized (`page_memo`);
+    Any function of a string array that answers path by path can be memoized;
     `result_type` is the type of its answers.
     """
 
@@ -310,12 +285,6 @@ class PathMemo:
             self.known = pa.concat_arrays([self.known, new])
             self.grouped = pa.concat_arrays([self.grouped, pa.array(self.grouper(new)).cast(self.type)])
         return self.grouped.take(where)
-
-
-def page_memo() -> PathMemo:
-    """`is_page_path`, remembered per distinct path over a scan (`pageviews(batch, pages)`):
-    a dictionary-encoded column read back has a dictionary per row group, mostly the same paths."""
-    return PathMemo(is_page_path, result_type=pa.bool_())
 
 
 Agg = tuple[str | list[str], str, pc.FunctionOptions | None, str]

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..enrich.static import is_page_path
+from ..enrich.static import PAGEVIEW_METHODS, is_page_path, pageview_rows
 from ..ipaddrs import dotted_quads
 from .context import BatchContext, DictCol, compact
 from .model import (
@@ -172,13 +172,11 @@ def page_view_mask(ctx: BatchContext) -> np.ndarray:
     """`sessions.pageview_mask` (2xx/304 GET/HEAD of a page-like path by a non-bot, not static),
     decided on the batch's shared encodings: the method and path tests run per distinct value,
     and the page-like test only on the paths of rows that pass the others (tests compare both)."""
-    status = ctx.number("status")
-    ok = ((status >= 200) & (status < 300)) | (status == 304)
-    ok &= ~ctx.boolean("is_bot") & ~ctx.boolean("is_static")
     method = ctx.strings(("col", "method"))
     get = np.zeros(method.m + 1, dtype=bool)
-    get[method.ids_equal(("GET", "HEAD"))] = True
-    ok &= get[method.indices]
+    get[method.ids_equal(PAGEVIEW_METHODS)] = True
+    # A null status is NaN here: no comparison holds, so it is no pageview.
+    ok = pageview_rows(ctx.number("status"), get[method.indices], ctx.boolean("is_bot"), ctx.boolean("is_static"))
     paths = ctx.strings(("col", "path"))
     wanted = np.zeros(paths.m + 1, dtype=bool)
     wanted[paths.indices[ok]] = True
