@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -36,16 +36,24 @@ def digest(text: str, key: bytes, person: bytes) -> str:
     return hashlib.blake2b(text.encode("utf-8"), key=key, digest_size=16, person=person).hexdigest()
 
 
-def hex_digests(texts: list[str], key: bytes, person: bytes) -> list[bytes]:
-    """`digest` of each text, as ASCII bytes. The keyed state is set up once and copied per
-    text: BLAKE2b spends a whole compression on the key block, as much as on a short text."""
-    start = hashlib.blake2b(key=key, digest_size=16, person=person).copy
+def blake2b_each(messages: Iterable[bytes], digest_size: int, key: bytes = b"", person: bytes = b"") -> bytes:
+    """The BLAKE2b digest of each message, concatenated (`digest_size` bytes each). One state is
+    set up and copied per message: a keyed BLAKE2b spends a whole compression on the key block,
+    and constructing a hash object costs a third more than copying one (same digests)."""
+    start = hashlib.blake2b(key=key, digest_size=digest_size, person=person).copy
     out = []
-    for text in texts:
+    add = out.append
+    for message in messages:
         h = start()
-        h.update(text.encode("utf-8"))
-        out.append(h.hexdigest().encode("ascii"))
-    return out
+        h.update(message)
+        add(h.digest())
+    return b"".join(out)
+
+
+def hex_digests(texts: list[str], key: bytes, person: bytes) -> list[bytes]:
+    """`digest` of each text, as ASCII bytes."""
+    joined = blake2b_each((t.encode("utf-8") for t in texts), 16, key, person).hex().encode("ascii")
+    return [joined[i:i + 32] for i in range(0, len(joined), 32)]
 
 
 class DigestTable:

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .hashing import blake2b_each
+
 Cols = dict[str, np.ndarray]  # numeric per-row state, one array per name, all the same length
 SIGN = np.uint64(1 << 63)
 LINE_BITS = 47  # `rank_lines`: line + 1 in the low bits, source rank + 1 above them
@@ -103,13 +105,8 @@ def hashes(col: pa.ChunkedArray | pa.Array, key: str, among: np.ndarray | None =
     other = valid & ~fixed
     if other.any():
         enc = pc.dictionary_encode(arr.filter(pa.array(other)))
-        start = hashlib.blake2b(key=key.encode(), digest_size=8).copy
-        digests = []
-        for value in pc.cast(enc.dictionary, pa.binary()).to_pylist():
-            h = start()
-            h.update(value)
-            digests.append(h.digest())
-        out[other] = np.frombuffer(b"".join(digests), "<u8")[enc.indices.to_numpy()]
+        digests = blake2b_each(pc.cast(enc.dictionary, pa.binary()).to_pylist(), 8, key.encode())
+        out[other] = np.frombuffer(digests, "<u8")[enc.indices.to_numpy()]
     return out
 
 
