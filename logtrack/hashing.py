@@ -125,12 +125,14 @@ def hex_strings(digests: np.ndarray, valid: np.ndarray) -> pa.Array:
     """An Arrow string array of `S32` digests, null where not `valid` (built from the bytes
     directly: no Python string per row)."""
     n = len(digests)
-    kept = digests[valid] if not valid.all() else digests
+    every = bool(valid.all())
+    kept = np.ascontiguousarray(digests if every else digests[valid])
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(valid * 32, out=offsets[1:])
-    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), pa.py_buffer(kept.tobytes())],
-                                 null_count=int(n - valid.sum()))
+    mask = None if every else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    # The digests' own memory is the data buffer (the buffer keeps the array alive): no copy.
+    return pa.Array.from_buffers(pa.string(), n, [mask, pa.py_buffer(offsets), pa.py_buffer(kept)],
+                                 null_count=n - int(valid.sum()))
 
 
 class HashCache:
@@ -211,6 +213,27 @@ def keyed_hashes(values: pa.Array, salt: bytes, person: bytes, cache: HashCache 
     known = cache.table(salt, person) if cache is not None else {}
     return pc.take(pa.array(digests(encoded.dictionary.to_pylist(), salt, person, known), pa.string()),
                    encoded.indices)
+
+
+def hash_email_values(values: pa.Array, salt: bytes, cache: HashCache) -> pa.Array:
+    """Each email among `values` becomes `h:<keyed hash>` (callers pass distinct values; a
+    repeated one is hashed once all the same). The same array when there is no email."""
+    if values.null_count == len(values):
+        return values
+    email = pc.match_substring_regex(values, r"@|%40", ignore_case=True)
+    if not pc.any(email).as_py():
+        return values
+    hashed = keyed_hashes(pc.filter(values, email), salt, b"logtrack-user", cache)
+    return pc.replace_with_mask(values, email, pc.binary_join_element_wise("h:", hashed, ""))
+
+
+def hash_emails(user: pa.Array, salt: bytes, cache: HashCache) -> pa.Array:
+    """An email user id becomes `h:<keyed hash>` (per distinct value)."""
+    if user.null_count == len(user):
+        return user
+    encoded = pc.dictionary_encode(user)
+    fixed = hash_email_values(encoded.dictionary, salt, cache)
+    return user if fixed is encoded.dictionary else pc.take(fixed, encoded.indices)
 
 
 def codes(encoded: pa.DictionaryArray) -> tuple[np.ndarray, int]:

@@ -40,7 +40,7 @@ from .enrich import encoding
 from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
-from .hashing import HashCache, keyed_hashes
+from .hashing import HashCache, hash_email_values, hash_emails
 from .ipaddrs import Truncated, truncation
 from .privacy import parse_ip_truncate
 from .schema import REQUESTS
@@ -348,18 +348,25 @@ def _first(values: list[pa.Array], n: int) -> pa.Array:
     return values[0] if len(values) == 1 else pc.coalesce(*values)  # the first source wins
 
 
-def _hash_emails(user: pa.Array, salt: bytes, cache: HashCache) -> pa.Array:
-    """An email user id becomes `h:<keyed hash>` (per distinct value)."""
-    if user.null_count == len(user):
-        return user
-    encoded = pc.dictionary_encode(user)
-    distinct = encoded.dictionary
-    email = pc.match_substring_regex(distinct, r"@|%40", ignore_case=True)
-    if not pc.any(email).as_py():
-        return user
-    hashed = keyed_hashes(pc.filter(distinct, email), salt, b"logtrack-user", cache)
-    distinct = pc.replace_with_mask(distinct, email, pc.binary_join_element_wise("h:", hashed, ""))
-    return pc.take(distinct, encoded.indices)
+def _user_ids(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Array:
+    """user_id before consent. The usual single column source (`field:remote_user`) is cleaned
+    and email-hashed on its distinct values and spread to the rows once, with the encoding
+    privacy's scrubbing of that column reuses; other sources row by row, then per distinct."""
+    n = table.num_rows
+    only = cfg.user_id[0] if len(cfg.user_id) == 1 else None
+    if n and only is not None and only.kind == "field" and only.name in REQUESTS.names and only.name != "fields":
+        col = _column(table, only.name)
+        if col.null_count == len(col):
+            return col.cast(pa.string())
+        enc = encoding.encode(col)
+        distinct = _clean(enc.dictionary)
+        if cfg.hash_emails:
+            distinct = hash_email_values(distinct, salt, cfg.hashes)
+        return encoding.spread(distinct, enc.indices)
+    user = _first([resolve(table, source) for source in cfg.user_id], n)
+    if cfg.hash_emails and n:
+        user = hash_emails(user, salt, cfg.hashes)
+    return user
 
 
 def identify(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Table:
@@ -371,9 +378,7 @@ def identify(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Table:
     removed (mode drop).
     """
     n = table.num_rows
-    user = _first([resolve(table, source) for source in cfg.user_id], n)
-    if cfg.hash_emails and n:
-        user = _hash_emails(user, salt, cfg.hashes)
+    user = _user_ids(table, cfg, salt)
     anon = _first([anonymous_hash(table, cfg, salt) if source.kind == "hash" else resolve(table, source)
                    for source in cfg.anonymous_id], n)
     denied = _denied(table, cfg.consent) if n else None

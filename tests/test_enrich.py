@@ -329,3 +329,21 @@ def test_pageview_rows_is_the_definition_by_hand():
     got = pageview_rows(status, method_ok, bot, static_)
     assert got.tolist() == [False, True, True, False, True, False, False, False, False, False]
     assert pageview_rows(np.array([200.0, np.nan]), np.array([True, True]), np.zeros(2, bool), np.zeros(2, bool)).tolist() == [True, False]
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12),
+       picks=st.lists(st.integers(-1, 11), max_size=40))
+def test_sparse_rows_spread_is_a_take(values, picks):
+    """`encoding.SparseRows` (one selection shared by several columns) gives what `take` gives."""
+    import numpy as np
+
+    from logtrack.enrich import encoding
+
+    arr = pa.array(values, pa.string())
+    ix = np.array([p if p < len(values) else -1 for p in picks], dtype=np.int64)
+    rows = encoding.SparseRows(ix)
+    for column in (arr, arr.slice(0, len(values))):
+        got = rows.spread(column)
+        got.validate(full=True)
+        assert got.to_pylist() == arr.take(pa.array(ix, mask=ix < 0, type=pa.int32())).to_pylist()

@@ -244,3 +244,42 @@ def test_digest_table_finds_every_key_it_was_given_across_index_merges():
         assert sorted(hashed) == sorted(set(batch.tolist()) - seen)  # each new key once, known keys never
         seen |= set(batch.tolist())
     assert len(table_) == len(seen) and len(table_.main[0]) > 4096
+
+
+@pytest.mark.parametrize("hash_emails", [True, False])
+def test_single_column_user_id_matches_the_row_by_row_route(hash_emails):
+    """The default `field:remote_user` source is cleaned and email-hashed per distinct value;
+    it gives what the general route (resolve every source, then hash per distinct user) gives,
+    including values that only become equal once cleaned."""
+    users = [" jo@example.com", "jo@example.com", "-", None, " ", "REDACTED", "al", "al ", "x%40y.org", "al"]
+    t = table(len(users), remote_user=users)
+    cfg = IdentityConfig(hash_emails=hash_emails)
+    fast = identify(t, cfg, SALT).column("user_id")
+    slow = identity.resolve(t, Source("field", "remote_user"))
+    if hash_emails:
+        slow = identity.hash_emails(slow, SALT, cfg.hashes)
+    assert fast.to_pylist() == slow.to_pylist()
+    assert fast.to_pylist()[2:8] == [None, None, None, None, "al", "al"]
+    assert fast.to_pylist()[0] == fast.to_pylist()[1] and fast.to_pylist()[0].startswith("h:" if hash_emails else "jo@")
+    # Two sources: the general route, same answer for rows the first source decides.
+    two = IdentityConfig(user_id=(Source("field", "remote_user"), Source("query", "uid")), hash_emails=hash_emails)
+    assert identify(t, two, SALT).column("user_id").to_pylist() == fast.to_pylist()
+    none = table(3, remote_user=[None, None, None])
+    assert identify(none, cfg, SALT).column("user_id").to_pylist() == [None, None, None]
+
+
+def test_hex_strings_share_the_digest_memory():
+    """`hashing.hex_strings`: the digests' bytes become the string data as they are (nulls where
+    not valid), for any mix of valid rows."""
+    import numpy as np
+
+    from logtrack import hashing
+
+    digests = np.array([bytes([97 + i]) * 32 for i in range(5)], "S32")
+    for valid in ([True] * 5, [False, True, False, True, True], [False] * 5):
+        got = hashing.hex_strings(digests, np.array(valid))
+        got.validate(full=True)
+        assert got.to_pylist() == [chr(97 + i) * 32 if v else None for i, v in enumerate(valid)]
+    empty = hashing.hex_strings(np.zeros(0, "S32"), np.zeros(0, bool))
+    empty.validate(full=True)
+    assert len(empty) == 0

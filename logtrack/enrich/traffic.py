@@ -144,9 +144,9 @@ def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
     # Row → position among the distinct queries that mention a parameter (-1 for the others).
     mentioned = mention.to_numpy(zero_copy_only=False)
     position = np.append(np.where(mentioned, np.cumsum(mentioned) - 1, -1), -1)  # + null queries
-    rows = position[encoding.codes(queries.indices)]
+    rows = encoding.SparseRows(position[encoding.codes(queries.indices)])
     for name, values in _query_subset(pc.filter(distinct, mention)).items():
-        out[name] = encoding.spread(values, rows)  # most rows have no campaign: no full take
+        out[name] = rows.spread(values)  # most rows have no campaign: no full take
     return out
 
 
