@@ -116,10 +116,8 @@ def enrich(requests: pa.Table, cfg: EnrichConfig | None = None) -> pa.Table:
     out: dict[str, pa.Array] = _user_agent_columns(_column(req, "user_agent"), cfg)
     fields = _column(req, "fields")
     out["is_static"] = static.is_static(_column(req, "path"), fields, cfg.static_extensions)
-    out.update(traffic.query_columns(_column(req, "query")))
-    out["referer_host"], referer_channel = traffic.referer_columns(_column(req, "referer"), _column(req, "host"),
-                                                                   cfg.internal_hosts)
-    out["channel"] = pc.coalesce(out.pop("query_channel"), referer_channel)  # UTM tags and click ids first
+    out.update(traffic.traffic_columns(_column(req, "query"), _column(req, "referer"), _column(req, "host"),
+                                       cfg.internal_hosts))
     if "http_accept_language" in encoding.field_keys(fields):
         out["language"] = traffic.language(pc.map_lookup(fields, "http_accept_language", "first"))
     else:

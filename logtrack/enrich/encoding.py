@@ -179,8 +179,9 @@ class SparseRows:
     def __init__(self, ix: np.ndarray) -> None:
         """`ix`: for each row, the slot of its value (-1: none)."""
         self.n = len(ix)
-        self.rows = np.flatnonzero(ix >= 0)
-        self.slots = pa.array(ix[self.rows])
+        self.rows = np.flatnonzero(ix >= 0)  # the rows with a value slot, and their slots
+        self.local = ix[self.rows]
+        self.slots = pa.array(self.local)
 
     def spread(self, values: pa.Array) -> pa.Array:
         """`spread(values, ix)` (a string array; null where ix is -1 or the value is null)."""

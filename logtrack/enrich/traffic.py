@@ -130,24 +130,37 @@ def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
 
     Everything is computed on the distinct queries that mention a parameter, then spread to rows.
     """
+    out, channel, rows = _query_parts(query)
+    out["query_channel"] = rows.spread(channel) if rows is not None else pa.nulls(len(query), pa.string())
+    return out
+
+
+_QUERY_NAMES = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id")
+
+
+def _query_parts(query: pa.ChunkedArray | pa.Array
+                 ) -> tuple[dict[str, pa.Array], pa.Array | None, encoding.SparseRows | None]:
+    """(utm_* and click_id per row, the channel of each distinct query that mentions a
+    parameter, the rows' positions among those queries); the last two None when none does."""
     query = encoding.single(query)
     n = len(query)
-    names = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id", "query_channel")
-    out = {name: pa.nulls(n, pa.string()) for name in names}
+    out = {name: pa.nulls(n, pa.string()) for name in _QUERY_NAMES}
     if n == 0 or query.null_count == n:
-        return out
+        return out, None, None
     queries = encoding.encode(query)
     distinct = queries.dictionary
     mention = pc.match_substring_regex(distinct, "|".join(UTM_PARAMS + CLICK_IDS))
     if not pc.any(mention).as_py():
-        return out
+        return out, None, None
     # Row → position among the distinct queries that mention a parameter (-1 for the others).
     mentioned = mention.to_numpy(zero_copy_only=False)
     position = np.append(np.where(mentioned, np.cumsum(mentioned) - 1, -1), -1)  # + null queries
     rows = encoding.SparseRows(position[encoding.codes(queries.indices)])
-    for name, values in _query_subset(pc.filter(distinct, mention)).items():
+    cols = _query_subset(pc.filter(distinct, mention))
+    channel = cols.pop("query_channel")
+    for name, values in cols.items():
         out[name] = rows.spread(values)  # most rows have no campaign: no full take
-    return out
+    return out, channel, rows
 
 
 def _split_params(subset: pa.Array, names: tuple[str, ...]) -> dict[str, pa.Array]:
@@ -212,12 +225,39 @@ def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.Chunke
     Hosts and their classes are computed per distinct referrer, the comparison with the
     request's own host per distinct (referrer, host) pair; rows only take the results.
     """
+    host, kinds, slot = _referer_parts(referer, request_host, internal_hosts)
+    return host, pc.take(kinds, pa.array(slot))
+
+
+def traffic_columns(query: pa.ChunkedArray | pa.Array, referer: pa.ChunkedArray | pa.Array,
+                    request_host: pa.ChunkedArray | pa.Array, internal_hosts: tuple[str, ...] = ()
+                    ) -> dict[str, pa.Array]:
+    """utm_*, click_id, referer_host and channel of each request (`query_columns` and
+    `referer_columns` together): the channel is one take from the referrer kinds and the query
+    channels side by side, a row pointing at its query's channel when it has one (rules 1–2 come
+    first) and at its referrer's kind otherwise."""
+    out, channel, rows = _query_parts(query)
+    out["referer_host"], kinds, slot = _referer_parts(referer, request_host, internal_hosts)
+    if rows is not None and channel.null_count < len(channel):
+        decides = channel.is_valid().to_numpy(zero_copy_only=False)[rows.local]
+        slot = slot.copy()  # rows whose query decides point past the referrer kinds
+        slot[rows.rows[decides]] = len(kinds) + rows.local[decides]
+        kinds = pa.concat_arrays([kinds, channel])
+    out["channel"] = pc.take(kinds, pa.array(slot))
+    return out
+
+
+def _referer_parts(referer: pa.ChunkedArray | pa.Array, request_host: pa.ChunkedArray | pa.Array,
+                   internal_hosts: tuple[str, ...]) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(referer_host per row, the distinct channels referrers decide, each row's slot in them:
+    int64 numpy)."""
     referer = encoding.single(referer)
     n = len(referer)
+    direct = pa.array(["direct"], pa.string())
     if n == 0:
-        return pa.array([], pa.string()), pa.array([], pa.string())
+        return pa.array([], pa.string()), direct, np.zeros(0, np.int64)
     if referer.null_count == n:
-        return pa.nulls(n, pa.string()), pa.repeat(pa.scalar("direct"), n)
+        return pa.nulls(n, pa.string()), direct, np.zeros(n, np.int64)
     refs = encoding.encode(referer)
     hosts = _hosts(refs.dictionary)
     kind = pa.repeat(pa.scalar("referral"), len(hosts))
@@ -233,8 +273,9 @@ def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.Chunke
     ref_host = encoding.spread(hosts, ref_code)
     request_host = encoding.single(request_host)
     if request_host.null_count == len(request_host):
-        # No request host to compare with (most access log formats): no row is internal by it.
-        return ref_host, encoding.spread(pc.fill_null(kind, "direct"), ref_code).fill_null("direct")
+        # No request host to compare with (most access log formats): no row is internal by it;
+        # rows without a referrer point at the "direct" slot appended last.
+        return ref_host, pa.concat_arrays([kind, direct]), np.where(ref_code < 0, len(kind), ref_code)
     # Internal traffic is decided per distinct (referrer, request host) pair, not per row.
     req = encoding.encode(request_host)
     pair_ref, pair_req, slot = encoding.pairs(ref_code, len(hosts), encoding.codes(req.indices), len(req.dictionary))
@@ -245,7 +286,7 @@ def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.Chunke
     pair_kind = pc.fill_null(pc.take(pa.concat_arrays([kind, pa.nulls(1, pa.string())]), pa.array(pair_ref)), "direct")
     same = pc.fill_null(pc.equal(ref_bare, req_bare), False)
     pair_kind = pc.if_else(pc.and_(same, pc.not_equal(pair_kind, "direct")), pa.scalar("internal"), pair_kind)
-    return ref_host, pc.take(pair_kind, pa.array(slot))
+    return ref_host, pair_kind, slot
 
 
 def language(accept_language: pa.Array) -> pa.Array:
