@@ -41,7 +41,7 @@ from .enrich.encoding import per_distinct, single
 from .enrich.traffic import decode_distinct, query_params
 from .errors import LogtrackError
 from .hashing import HashCache, hash_email_values, hash_emails
-from .ipaddrs import Truncated, truncation
+from .ipaddrs import AddressCache, Truncated, truncation
 from .privacy import parse_ip_truncate
 from .schema import REQUESTS
 
@@ -95,8 +95,9 @@ class IdentityConfig:
     ipv6_prefix: int = 48
     hash_emails: bool = True
     consent: ConsentConfig = field(default_factory=ConsentConfig)
-    # Keyed hashes computed so far (per salt), so recurring visitors are hashed once per run.
+    # Keyed hashes (per salt) and truncated addresses so far: a recurring visitor is a lookup.
     hashes: HashCache = field(default_factory=lambda: HashCache(), init=False, compare=False, repr=False)
+    addresses: AddressCache = field(default_factory=AddressCache, init=False, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> IdentityConfig:
@@ -282,7 +283,7 @@ def anonymous_hash(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Arra
     n = table.num_rows
     if n == 0:
         return pa.array([], pa.string())
-    ips = truncation(_column(table, "client_ip"), cfg.ipv4_prefix, cfg.ipv6_prefix)
+    ips = truncation(_column(table, "client_ip"), cfg.ipv4_prefix, cfg.ipv6_prefix, cfg.addresses)
     uas = encoding.encode(_column(table, "user_agent"))
     ua_text = _clean(uas.dictionary)
     ua_list = pc.fill_null(ua_text, "").to_pylist() + [""]  # + the slot of null user agents
@@ -349,9 +350,8 @@ def _first(values: list[pa.Array], n: int) -> pa.Array:
 
 
 def _user_ids(table: pa.Table, cfg: IdentityConfig, salt: bytes) -> pa.Array:
-    """user_id before consent. The usual single column source (`field:remote_user`) is cleaned
-    and email-hashed on its distinct values and spread to the rows once, with the encoding
-    privacy's scrubbing of that column reuses; other sources row by row, then per distinct."""
+    """user_id before consent. A single column source (the default `field:remote_user`) is cleaned
+    and email-hashed per distinct value (an encoding privacy reuses), then spread to the rows."""
     n = table.num_rows
     only = cfg.user_id[0] if len(cfg.user_id) == 1 else None
     if n and only is not None and only.kind == "field" and only.name in REQUESTS.names and only.name != "fields":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import threading
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -28,26 +29,72 @@ class Truncated(NamedTuple):
     v4: np.ndarray  # int64, aligned too: the truncated IPv4 value of canonical dotted quads, else -1
 
 
-def truncation(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> Truncated:
+def truncation(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48,
+               cache: AddressCache | None = None) -> Truncated:
     """Truncate each distinct address of a column once; remembered for that very array, so
-    `identify` and `apply` over the same batch share the work (see enrich/encoding.py)."""
+    `identify` and `apply` over the same batch share the work (see enrich/encoding.py). With a
+    `cache` (held by the stage's config), addresses of earlier batches are not parsed again."""
     return encoding.memo(("truncate", ipv4_prefix, ipv6_prefix), encoding.single(arr),
-                         lambda a: _truncation(a, ipv4_prefix, ipv6_prefix))
+                         lambda a: _truncation(a, ipv4_prefix, ipv6_prefix, cache))
 
 
-def _truncation(arr: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> Truncated:
+def _truncation(arr: pa.Array, ipv4_prefix: int, ipv6_prefix: int, cache: AddressCache | None) -> Truncated:
     encoded = encoding.encode(arr)
-    return Truncated(encoded, *_truncate_distinct(encoded.dictionary, ipv4_prefix, ipv6_prefix))
+    if cache is None:
+        return Truncated(encoded, *_truncate_distinct(encoded.dictionary, ipv4_prefix, ipv6_prefix))
+    return Truncated(encoded, *cache.truncate(encoded.dictionary, ipv4_prefix, ipv6_prefix))
 
 
-def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> pa.Array:
+def truncate_ips(arr: pa.Array | pa.ChunkedArray, ipv4_prefix: int = 24, ipv6_prefix: int = 48,
+                 cache: AddressCache | None = None) -> pa.Array:
     """Zero the host bits of each address (`203.0.113.77` → `203.0.113.0`, IPv6 to /48 `2001:db8:1::`).
 
     Each distinct value is handled once: dotted IPv4 with numpy, anything else with `ipaddress`
     (IPv4-mapped IPv6 is truncated as IPv4). Values that are not addresses become null.
     """
-    t = truncation(arr, ipv4_prefix, ipv6_prefix)
+    t = truncation(arr, ipv4_prefix, ipv6_prefix, cache)
     return pc.take(t.truncated, t.encoded.indices)
+
+
+class AddressCache:
+    """Truncated addresses of earlier batches (held by a stage's config), bounded.
+
+    Visitors come back batch after batch: a 1 M-line log has 25 k distinct addresses but 200 k
+    distinct per batch summed. A batch's distinct addresses are looked up with one hash probe
+    (`index_in` against the known ones) and only the new ones are parsed. When full, or when most
+    of a batch is new (the probe would not pay), it starts again from the batch's addresses.
+    """
+
+    def __init__(self, limit: int = 65_536) -> None:
+        """An empty cache of at most `limit` addresses (the probe hashes all of them per batch)."""
+        self.limit = limit
+        self._tables: dict[tuple[int, int], tuple[pa.Array, pa.Array, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def truncate(self, distinct: pa.Array, ipv4_prefix: int, ipv6_prefix: int) -> tuple[pa.Array, np.ndarray]:
+        """`_truncate_distinct(distinct, …)`, parsing only the addresses not seen before."""
+        with self._lock:
+            known = self._tables.get((ipv4_prefix, ipv6_prefix))
+            if known is None or len(distinct) == 0:
+                at = np.full(len(distinct), -1, np.int64)
+            else:
+                at = pc.index_in(distinct, value_set=known[0]).fill_null(-1).to_numpy().astype(np.int64)
+            new = np.flatnonzero(at < 0)
+            if known is None or 2 * len(new) > len(distinct) or len(known[0]) + len(new) > self.limit:
+                texts, v4 = _truncate_distinct(distinct, ipv4_prefix, ipv6_prefix)
+                if len(distinct) <= self.limit:
+                    self._tables[(ipv4_prefix, ipv6_prefix)] = (distinct, texts, v4)
+                return texts, v4
+            addresses, texts, v4 = known
+            if len(new):
+                where = pa.array(new)
+                new_texts, new_v4 = _truncate_distinct(distinct.take(where), ipv4_prefix, ipv6_prefix)
+                at[new] = len(addresses) + np.arange(len(new))
+                addresses = pa.concat_arrays([addresses, distinct.take(where)])
+                texts = pa.concat_arrays([texts, new_texts])
+                v4 = np.concatenate([v4, new_v4])
+                self._tables[(ipv4_prefix, ipv6_prefix)] = (addresses, texts, v4)
+            return texts.take(pa.array(at)), v4[at]
 
 
 _OCTET_TEXT = pa.array([str(i) for i in range(256)], pa.string())

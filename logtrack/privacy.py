@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from .config import Config
 from .enrich import encoding
-from .ipaddrs import truncate_address, truncate_ips
+from .ipaddrs import AddressCache, truncate_address, truncate_ips
 
 REDACTED = "REDACTED"
 _SECRET_WORDS = (r"token|passw(?:or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
@@ -70,6 +70,8 @@ class PrivacyConfig:
     # Scrubbed text of the values that needed it, across batches (the same few recur).
     cache: encoding.ValueCache = field(default_factory=lambda: encoding.ValueCache(50_000), init=False,
                                        compare=False, repr=False)
+    # Truncated client addresses of earlier batches (identity keeps its own: either fills a batch).
+    addresses: AddressCache = field(default_factory=AddressCache, init=False, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, config: Config, keep_ip: bool | None = None) -> PrivacyConfig:
@@ -252,6 +254,6 @@ def apply(table: pa.Table, cfg: PrivacyConfig) -> pa.Table:
     table = scrub(table, cfg)
     if not cfg.keep_ip and "client_ip" in table.column_names:
         i = table.column_names.index("client_ip")
-        new = truncate_ips(table.column("client_ip"), cfg.ipv4_prefix, cfg.ipv6_prefix)
+        new = truncate_ips(table.column("client_ip"), cfg.ipv4_prefix, cfg.ipv6_prefix, cfg.addresses)
         table = table.set_column(i, table.field(i), new)
     return table

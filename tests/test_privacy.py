@@ -202,3 +202,31 @@ def test_scrubbed_values_are_remembered_across_batches(monkeypatch):
     assert calls == [2]  # the two distinct flagged values, scrubbed once for the run
     unchanged = pa.array(["/a", "/b"])
     assert scrub_strings(unchanged, cfg) is unchanged  # nothing to scrub: no copy
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(address, max_size=12), min_size=1, max_size=5), v4=st.sampled_from([8, 20, 24, 32]),
+       limit=st.integers(1, 20))
+def test_address_cache_across_batches_agrees_with_a_per_value_reference(batches, v4, limit):
+    """Addresses of earlier batches come from the cache (also when it fills up or a batch is
+    mostly new): every batch's truncation is still exactly the per-value reference."""
+    cache = ipaddrs.AddressCache(limit)
+    for values in batches + batches[::-1]:
+        got = truncate_ips(pa.array(values, pa.string()), v4, 48, cache)
+        assert got.to_pylist() == [_reference_truncation(v, v4, 48) for v in values]
+        t = ipaddrs.truncation(pa.array(values, pa.string()), v4, 48, cache)
+        quads = [v is not None and ipaddrs._dotted_quads(pa.array([v]))[1][0] for v in t.encoded.dictionary.to_pylist()]
+        assert len(t.v4) == len(t.encoded.dictionary) and ((t.v4 >= 0) == quads).all()
+
+
+def test_address_cache_parses_only_new_addresses(monkeypatch):
+    parsed = []
+    real = ipaddrs._truncate_distinct
+    monkeypatch.setattr(ipaddrs, "_truncate_distinct", lambda d, *a: parsed.append(len(d)) or real(d, *a))
+    cache = ipaddrs.AddressCache()
+    first = ["192.0.2.1", "192.0.2.2", "198.51.100.7", "2001:db8::1"]
+    assert truncate_ips(pa.array(first), 24, 48, cache).to_pylist() == \
+        ["192.0.2.0", "192.0.2.0", "198.51.100.0", "2001:db8::"]
+    second = first + ["203.0.113.9"]  # another batch (new arrays): one new address
+    assert truncate_ips(pa.array(second), 24, 48, cache).to_pylist()[-1] == "203.0.113.0"
+    assert parsed == [4, 1]
