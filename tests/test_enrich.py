@@ -347,3 +347,24 @@ def test_sparse_rows_spread_is_a_take(values, picks):
         got = rows.spread(column)
         got.validate(full=True)
         assert got.to_pylist() == arr.take(pa.array(ix, mask=ix < 0, type=pa.int32())).to_pylist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(usual=st.lists(st.integers(-1, 50), min_size=1, max_size=60),
+       odd=st.lists(st.tuples(st.integers(-1, 50), st.integers(-1, 9_999)), max_size=8), seed=st.integers(0, 99))
+def test_pairs_of_mostly_one_b_per_a(usual, odd, seed):
+    """The wide route numbers most rows by their a (each a with its one usual b) and sorts the
+    few others: still one number per distinct pair, and each row's number points at its pair."""
+    import random
+
+    import numpy as np
+
+    from logtrack.enrich import encoding
+
+    rows = [(x, (x * 37) % 10_000 if x >= 0 else -1) for x in usual] * 3 + odd
+    random.Random(seed).shuffle(rows)
+    a = np.array([r[0] for r in rows], dtype=np.int64)
+    b = np.array([r[1] for r in rows], dtype=np.int64)
+    pa_, pb, slot = encoding.pairs(a, 51, b, 10_000)
+    assert len(set(zip(pa_.tolist(), pb.tolist(), strict=True))) == len(pa_) == len(set(rows))
+    assert [(pa_[s], pb[s]) for s in slot.tolist()] == rows

@@ -109,7 +109,7 @@ def codes(indices: pa.Array) -> np.ndarray:
 def pairs(a: np.ndarray, a_size: int, b: np.ndarray, b_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The distinct (a, b) code pairs of the rows (codes in [-1, size), -1 meaning null): the a
     and b code of each pair, and each row's pair number: a presence table (O(rows)) when the
-    pairs' range is small, else by sorting the packed keys."""
+    pairs' range is small, else by a's usual b (see below) and sorting the packed keys of the rest."""
     width = b_size + 1
     key = (a + 1) * width + (b + 1)
     span = (a_size + 1) * width
@@ -120,10 +120,30 @@ def pairs(a: np.ndarray, a_size: int, b: np.ndarray, b_size: int) -> tuple[np.nd
         remap = np.zeros(span, np.int64)
         remap[found] = np.arange(len(found))
         slot = remap[key]
-    else:
+        return found // width - 1, found % width - 1, slot
+    # A wide range: most a values usually come with one b (an address with one user agent).
+    # Rows whose b is the last one written for their a are numbered by their a alone (linear);
+    # only the others are sorted.
+    last = np.full(a_size + 1, -2, np.int64)
+    last[a + 1] = b
+    usual = last[a + 1] == b
+    if 2 * int(np.count_nonzero(usual)) < len(key):
         found, slot = np.unique(key, return_inverse=True)
-        slot = slot.reshape(-1).astype(np.int64, copy=False)
-    return found // width - 1, found % width - 1, slot
+        return found // width - 1, found % width - 1, slot.reshape(-1).astype(np.int64, copy=False)
+    present = np.zeros(a_size + 1, dtype=bool)
+    present[(a + 1)[usual]] = True
+    usual_a = np.flatnonzero(present)  # a + 1 of each usual pair
+    number = np.zeros(a_size + 1, np.int64)
+    number[usual_a] = np.arange(len(usual_a))
+    slot = number[a + 1]
+    pair_a, pair_b = usual_a - 1, last[usual_a]
+    rest = np.flatnonzero(~usual)
+    if len(rest):
+        found, inverse = np.unique(key[rest], return_inverse=True)
+        slot[rest] = len(usual_a) + inverse.reshape(-1)
+        pair_a = np.concatenate([pair_a, found // width - 1])
+        pair_b = np.concatenate([pair_b, found % width - 1])
+    return pair_a, pair_b, slot
 
 
 def _valid_slots(values: pa.Array) -> np.ndarray:
