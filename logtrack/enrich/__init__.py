@@ -89,13 +89,16 @@ def _parse_new(strings: list[str], cfg: EnrichConfig) -> dict[str, pa.Array]:
 
 def _user_agent_columns(user_agent: pa.Array, cfg: EnrichConfig) -> dict[str, pa.Array]:
     """The user agent columns per row: each distinct string is looked up in (or added to) the
-    config's cache, then every column is one `take`."""
+    config's cache, the batch's rows of each column taken from it (a few hundred), and spread
+    to the rows with the batch's dictionary indices: the per-row `take` then reads a small
+    array that stays in cache, not the run-wide one."""
     agents = encoding.encode(user_agent)
     positions, columns = cfg.cache.rows(agents.dictionary.to_pylist(), lambda new: _parse_new(new, cfg))
-    rows = pc.take(positions, agents.indices)  # null for rows without a user agent
+    n = len(agents)
     out = {}
-    for name in _UA_COLUMNS:
-        out[name] = (pc.take(columns[name], rows) if columns else pa.nulls(len(rows), ENRICHMENT.field(name).type))
+    for name in _UA_COLUMNS:  # rows without a user agent: null index, null value
+        out[name] = (pc.take(pc.take(columns[name], positions), agents.indices) if columns
+                     else pa.nulls(n, ENRICHMENT.field(name).type))
     out["device"] = pc.fill_null(out["device"], "other")
     out["is_bot"] = pc.fill_null(out["is_bot"], False)
     return out
