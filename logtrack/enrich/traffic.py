@@ -124,17 +124,6 @@ def _matches(arr: pa.Array, pattern: str) -> pa.Array:
     return pc.fill_null(pc.match_substring_regex(arr, pattern), False)
 
 
-def query_columns(query: pa.ChunkedArray | pa.Array) -> dict[str, pa.Array]:
-    """utm_* and click_id of each request, and `query_channel`: the channel its query decides
-    (UTM tags, ad click ids; rules 1–2 of the module docstring), null when the query says nothing.
-
-    Everything is computed on the distinct queries that mention a parameter, then spread to rows.
-    """
-    out, channel, rows = _query_parts(query)
-    out["query_channel"] = rows.spread(channel) if rows is not None else pa.nulls(len(query), pa.string())
-    return out
-
-
 _QUERY_NAMES = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "click_id")
 
 
@@ -218,24 +207,16 @@ def _query_subset(subset: pa.Array) -> dict[str, pa.Array]:
     return cols
 
 
-def referer_columns(referer: pa.ChunkedArray | pa.Array, request_host: pa.ChunkedArray | pa.Array,
-                    internal_hosts: tuple[str, ...] = ()) -> tuple[pa.Array, pa.Array]:
-    """(referer_host, the channel the referrer decides: rules 3–4 of the module docstring).
-
-    Hosts and their classes are computed per distinct referrer, the comparison with the
-    request's own host per distinct (referrer, host) pair; rows only take the results.
-    """
-    host, kinds, slot = _referer_parts(referer, request_host, internal_hosts)
-    return host, pc.take(kinds, pa.array(slot))
-
-
 def traffic_columns(query: pa.ChunkedArray | pa.Array, referer: pa.ChunkedArray | pa.Array,
                     request_host: pa.ChunkedArray | pa.Array, internal_hosts: tuple[str, ...] = ()
                     ) -> dict[str, pa.Array]:
-    """utm_*, click_id, referer_host and channel of each request (`query_columns` and
-    `referer_columns` together): the channel is one take from the referrer kinds and the query
-    channels side by side, a row pointing at its query's channel when it has one (rules 1–2 come
-    first) and at its referrer's kind otherwise."""
+    """utm_*, click_id, referer_host and channel of each request.
+
+    Query parameters are computed on the distinct queries that mention one, referrer hosts and
+    their classes per distinct referrer, internal traffic per distinct (referrer, request host)
+    pair. The channel is one take from the referrer kinds and the query channels side by side:
+    a row points at its query's channel when it has one (rules 1–2 of the module docstring come
+    first), else at its referrer's kind (rules 3–4)."""
     out, channel, rows = _query_parts(query)
     out["referer_host"], kinds, slot = _referer_parts(referer, request_host, internal_hosts)
     if rows is not None and channel.null_count < len(channel):
