@@ -4,7 +4,7 @@ The sessionizer gathers the rows a push makes final from its `RowStore` once, in
 (`table`: the stored columns, `user_id` as logged). Everything else is derived from that one
 table and numpy arrays: stitched user ids, session ids and numbers, and the SESSIONS rows (their
 first, landing and exit requests are rows of `table` too), so nothing is gathered twice from the
-stored tables. `sort_output` puts finish's one output in (ts, source, line) order.
+stored tables (finish's one output is gathered in (ts, source, line) order by the sessionizer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 
 from .hashing import blake2b_each, hex_strings
 from .schema import ENRICHED_REQUESTS, SESSIONS, TS, empty
-from .sessionstore import chunk, ints
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _FIRST_COLS = ["anonymous_id", "browser", "os", "device", "host"]  # of the first request
@@ -162,14 +161,8 @@ def _session_rows(table: dict[str, pa.Array | pa.ChunkedArray], user: pa.Chunked
     return pa.Table.from_arrays([cols[f.name] for f in SESSIONS], schema=_SESSIONS)
 
 
-def sort_output(table: dict[str, pa.Array | pa.ChunkedArray], at: np.ndarray) -> tuple[dict[str, pa.Array | pa.ChunkedArray], np.ndarray]:
-    """Columns sorted by (ts, source, line), nulls first (as a source's rank sorts); and `at`
-    (output rows) following the rows. The order is found on numbers (a source by its name's rank)."""
-    enc = pc.dictionary_encode(chunk(table["source"]))
-    rank = np.append(np.argsort(np.argsort(enc.dictionary.to_numpy(zero_copy_only=False).astype(str))), -1)
-    source = rank[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()]
-    order = np.lexsort((ints(table["line"], -1), source, ints(table["ts"], 0)))
+def inverse(order: np.ndarray) -> np.ndarray:
+    """Where each row goes when rows are put in `order` (the inverse permutation)."""
     moved_to = np.empty(len(order), np.int64)
     moved_to[order] = np.arange(len(order))
-    take = pa.array(order)
-    return {k: c if c.null_count == len(c) else pc.take(c, take, boundscheck=False) for k, c in table.items()}, moved_to[at]
+    return moved_to

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logtrack.config import Config
@@ -357,6 +357,33 @@ def test_a_push_emits_in_pushed_order_with_whole_sessions_and_finish_sorts():
     late.push(first, None)
     late.push(second, None)
     assert late.finish().requests.column("path").to_pylist() == ["/b1", "/a1", "/b2", "/a2"]  # (ts, source, line)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, "c.log", "b.log", "a.log"]),
+                          st.sampled_from([None, 1, 2, 3]), st.sampled_from(VISITORS), st.sampled_from(["/", "/app.js", None])),
+                min_size=1, max_size=30),
+       st.lists(st.integers(1, 29), max_size=4, unique=True))
+@example(rows=[(0, "c.log", 1, VISITORS[3], "/"), (0, "a.log", 1, VISITORS[3], "/")], cuts=[1])  # a name ranked before a held row's
+def test_finish_gathers_its_rows_in_ts_source_line_order(rows, cuts):
+    """finish orders its rows by the numbers it holds (ts, source rank and line) before gathering
+    them: the order of sorting the output itself, nulls first, for rows in sessions and rows
+    outside them (static, no path, bots), with source names first seen in later pushes."""
+    table = prepared([{"ts": BASE + pd.Timedelta(seconds=t), "source": src, "line": line, "client_ip": ip,
+                       "user_agent": ua, "path": path} for t, src, line, (ip, ua), path in rows])
+    s = Sessionizer(SessionConfig())
+    bounds = [0, *sorted(c for c in cuts if c < len(rows)), len(rows)]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        assert s.push(table.slice(lo, hi - lo), None).requests.num_rows == 0
+    done = s.finish()
+    out = done.requests
+    keys = list(zip(out.column("ts").to_pylist(), [(n is not None, n or "") for n in out.column("source").to_pylist()],
+                    [-1 if v is None else v for v in out.column("line").to_pylist()], strict=True))
+    assert keys == sorted(keys)
+    assert sorted(map(str, out.column("path").to_pylist())) == sorted(str(r[4]) for r in rows)
+    req = out.to_pandas()  # rows still carry their own sessions
+    assert req.groupby("session_id").size().to_dict() == dict(zip(done.sessions.column("session_id").to_pylist(),
+                                                                  done.sessions.column("requests").to_pylist(), strict=True))
 
 
 def test_session_ids_are_blake2b_of_the_visitor_key_and_start():
