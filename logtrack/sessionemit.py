@@ -109,15 +109,18 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
 
 
 def _by_start_then_word(start: np.ndarray, word: np.ndarray) -> np.ndarray:
-    """`np.lexsort((word, start))`, by one sort of packed keys when a push's starts span under
-    2**34 µs (4.7 h): the start's offset above the word's top 30 bits. Keys can only tie when
-    those bits do (then, and for wider spans, the lexsort)."""
+    """`np.lexsort((word, start))`, by one sort of packed keys: the start's offset from the
+    earliest in its top bits (as many as the push's span of starts needs: a push's sessions can
+    span days when one lasts that long), the word's top bits below. Keys can only tie when the
+    starts and those bits do (then, and for spans over 2**62 µs, the lexsort)."""
     if len(start) > 1:
         lo = int(start.min())
-        if int(start.max()) - lo < 1 << 34:
-            key = ((start - lo).astype(np.uint64) << np.uint64(30)) | (word >> np.uint64(34))
+        bits = max((int(start.max()) - lo).bit_length(), 1)
+        if bits <= 62:
+            key = ((start - lo).astype(np.uint64) << np.uint64(64 - bits)) | (word >> np.uint64(bits))
             o = np.argsort(key)
-            if not (key[o][1:] == key[o][:-1]).any():
+            ranked = key[o]
+            if not (ranked[1:] == ranked[:-1]).any():
                 return o
     return np.lexsort((word, start))
 

@@ -564,3 +564,18 @@ def test_landing_and_exit_are_the_first_and_last_pageview_else_the_first_and_las
                   {"ts": "2026-03-01 11:00:00", "path": "/z"}])
     assert list(ses.landing_path) == ["/x", "/s", "/z"] and list(ses.exit_path) == ["/y", "/t", "/z"]
     assert list(ses.pageviews) == [2, 0, 1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 400), st.sampled_from([1, 1000, 1 << 34, 1 << 40, 1 << 61, 1 << 63]), st.integers(0, 2**32 - 1),
+       st.sampled_from([0, 1, 30]))
+def test_sessions_sort_by_start_then_word_as_lexsort_whatever_the_span(n, span, seed, tied):
+    """SESSIONS rows are ordered by one sort of packed (start offset, word top bits) keys, with
+    as many start bits as the push's span needs (sessions open for days included)."""
+    from logtrack.sessionemit import _by_start_then_word
+
+    rng = np.random.default_rng(seed)
+    start = rng.integers(0, span, n, dtype=np.int64) + 1_740_000_000_000_000 - span // 2
+    word = rng.integers(0, 1 << 63, n, dtype=np.int64).astype(np.uint64) << np.uint64(rng.integers(0, 2))
+    word[: min(tied, n)] = word[0]  # equal words (and, for small spans, equal starts)
+    assert (_by_start_then_word(start, word) == np.lexsort((word, start))).all()
