@@ -579,3 +579,16 @@ def test_sessions_sort_by_start_then_word_as_lexsort_whatever_the_span(n, span, 
     word = rng.integers(0, 1 << 63, n, dtype=np.int64).astype(np.uint64) << np.uint64(rng.integers(0, 2))
     word[: min(tied, n)] = word[0]  # equal words (and, for small spans, equal starts)
     assert (_by_start_then_word(start, word) == np.lexsort((word, start))).all()
+
+
+@pytest.mark.parametrize(("values", "constant"), [
+    (["/var/log/a.log"] * 3000, True),
+    (["ab", "ba"] * 1500, False),  # equal widths, a period of two: every value against the next
+    (["ab"] * 1499 + ["ba"] + ["ab"] * 1500, False),  # one value differs, away from the probes
+    (["x" * 40] * 2999 + ["x" * 39 + "y"], False),
+])
+def test_constant_string_columns_compare_every_value(values, constant):
+    from logtrack.rowstore import _constant
+
+    assert _constant(pa.array(values)) is constant
+    assert _constant(pa.array(["pad", *values]).slice(1)) is constant  # an offset into the buffer
