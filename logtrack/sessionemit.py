@@ -4,7 +4,7 @@ The sessionizer gathers the rows a push makes final from its `RowStore` once, in
 (`table`: the stored columns, `user_id` as logged). Everything else is derived from that one
 table and numpy arrays: stitched user ids, session ids and numbers, and the SESSIONS rows (their
 first, landing and exit requests are rows of `table` too), so nothing is gathered twice from the
-stored tables. `sort_output` puts finish's one output in (ts, source, line) order.
+stored tables (finish's one output is gathered in (ts, source, line) order by the sessionizer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 
 from .hashing import blake2b_each, hex_strings
 from .schema import ENRICHED_REQUESTS, SESSIONS, TS, empty
-from .sessionstore import chunk, ints
 
 _UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _FIRST_COLS = ["anonymous_id", "browser", "os", "device", "host"]  # of the first request
@@ -110,15 +109,18 @@ def _id_column(digests: np.ndarray, group: np.ndarray, valid: np.ndarray) -> pa.
 
 
 def _by_start_then_word(start: np.ndarray, word: np.ndarray) -> np.ndarray:
-    """`np.lexsort((word, start))`, by one sort of packed keys when a push's starts span under
-    2**34 µs (4.7 h): the start's offset above the word's top 30 bits. Keys can only tie when
-    those bits do (then, and for wider spans, the lexsort)."""
+    """`np.lexsort((word, start))`, by one sort of packed keys: the start's offset from the
+    earliest in its top bits (as many as the push's span of starts needs: a push's sessions can
+    span days when one lasts that long), the word's top bits below. Keys can only tie when the
+    starts and those bits do (then, and for spans over 2**62 µs, the lexsort)."""
     if len(start) > 1:
         lo = int(start.min())
-        if int(start.max()) - lo < 1 << 34:
-            key = ((start - lo).astype(np.uint64) << np.uint64(30)) | (word >> np.uint64(34))
+        bits = max((int(start.max()) - lo).bit_length(), 1)
+        if bits <= 62:
+            key = ((start - lo).astype(np.uint64) << np.uint64(64 - bits)) | (word >> np.uint64(bits))
             o = np.argsort(key)
-            if not (key[o][1:] == key[o][:-1]).any():
+            ranked = key[o]
+            if not (ranked[1:] == ranked[:-1]).any():
                 return o
     return np.lexsort((word, start))
 
@@ -162,14 +164,8 @@ def _session_rows(table: dict[str, pa.Array | pa.ChunkedArray], user: pa.Chunked
     return pa.Table.from_arrays([cols[f.name] for f in SESSIONS], schema=_SESSIONS)
 
 
-def sort_output(table: dict[str, pa.Array | pa.ChunkedArray], at: np.ndarray) -> tuple[dict[str, pa.Array | pa.ChunkedArray], np.ndarray]:
-    """Columns sorted by (ts, source, line), nulls first (as a source's rank sorts); and `at`
-    (output rows) following the rows. The order is found on numbers (a source by its name's rank)."""
-    enc = pc.dictionary_encode(chunk(table["source"]))
-    rank = np.append(np.argsort(np.argsort(enc.dictionary.to_numpy(zero_copy_only=False).astype(str))), -1)
-    source = rank[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy()]
-    order = np.lexsort((ints(table["line"], -1), source, ints(table["ts"], 0)))
+def inverse(order: np.ndarray) -> np.ndarray:
+    """Where each row goes when rows are put in `order` (the inverse permutation)."""
     moved_to = np.empty(len(order), np.int64)
     moved_to[order] = np.arange(len(order))
-    take = pa.array(order)
-    return {k: c if c.null_count == len(c) else pc.take(c, take, boundscheck=False) for k, c in table.items()}, moved_to[at]
+    return moved_to

@@ -59,7 +59,7 @@ from .enrich.static import PAGEVIEW_METHODS, is_page_path, pageview_rows
 from .rowstore import RowStore, remap
 from .schema import ENRICHED_REQUESTS, SESSIONS, conform, empty
 from .sessionconfig import SessionConfig, parse_duration  # noqa: F401  (parse_duration: re-exported)
-from .sessionemit import Closed, assemble, sort_output
+from .sessionemit import Closed, assemble, inverse
 from .sessionstore import (
     HAS_USER,
     PAGEVIEW,
@@ -195,7 +195,7 @@ class Sessionizer:
         self.cfg = cfg or SessionConfig()
         self._rows = RowStore(_STORED_SCHEMA)
         self._open: Cols = {}  # rows in sessions: vh, ts, rl, pos, flags [, utm, day], sorted by (vh, ts, rl)
-        self._waiting: Cols = {}  # rows outside sessions (ts, pos) until older than the cutoff
+        self._waiting: Cols = {}  # rows outside sessions (ts, rl, pos) until older than the cutoff
         self._sources: dict[str, int] = {}  # source names seen -> rank by name (in insertion order)
         self._cutoff: int | None = None  # µs since the epoch, UTC
         self._seen = VisitorCounts()  # sessions emitted so far per visitor hash
@@ -255,7 +255,7 @@ class Sessionizer:
             eligible &= ~drop
             waits &= ~drop
             self._rows.forget(pos[drop])
-        wait = select({"ts": ts, "pos": pos}, waits)
+        wait = select({"ts": ts, "rl": rl, "pos": pos}, waits)
         self._waiting = {k: np.concatenate([self._waiting[k], a]) for k, a in wait.items()} if self._waiting else wait
         rows = np.flatnonzero(eligible)
         if not len(rows):
@@ -294,8 +294,9 @@ class Sessionizer:
             old = self._sources
             self._sources = {name: i for i, name in enumerate(sorted(old.keys() | set(names)))}
             remap = np.array([self._sources[n] for n in old] + [-1], np.int64)  # old rank -> new; -1 stays
-            if self._open:
-                self._open["rl"] = rerank(self._open["rl"], remap)
+            for cols in (self._open, self._waiting):
+                if cols:
+                    cols["rl"] = rerank(cols["rl"], remap)
         ranks = np.array([self._sources[n] for n in names] + [-1], np.int64)
         return ranks[pc.fill_null(enc.indices, len(names)).to_numpy()]
 
@@ -305,6 +306,7 @@ class Sessionizer:
             return _NONE
         cutoff = np.iinfo(np.int64).max if final else self._cutoff
         pos = np.empty(0, np.int64)
+        keys = [self._waiting, self._open]  # finish: every row's (ts, rl), in the order of `pos` below
         if self._waiting:
             ready = self._waiting["ts"] < cutoff
             pos = self._waiting["pos"][np.flatnonzero(ready)]
@@ -317,9 +319,17 @@ class Sessionizer:
         # A push emits its rows in the order they were pushed, the order they are stored in: the
         # one wide gather of a push reads each stored table once, in order.
         pos, at = in_order(pos)  # at: the output row of each emitted row (others, then done)
-        table = self._rows.take(pos)
         if final:  # finish's one output, which consumers may cut into slices: sorted throughout
-            table, at = sort_output(table, at)
+            # (ts, source, line) order is known from the numbers the rows are held with (`rl`
+            # ranks sources by name, as the output's own names would), so the rows are gathered
+            # once, in that order, instead of gathered and then reordered.
+            ts, rl = (np.empty(len(pos), np.int64) for _ in range(2))
+            ts[at] = np.concatenate([k["ts"] for k in keys if k])
+            rl[at] = np.concatenate([k["rl"] for k in keys if k])
+            order = np.lexsort((rl, ts))
+            table, at = self._rows.take(pos, order), inverse(order)[at]
+        else:
+            table = self._rows.take(pos)
         requests, sessions = assemble(table, at[n_other:], closed)
         moved = self._rows.release(pos)
         if moved is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from logtrack.config import Config
@@ -359,6 +359,33 @@ def test_a_push_emits_in_pushed_order_with_whole_sessions_and_finish_sorts():
     assert late.finish().requests.column("path").to_pylist() == ["/b1", "/a1", "/b2", "/a2"]  # (ts, source, line)
 
 
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from([None, "c.log", "b.log", "a.log"]),
+                          st.sampled_from([None, 1, 2, 3]), st.sampled_from(VISITORS), st.sampled_from(["/", "/app.js", None])),
+                min_size=1, max_size=30),
+       st.lists(st.integers(1, 29), max_size=4, unique=True))
+@example(rows=[(0, "c.log", 1, VISITORS[3], "/"), (0, "a.log", 1, VISITORS[3], "/")], cuts=[1])  # a name ranked before a held row's
+def test_finish_gathers_its_rows_in_ts_source_line_order(rows, cuts):
+    """finish orders its rows by the numbers it holds (ts, source rank and line) before gathering
+    them: the order of sorting the output itself, nulls first, for rows in sessions and rows
+    outside them (static, no path, bots), with source names first seen in later pushes."""
+    table = prepared([{"ts": BASE + pd.Timedelta(seconds=t), "source": src, "line": line, "client_ip": ip,
+                       "user_agent": ua, "path": path} for t, src, line, (ip, ua), path in rows])
+    s = Sessionizer(SessionConfig())
+    bounds = [0, *sorted(c for c in cuts if c < len(rows)), len(rows)]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        assert s.push(table.slice(lo, hi - lo), None).requests.num_rows == 0
+    done = s.finish()
+    out = done.requests
+    keys = list(zip(out.column("ts").to_pylist(), [(n is not None, n or "") for n in out.column("source").to_pylist()],
+                    [-1 if v is None else v for v in out.column("line").to_pylist()], strict=True))
+    assert keys == sorted(keys)
+    assert sorted(map(str, out.column("path").to_pylist())) == sorted(str(r[4]) for r in rows)
+    req = out.to_pandas()  # rows still carry their own sessions
+    assert req.groupby("session_id").size().to_dict() == dict(zip(done.sessions.column("session_id").to_pylist(),
+                                                                  done.sessions.column("requests").to_pylist(), strict=True))
+
+
 def test_session_ids_are_blake2b_of_the_visitor_key_and_start():
     req, ses = run([{"ts": "2026-03-01 10:00:00"}, {"ts": "2026-03-01 10:05:00"}])
     anon = req.anonymous_id[0]
@@ -537,3 +564,31 @@ def test_landing_and_exit_are_the_first_and_last_pageview_else_the_first_and_las
                   {"ts": "2026-03-01 11:00:00", "path": "/z"}])
     assert list(ses.landing_path) == ["/x", "/s", "/z"] and list(ses.exit_path) == ["/y", "/t", "/z"]
     assert list(ses.pageviews) == [2, 0, 1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 400), st.sampled_from([1, 1000, 1 << 34, 1 << 40, 1 << 61, 1 << 63]), st.integers(0, 2**32 - 1),
+       st.sampled_from([0, 1, 30]))
+def test_sessions_sort_by_start_then_word_as_lexsort_whatever_the_span(n, span, seed, tied):
+    """SESSIONS rows are ordered by one sort of packed (start offset, word top bits) keys, with
+    as many start bits as the push's span needs (sessions open for days included)."""
+    from logtrack.sessionemit import _by_start_then_word
+
+    rng = np.random.default_rng(seed)
+    start = rng.integers(0, span, n, dtype=np.int64) + 1_740_000_000_000_000 - span // 2
+    word = rng.integers(0, 1 << 63, n, dtype=np.int64).astype(np.uint64) << np.uint64(rng.integers(0, 2))
+    word[: min(tied, n)] = word[0]  # equal words (and, for small spans, equal starts)
+    assert (_by_start_then_word(start, word) == np.lexsort((word, start))).all()
+
+
+@pytest.mark.parametrize(("values", "constant"), [
+    (["/var/log/a.log"] * 3000, True),
+    (["ab", "ba"] * 1500, False),  # equal widths, a period of two: every value against the next
+    (["ab"] * 1499 + ["ba"] + ["ab"] * 1500, False),  # one value differs, away from the probes
+    (["x" * 40] * 2999 + ["x" * 39 + "y"], False),
+])
+def test_constant_string_columns_compare_every_value(values, constant):
+    from logtrack.rowstore import _constant
+
+    assert _constant(pa.array(values)) is constant
+    assert _constant(pa.array(["pad", *values]).slice(1)) is constant  # an offset into the buffer
