@@ -21,3 +21,22 @@ def test_tune_process_freezes_the_heap_once(monkeypatch):
     assert gc.get_freeze_count() == frozen
     assert hooks == [gc.freeze]
     gc.unfreeze()
+
+
+def test_command_imports_run_without_the_collector(monkeypatch):
+    from click.testing import CliRunner
+
+    seen = []
+    real = cli.importlib.import_module
+
+    def spy(name, *a):
+        seen.append((name, gc.isenabled()))
+        return real(name, *a)
+
+    monkeypatch.setattr(cli.importlib, "import_module", spy)
+    monkeypatch.setattr(cli, "_frozen", True)  # no freeze in the test process
+    assert gc.isenabled()
+    result = CliRunner().invoke(cli.main, ["formats"])
+    assert result.exit_code == 0, result.output
+    assert ("logtrack.commands.formats", False) in seen
+    assert gc.isenabled()  # back on for the run itself
