@@ -8,12 +8,12 @@ path like `/[bold]` is printed as is, never read as rich markup.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 from .svg import fmt
 
@@ -69,6 +69,12 @@ def summary_lines(reports: dict[str, pa.Table], run_info: dict[str, Any], limit:
 
 def summary_renderable(reports: dict[str, pa.Table], run_info: dict[str, Any], limit: int = 5) -> RenderableType:
     """The summary as rich tables (for a terminal): headline figures, events, top pages."""
+    # rich is imported here, not with the module: `report --quiet` and piped output never use it
+    # (≈10 ms of every run's start-up).
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     head = Table(show_header=False, box=None, padding=(0, 2))
     head.add_column(style="bold")
     head.add_column(justify="right")
