@@ -35,7 +35,6 @@ from .scan import (
     TRAFFIC,
     Partials,
     PathGrouper,
-    PathMemo,
     agent_tally,
     aggregate,
     chunks,
@@ -325,7 +324,9 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
-    grouper = PathMemo(path_grouper) if path_grouper is not None else None
+    # No memo around the grouper: the scans number their paths (`_Paths`, `Codebook`) and group
+    # each distinct path once when first seen.
+    grouper = path_grouper
     traffic, tallied, groups, span = _traffic(out_dir, timezone, grouper)
     ips, bots = groups["ips"], groups["bots"]
     assert ips is not None and bots is not None

@@ -131,10 +131,27 @@ def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataTy
             continue
         column = table.column(name)
         if pa.types.is_dictionary(column.type) and column.num_chunks > 1:
-            column = column.unify_dictionaries()
-        array = column.combine_chunks()
+            array = concat_dictionaries(column)
+        else:
+            array = column.combine_chunks()
         arrays.append(array if array.type == types[name] else array.cast(types[name]))
     return pa.RecordBatch.from_arrays(arrays, list(columns))
+
+
+def concat_dictionaries(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """The row groups' dictionary chunks as one array whose dictionary is theirs end to end
+    (a value may repeat in it), each chunk's indices offset to its part.
+
+    Unifying them would hash every row group's dictionary once more only for the consumers
+    (`Interner`, `tally`) to hash the unified one again: they all work per dictionary entry and
+    take a repeated value as the same string, so one hashing, theirs, is enough. Values are
+    numbered in the order unifying would give (order of first sight)."""
+    indices, dictionaries, offset = [], [], 0
+    for chunk in column.chunks:
+        indices.append(pc.add(chunk.indices, pa.scalar(offset, chunk.indices.type)) if offset else chunk.indices)
+        dictionaries.append(chunk.dictionary)
+        offset += len(chunk.dictionary)
+    return pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), pa.concat_arrays(dictionaries))
 
 
 HOUR_US, DAY_US = 3_600_000_000, 86_400_000_000
