@@ -61,8 +61,9 @@ def _with_mean(table: pa.Table) -> pa.Table:
 class _SessionPass:
     """The groupings of the session reports and the codebooks of their string columns."""
 
-    def __init__(self, grouper: PathGrouper | None) -> None:
-        paths = Codebook(grouper)  # landing and exit pages share their paths' templates
+    def __init__(self, grouper: PathGrouper | None, paths: Codebook | None = None) -> None:
+        # Landing and exit pages share their paths' templates (and the requests scan's numbers).
+        paths = paths if paths is not None else Codebook(grouper)
         self.books = {c: paths if c in PATHS else Codebook() for c in STRINGS}
         books = self.books
         visitors = {"anonymous_id": books["anonymous_id"]}
@@ -104,13 +105,14 @@ def _required(table: pa.Table, required: list[str]) -> pa.Table:
     return table.filter(mask)
 
 
-def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
-                    limit: int | None) -> tuple[dict[str, pa.Table], pa.Table, dict[str, object]]:
+def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None, limit: int | None,
+                    paths: Codebook | None = None) -> tuple[dict[str, pa.Table], pa.Table, dict[str, object]]:
     """One scan of the sessions: the dimension reports (entry_pages, exit_pages, referrers,
     channels, campaigns, browsers, os, devices), the figures per local date of session start for
     `daily_kpis` and the overall ones for `totals` (sessions, visitors, users, bounce rate,
-    engaged sessions)."""
-    sessions_pass = _SessionPass(grouper)
+    engaged sessions). `paths`: a codebook of paths (grouped by `grouper`) to number the landing
+    and exit pages in, shared with the requests scan."""
+    sessions_pass = _SessionPass(grouper, paths)
     columns = [*STRINGS, "start", "pageviews", "is_bounce", "is_engaged", "duration_s"]
     for batch in chunks(out_dir, "sessions", columns, STRINGS):
         cols = Columns({c: batch.column(c) for c in (*STRINGS, "pageviews", "duration_s")})
