@@ -86,7 +86,7 @@ class _Paths:
         return self.codebook.mapped_of(path_slots)
 
 
-def _traffic(out_dir: Path, timezone: str, paths: _Paths
+def _traffic(out_dir: Path, timezone: str, paths: _Paths, visitors: Interner
              ) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None], tuple[int, int] | None]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
@@ -113,7 +113,7 @@ def _traffic(out_dir: Path, timezone: str, paths: _Paths
         "server": Partials(pa.schema([("path", pa.string()), ("status", pa.int16()), ("n", pa.int64()),
                                       ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
     }
-    ips, visitors = Interner(), Interner()
+    ips = Interner()
     pages = Grouping({"path": paths.book})
     groups: dict[str, Grouping | None] = {
         "ips": Grouping({"date": pa.date32()}, {"client_ip": ips}),
@@ -327,12 +327,15 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     # each distinct path once when first seen.
     grouper = path_grouper
     paths = _Paths(grouper)
-    traffic, tallied, groups, span = _traffic(out_dir, timezone, paths)
+    # One numbering of visitors and users for the requests, sessions and events scans: a visitor
+    # met again in a later scan is found among the known, not hashed among the new.
+    people = {"anonymous_id": Interner(), "user_id": Interner()}
+    traffic, tallied, groups, span = _traffic(out_dir, timezone, paths, people["anonymous_id"])
     ips, bots = groups["ips"], groups["bots"]
     assert ips is not None and bots is not None
     dimensions, sessions_by_day, session_totals = session_reports(out_dir, timezone, grouper, limit,
-                                                                    paths.codebook)
-    events = events_by_day(out_dir, timezone)
+                                                                    paths.codebook, people)
+    events = events_by_day(out_dir, timezone, people)
     rejects = rejects_by_reason(out_dir)
     reports: dict[str, pa.Table] = {
         "daily_kpis": daily_kpis(out_dir, traffic, ips, sessions_by_day, events, timezone),

@@ -91,9 +91,9 @@ class Codebook:
     path grouper: the paths of one template share its number); it is called once per string.
     """
 
-    def __init__(self, mapper: Callable[[pa.Array], pa.Array] | None = None) -> None:
+    def __init__(self, mapper: Callable[[pa.Array], pa.Array] | None = None, words: Interner | None = None) -> None:
         self.mapper = mapper
-        self.words = Interner()  # the strings numbered (mapped)
+        self.words = words if words is not None else Interner()  # the strings numbered (mapped); may be shared
         self.raw = Interner()  # with a mapper: each string seen …
         self.mapped = pa.array([], CODE)  # … and its mapped number, by the string's own number
         self.mapped_slots = np.zeros(1, np.int64)  # the mapped slot by the string's slot
