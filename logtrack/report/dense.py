@@ -66,7 +66,10 @@ def slots(codes: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Codes (int32, null for null) as slots: 0 for null, code + 1 otherwise."""
     if isinstance(codes, pa.ChunkedArray):
         codes = codes.combine_chunks()
-    return pc.fill_null(codes, -1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
+    if codes.null_count:
+        codes = pc.fill_null(codes, -1)
+    # One pass: widened and offset together (the codes of a dictionary are read without a copy).
+    return np.add(codes.to_numpy(zero_copy_only=False), 1, dtype=np.int64)
 
 
 def distinct_sorted(values: np.ndarray) -> np.ndarray:

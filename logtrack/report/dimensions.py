@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .dense import Columns, ints
-from .groups import Codebook, Grouping, Interner
+from .dense import Columns, ints, slots
+from .groups import Codebook, Grouping, Interner, dictionary_of
 from .scan import DAY_US, PathGrouper, chunks, local_micros, ratio, top
 from .specs import finish
 
@@ -78,8 +78,18 @@ class _SessionPass:
     def feed(self, columns: Columns) -> None:
         """One batch of sessions into every grouping: `columns` holds the value columns and the
         dates; the string columns, numbered here, are shared by the groupings as slots."""
+        # Landing and exit pages looked up among the known paths at once: one hash table of them.
+        paths = self.books[PATHS[0]]
+        encoded = [dictionary_of(columns.arrays[name]) for name in PATHS]
+        found = np.concatenate([[0], paths.raw_slots(pa.concat_arrays([e.dictionary for e in encoded]))])
+        at = 1
+        for name, part in zip(PATHS, encoded, strict=True):
+            own = np.concatenate([[0], found[at:at + len(part.dictionary)]])
+            columns.put("slots", name, paths.mapped_of(own)[slots(part.indices)], columns.rows)
+            at += len(part.dictionary)
         for name, book in self.books.items():
-            columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
+            if name not in PATHS:
+                columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
         for name, (keys, _) in DIMENSIONS.items():
             # A source column named as its output key: the report's rows are read as they are.
             self.groupings[name].add(columns if all(k == src for k, src in keys.items()) else _renamed(columns, keys))
