@@ -21,7 +21,7 @@ from test_report_aggregates import (
 )
 
 from logtrack.report import groups
-from logtrack.report.dense import slots
+from logtrack.report.dense import Packing, slots
 from logtrack.report.dimensions import events_by_day, session_reports
 from logtrack.report.groups import Codebook, Interner, PairSet
 from logtrack.report.scan import concat_dictionaries
@@ -87,3 +87,16 @@ def test_session_and_event_reports_do_not_depend_on_shared_numberings(dataset: P
     assert alone[1].sort_by("date").equals(shared[1].sort_by("date"))
     assert alone[2] == shared[2]
     assert events_by_day(dataset, "UTC").equals(events_by_day(dataset, "UTC", people))
+
+
+@pytest.mark.parametrize("size", [1, 7, 256, 300])
+def test_packed_sums_in_lanes_are_exact_per_key(size: int) -> None:
+    rng = np.random.default_rng(size)
+    rows = 9000  # enough for lanes (LANE_ROWS); keys in runs, as rows in time order give them
+    keys = np.sort(rng.integers(0, size, rows))
+    columns = [None, rng.integers(0, 2, rows), rng.integers(0, 1 << 30, rows), rng.integers(0, 1 << 40, rows)]
+    got = Packing(columns, rows).sums(keys, size)
+    for column, sums in zip(columns, got, strict=True):
+        values = np.ones(rows, np.int64) if column is None else column
+        expected = [int(values[keys == k].sum()) for k in range(size)]
+        assert sums.tolist() == expected

@@ -92,7 +92,14 @@ class _SessionPass:
                 columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
         for name, (keys, _) in DIMENSIONS.items():
             # A source column named as its output key: the report's rows are read as they are.
-            self.groupings[name].add(columns if all(k == src for k, src in keys.items()) else _renamed(columns, keys))
+            if all(k == src for k, src in keys.items()):
+                self.groupings[name].add(columns)
+                continue
+            renamed = _renamed(columns, keys)
+            self.groupings[name].add(renamed)
+            for memo, value in renamed.memo.items():  # what the copy computed serves the others too
+                if memo[0] == "packing":
+                    columns.memo.setdefault(memo, value)
         self.groupings["daily"].add(columns)
         self.groupings["totals"].add(columns)
 
