@@ -94,7 +94,8 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
     types = {f.name: DICT if f.name in dictionary else f.type for f in KIND_SCHEMAS[kind]}
     for path in part_files(out_dir, kind):
         file = pq.ParquetFile(path, read_dictionary=list(dictionary), pre_buffer=False)
-        present = [c for c in columns if c in file.schema_arrow.names]
+        names = set(file.schema_arrow.names)  # converted from the Parquet schema on every access
+        present = [c for c in columns if c in names]
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
         if valued is not None:
             sizes = [n if _may_have_values(file, g, valued) else 0 for g, n in enumerate(sizes)]
