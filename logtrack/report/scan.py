@@ -5,8 +5,8 @@ on the calling thread (no dataset scanner, no Acero plan, no read-ahead threads)
 chunk and the group states (`groups.py`), never the dataset.
 
 Long repeated strings (user agents, paths, visitors) are read as Parquet stores them,
-dictionary-encoded, one dictionary per chunk, and everything per string runs once per distinct
-value of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
+dictionary-encoded, one dictionary array per chunk (its row groups' dictionaries end to end,
+`concat_dictionaries`), and everything per string runs once per dictionary entry of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
 once per distinct value instead of once per row made the user-agent report 12× cheaper), an
 `Interner` numbers them for the group-bys, a `path_grouper` sees each distinct path once.
 `Partials` gathers such per-chunk pre-aggregates and merges them as they grow.
@@ -83,9 +83,10 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
     """The `columns` of the kind's dataset, a few row groups (about `rows` rows) at a time.
 
     Read with pyarrow.parquet, one thread: no dataset scanner, no read-ahead threads. Columns in
-    `dictionary` arrive dictionary-encoded with ONE dictionary per chunk (the row groups'
-    dictionaries unified): per-chunk work per distinct value (numbering, path templates) runs a
-    few times per file, not once per row group. A part written before a column existed reads
+    `dictionary` arrive dictionary-encoded with ONE dictionary array per chunk (the row groups'
+    dictionaries end to end, not unified: a value may repeat in it, `concat_dictionaries`):
+    per-chunk work per dictionary entry (numbering, path templates) runs in one call per
+    chunk, not once per row group. A part written before a column existed reads
     it as null, as the explicit dataset schema did. With `valued`, only row groups where that
     column may have a value are read: the others' statistics count only nulls (request times
     of a log without them cost no read).
