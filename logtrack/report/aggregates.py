@@ -28,14 +28,13 @@ from ..errors import UsageError
 from .dataset import KIND_SCHEMAS
 from .dense import Columns, ints, slots
 from .dimensions import events_by_day, rejects_by_reason, session_reports
-from .groups import CODE, Grouping, Interner
+from .groups import CODE, Codebook, Grouping, Interner
 from .scan import (
     DAY_US,
     PAGEVIEW_INPUTS,
     TRAFFIC,
     Partials,
     PathGrouper,
-    PathMemo,
     agent_tally,
     aggregate,
     chunks,
@@ -61,34 +60,33 @@ COUNTS = ["requests", "pageviews", "bot_requests", "client_errors", "server_erro
 
 
 class _Paths:
-    """The traffic scan's paths, numbered, with what the reports need of a path computed once per
-    distinct path of the scan: whether it is page-like and (with a grouper) its template's number."""
+    """The paths of a scan, numbered, with what the reports need of a path computed once per
+    distinct path: whether it is page-like and (with a grouper) its template's number.
+
+    The numbers live in a `Codebook` (`book`): the session scan numbers its landing and exit
+    pages in the same one, so a path seen in the requests is neither hashed among new strings
+    nor grouped again there."""
 
     def __init__(self, grouper: PathGrouper | None) -> None:
-        self.raw, self.grouper = Interner(), grouper
+        self.codebook = Codebook(grouper)
+        self.book = self.codebook.words  # numbers of the page keys (templates with a grouper)
         self.is_page = np.zeros(1, bool)  # by path slot (0: null, not a page)
-        self.templates = Interner()
-        self.template_of = np.zeros(1, np.int64)  # template slot by path slot (with a grouper)
-        self.book = self.templates if grouper is not None else self.raw  # numbers of the page keys
 
     def encode(self, paths: pa.DictionaryArray) -> np.ndarray:
         """The slot of every path (its number + 1, 0 for null)."""
-        before = len(self.raw)
-        found = self.raw.dictionary_slots(paths.dictionary)
-        if len(self.raw) > before:
-            new = self.raw.known.slice(before)
+        found = self.codebook.raw_slots(paths.dictionary)
+        seen = self.codebook.seen
+        if len(seen) >= len(self.is_page):  # paths new to the book (whoever numbered them)
+            new = seen.known.slice(len(self.is_page) - 1)
             self.is_page = np.concatenate([self.is_page, is_page_path(new).to_numpy(zero_copy_only=False)])
-            if self.grouper is not None:
-                grouped = pa.array(self.grouper(new)).cast(pa.string())
-                self.template_of = np.concatenate([self.template_of, self.templates.dictionary_slots(grouped)])
         return np.concatenate([[0], found])[slots(paths.indices)]
 
     def keys(self, path_slots: np.ndarray) -> np.ndarray:
         """The page key slot (the path's, or its template's) of every path slot."""
-        return self.template_of[path_slots] if self.grouper is not None else path_slots
+        return self.codebook.mapped_of(path_slots)
 
 
-def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
+def _traffic(out_dir: Path, timezone: str, paths: _Paths, visitors: Interner
              ) -> tuple[pa.Table, dict[str, pa.Table], dict[str, Grouping | None], tuple[int, int] | None]:
     """Requests, pageviews, bot requests and bytes by (date, hour, status): the one full scan.
 
@@ -115,7 +113,7 @@ def _traffic(out_dir: Path, timezone: str, grouper: PathGrouper | None
         "server": Partials(pa.schema([("path", pa.string()), ("status", pa.int16()), ("n", pa.int64()),
                                       ("ts", ts_type)]), ["path", "status"], {"ts": "max"}),
     }
-    paths, ips, visitors = _Paths(grouper), Interner(), Interner()
+    ips = Interner()
     pages = Grouping({"path": paths.book})
     groups: dict[str, Grouping | None] = {
         "ips": Grouping({"date": pa.date32()}, {"client_ip": ips}),
@@ -325,12 +323,19 @@ def build_reports(out_dir: Path, path_grouper: PathGrouper | None = None, timezo
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
         raise UsageError(f"unknown time zone {timezone!r}") from e
     out_dir = Path(out_dir)
-    grouper = PathMemo(path_grouper) if path_grouper is not None else None
-    traffic, tallied, groups, span = _traffic(out_dir, timezone, grouper)
+    # No memo around the grouper: the scans number their paths (`_Paths`, `Codebook`) and group
+    # each distinct path once when first seen.
+    grouper = path_grouper
+    paths = _Paths(grouper)
+    # One numbering of visitors and users for the requests, sessions and events scans: a visitor
+    # met again in a later scan is found among the known, not hashed among the new.
+    people = {"anonymous_id": Interner(), "user_id": Interner()}
+    traffic, tallied, groups, span = _traffic(out_dir, timezone, paths, people["anonymous_id"])
     ips, bots = groups["ips"], groups["bots"]
     assert ips is not None and bots is not None
-    dimensions, sessions_by_day, session_totals = session_reports(out_dir, timezone, grouper, limit)
-    events = events_by_day(out_dir, timezone)
+    dimensions, sessions_by_day, session_totals = session_reports(out_dir, timezone, grouper, limit,
+                                                                    paths.codebook, people)
+    events = events_by_day(out_dir, timezone, people)
     rejects = rejects_by_reason(out_dir)
     reports: dict[str, pa.Table] = {
         "daily_kpis": daily_kpis(out_dir, traffic, ips, sessions_by_day, events, timezone),

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .dense import Columns, ints
-from .groups import Codebook, Grouping
+from .dense import Columns, ints, slots
+from .groups import Codebook, Grouping, Interner, dictionary_of
 from .scan import DAY_US, PathGrouper, chunks, local_micros, ratio, top
 from .specs import finish
 
@@ -61,9 +61,12 @@ def _with_mean(table: pa.Table) -> pa.Table:
 class _SessionPass:
     """The groupings of the session reports and the codebooks of their string columns."""
 
-    def __init__(self, grouper: PathGrouper | None) -> None:
-        paths = Codebook(grouper)  # landing and exit pages share their paths' templates
-        self.books = {c: paths if c in PATHS else Codebook() for c in STRINGS}
+    def __init__(self, grouper: PathGrouper | None, paths: Codebook | None = None,
+                 people: dict[str, Interner] | None = None) -> None:
+        # Landing and exit pages share their paths' templates (and the requests scan's numbers).
+        paths = paths if paths is not None else Codebook(grouper)
+        people = people or {}
+        self.books = {c: paths if c in PATHS else Codebook(words=people.get(c)) for c in STRINGS}
         books = self.books
         visitors = {"anonymous_id": books["anonymous_id"]}
         self.groupings = {name: Grouping({k: books[src] for k, src in keys.items()}, visitors, SESSION_AGGS)
@@ -75,11 +78,28 @@ class _SessionPass:
     def feed(self, columns: Columns) -> None:
         """One batch of sessions into every grouping: `columns` holds the value columns and the
         dates; the string columns, numbered here, are shared by the groupings as slots."""
+        # Landing and exit pages looked up among the known paths at once: one hash table of them.
+        paths = self.books[PATHS[0]]
+        encoded = [dictionary_of(columns.arrays[name]) for name in PATHS]
+        found = np.concatenate([[0], paths.raw_slots(pa.concat_arrays([e.dictionary for e in encoded]))])
+        at = 1
+        for name, part in zip(PATHS, encoded, strict=True):
+            own = np.concatenate([[0], found[at:at + len(part.dictionary)]])
+            columns.put("slots", name, paths.mapped_of(own)[slots(part.indices)], columns.rows)
+            at += len(part.dictionary)
         for name, book in self.books.items():
-            columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
+            if name not in PATHS:
+                columns.put("slots", name, book.slots_of(columns.arrays[name]), columns.rows)
         for name, (keys, _) in DIMENSIONS.items():
             # A source column named as its output key: the report's rows are read as they are.
-            self.groupings[name].add(columns if all(k == src for k, src in keys.items()) else _renamed(columns, keys))
+            if all(k == src for k, src in keys.items()):
+                self.groupings[name].add(columns)
+                continue
+            renamed = _renamed(columns, keys)
+            self.groupings[name].add(renamed)
+            for memo, value in renamed.memo.items():  # what the copy computed serves the others too
+                if memo[0] == "packing":
+                    columns.memo.setdefault(memo, value)
         self.groupings["daily"].add(columns)
         self.groupings["totals"].add(columns)
 
@@ -104,13 +124,16 @@ def _required(table: pa.Table, required: list[str]) -> pa.Table:
     return table.filter(mask)
 
 
-def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
-                    limit: int | None) -> tuple[dict[str, pa.Table], pa.Table, dict[str, object]]:
+def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None, limit: int | None,
+                    paths: Codebook | None = None, people: dict[str, Interner] | None = None
+                    ) -> tuple[dict[str, pa.Table], pa.Table, dict[str, object]]:
     """One scan of the sessions: the dimension reports (entry_pages, exit_pages, referrers,
     channels, campaigns, browsers, os, devices), the figures per local date of session start for
     `daily_kpis` and the overall ones for `totals` (sessions, visitors, users, bounce rate,
-    engaged sessions)."""
-    sessions_pass = _SessionPass(grouper)
+    engaged sessions). `paths`: a codebook of paths (grouped by `grouper`) to number the landing
+    and exit pages in, shared with the requests scan; `people`: the numberings of
+    `anonymous_id` and `user_id` shared with the other scans."""
+    sessions_pass = _SessionPass(grouper, paths, people)
     columns = [*STRINGS, "start", "pageviews", "is_bounce", "is_engaged", "duration_s"]
     for batch in chunks(out_dir, "sessions", columns, STRINGS):
         cols = Columns({c: batch.column(c) for c in (*STRINGS, "pageviews", "duration_s")})
@@ -139,12 +162,16 @@ def session_reports(out_dir: Path, timezone: str, grouper: PathGrouper | None,
     return reports, daily, totals
 
 
-def events_by_day(out_dir: Path, timezone: str) -> pa.Table:
-    """Events, visitors and users per local date and event name."""
+def events_by_day(out_dir: Path, timezone: str, people: dict[str, Interner] | None = None) -> pa.Table:
+    """Events, visitors and users per local date and event name (`people`: the numberings of
+    `anonymous_id` and `user_id` shared with the other scans)."""
     strings = ["event_name", "anonymous_id", "user_id"]
-    events = Grouping({"date": pa.date32(), "event_name": pa.string()}, {"anonymous_id": pa.string(), "user_id": pa.string()})
+    people = {name: (people or {}).get(name) or Interner() for name in ("anonymous_id", "user_id")}
+    events = Grouping({"date": pa.date32(), "event_name": pa.string()}, dict(people))
     for batch in chunks(out_dir, "events", ["ts", *strings], strings):
         cols = Columns({c: batch.column(c) for c in strings})
+        for name, interner in people.items():
+            cols.put("slots", name, interner.slots_of(batch.column(name)), batch.num_rows)
         ts, valid = local_micros(batch.column("ts"), timezone)
         cols.put("ints", "date", (np.floor_divide(ts, DAY_US), valid), batch.num_rows)
         events.add(cols)

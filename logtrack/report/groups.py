@@ -91,9 +91,9 @@ class Codebook:
     path grouper: the paths of one template share its number); it is called once per string.
     """
 
-    def __init__(self, mapper: Callable[[pa.Array], pa.Array] | None = None) -> None:
+    def __init__(self, mapper: Callable[[pa.Array], pa.Array] | None = None, words: Interner | None = None) -> None:
         self.mapper = mapper
-        self.words = Interner()  # the strings numbered (mapped)
+        self.words = words if words is not None else Interner()  # the strings numbered (mapped); may be shared
         self.raw = Interner()  # with a mapper: each string seen …
         self.mapped = pa.array([], CODE)  # … and its mapped number, by the string's own number
         self.mapped_slots = np.zeros(1, np.int64)  # the mapped slot by the string's slot
@@ -103,17 +103,34 @@ class Codebook:
         found = self.slots_of(values)
         return pa.array(found - 1, CODE, mask=found == 0)
 
+    @property
+    def seen(self) -> Interner:
+        """The strings seen, numbered as `raw_slots` numbers them (the mapped ones without a mapper)."""
+        return self.words if self.mapper is None else self.raw
+
+    def raw_slots(self, words: pa.Array) -> np.ndarray:
+        """The slot of every string of `words` (a dictionary) among the strings seen (`seen`),
+        mapping the new ones: `mapped_of` turns them into the slots `slots_of` gives."""
+        if self.mapper is None:
+            return self.words.dictionary_slots(words)
+        before = len(self.raw)
+        raw = self.raw.dictionary_slots(words)
+        if len(self.raw) > before:  # the new strings mapped, once each
+            grouped = pa.array(self.mapper(self.raw.known.slice(before))).cast(pa.string())
+            self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
+            self.mapped_slots = np.concatenate([self.mapped_slots, slots(self.mapped.slice(before))])
+        return raw
+
+    def mapped_of(self, raw: np.ndarray) -> np.ndarray:
+        """The slots (of the mapped strings) of slots of strings seen (`raw_slots`)."""
+        return raw if self.mapper is None else self.mapped_slots[raw]
+
     def slots_of(self, values: pa.Array) -> np.ndarray:
         """The slot of every value (its number + 1, 0 for null) in numpy."""
         if self.mapper is None:
             return self.words.slots_of(values)
         encoded = dictionary_of(values)
-        before = len(self.raw)
-        raw = self.raw.dictionary_slots(encoded.dictionary)
-        if len(self.raw) > before:  # the new strings mapped, once each
-            grouped = pa.array(self.mapper(self.raw.known.slice(before))).cast(pa.string())
-            self.mapped = pa.concat_arrays([self.mapped, self.words.dictionary_codes(grouped)])
-            self.mapped_slots = np.concatenate([self.mapped_slots, slots(self.mapped.slice(before))])
+        raw = self.raw_slots(encoded.dictionary)
         return self.mapped_slots[np.concatenate([[0], raw])[slots(encoded.indices)]]
 
     def decode(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -144,7 +161,10 @@ class PairSet:
             rows, cols = self.seen.shape
             need_rows, need_cols = int(keys.max()) + 1, int(values.max()) + 1
             if need_rows > rows or need_cols > cols:
-                rows, cols = max(need_rows, 2 * rows, 8), max(need_cols, 2 * cols, 64)
+                # Only the side that overflows grows (doubling both made a table of days by
+                # visitors four times the cells it needed, and sparse long before it had to).
+                rows = max(need_rows, 2 * rows, 8) if need_rows > rows else rows
+                cols = max(need_cols, 2 * cols, 64) if need_cols > cols else cols
                 if rows * cols > DENSE_CELLS:
                     self._sparse()
                 else:
@@ -164,8 +184,10 @@ class PairSet:
 
     def _sparse(self) -> None:
         assert self.seen is not None
-        keys, values = np.nonzero(self.seen)
-        self.seen, self.merged = None, (keys.astype(np.int64) << 32) | values
+        # Flat positions are sorted as (key, value) pairs are: the pairs come out merged.
+        flat = np.flatnonzero(self.seen)
+        keys, values = np.divmod(flat, self.seen.shape[1])
+        self.seen, self.merged = None, (keys << 32) | values
         self.rows = len(self.merged)
 
     def _merge(self) -> None:

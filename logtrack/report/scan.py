@@ -5,8 +5,8 @@ on the calling thread (no dataset scanner, no Acero plan, no read-ahead threads)
 chunk and the group states (`groups.py`), never the dataset.
 
 Long repeated strings (user agents, paths, visitors) are read as Parquet stores them,
-dictionary-encoded, one dictionary per chunk, and everything per string runs once per distinct
-value of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
+dictionary-encoded, one dictionary array per chunk (its row groups' dictionaries end to end,
+`concat_dictionaries`), and everything per string runs once per dictionary entry of a chunk: `tally` pre-aggregates on the dictionary indices (hashing a 120-byte user agent
 once per distinct value instead of once per row made the user-agent report 12× cheaper), an
 `Interner` numbers them for the group-bys, a `path_grouper` sees each distinct path once.
 `Partials` gathers such per-chunk pre-aggregates and merges them as they grow.
@@ -83,9 +83,10 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
     """The `columns` of the kind's dataset, a few row groups (about `rows` rows) at a time.
 
     Read with pyarrow.parquet, one thread: no dataset scanner, no read-ahead threads. Columns in
-    `dictionary` arrive dictionary-encoded with ONE dictionary per chunk (the row groups'
-    dictionaries unified): per-chunk work per distinct value (numbering, path templates) runs a
-    few times per file, not once per row group. A part written before a column existed reads
+    `dictionary` arrive dictionary-encoded with ONE dictionary array per chunk (the row groups'
+    dictionaries end to end, not unified: a value may repeat in it, `concat_dictionaries`):
+    per-chunk work per dictionary entry (numbering, path templates) runs in one call per
+    chunk, not once per row group. A part written before a column existed reads
     it as null, as the explicit dataset schema did. With `valued`, only row groups where that
     column may have a value are read: the others' statistics count only nulls (request times
     of a log without them cost no read).
@@ -94,7 +95,8 @@ def chunks(out_dir: Path, kind: str, columns: Sequence[str], dictionary: Sequenc
     types = {f.name: DICT if f.name in dictionary else f.type for f in KIND_SCHEMAS[kind]}
     for path in part_files(out_dir, kind):
         file = pq.ParquetFile(path, read_dictionary=list(dictionary), pre_buffer=False)
-        present = [c for c in columns if c in file.schema_arrow.names]
+        names = set(file.schema_arrow.names)  # converted from the Parquet schema on every access
+        present = [c for c in columns if c in names]
         sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
         if valued is not None:
             sizes = [n if _may_have_values(file, g, valued) else 0 for g, n in enumerate(sizes)]
@@ -131,10 +133,27 @@ def _conform(table: pa.Table, columns: Sequence[str], types: dict[str, pa.DataTy
             continue
         column = table.column(name)
         if pa.types.is_dictionary(column.type) and column.num_chunks > 1:
-            column = column.unify_dictionaries()
-        array = column.combine_chunks()
+            array = concat_dictionaries(column)
+        else:
+            array = column.combine_chunks()
         arrays.append(array if array.type == types[name] else array.cast(types[name]))
     return pa.RecordBatch.from_arrays(arrays, list(columns))
+
+
+def concat_dictionaries(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """The row groups' dictionary chunks as one array whose dictionary is theirs end to end
+    (a value may repeat in it), each chunk's indices offset to its part.
+
+    Unifying them would hash every row group's dictionary once more only for the consumers
+    (`Interner`, `tally`) to hash the unified one again: they all work per dictionary entry and
+    take a repeated value as the same string, so one hashing, theirs, is enough. Values are
+    numbered in the order unifying would give (order of first sight)."""
+    indices, dictionaries, offset = [], [], 0
+    for chunk in column.chunks:
+        indices.append(pc.add(chunk.indices, pa.scalar(offset, chunk.indices.type)) if offset else chunk.indices)
+        dictionaries.append(chunk.dictionary)
+        offset += len(chunk.dictionary)
+    return pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), pa.concat_arrays(dictionaries))
 
 
 HOUR_US, DAY_US = 3_600_000_000, 86_400_000_000
