@@ -138,6 +138,8 @@ def _equal_bytes(data: np.ndarray, start: np.ndarray, end: np.ndarray, text: str
     """Which data[start:end] are `text`."""
     literal = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     same = end - start == len(literal)
+    if not len(data):
+        return same & (len(literal) == 0)
     for i, byte in enumerate(literal):
         same &= data[np.minimum(start + i, len(data) - 1)] == byte
     return same
@@ -151,6 +153,19 @@ def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int,
     quote as a delimiter where the template's regex takes it as text. Other backslashes (nginx
     `\\x22`) delimit nothing in either reading: those lines are the reader's too.
     """
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    cr = np.flatnonzero(buf[:-1] == 0x0D)
+    cr = cr[buf[cr + 1] != 0x0A]
+    blanked = np.unique(np.searchsorted(starts, cr, side="right") - 1)
+    if len(blanked):
+        # A lone `\r` is data in a line but a line break to the reader: blank out those lines
+        # (each becomes a one-field row, a misfit in place) so that rows and lines line up.
+        ends = np.append(starts[1:] - 1, len(buf))
+        copy = bytearray(raw)
+        for i in blanked:
+            start, end = int(starts[i]), int(ends[i])
+            copy[start:end] = b"x" * (end - start)
+        raw = copy
     read = read_columns(raw, len(plan.columns))
     if read is None:
         return None
@@ -160,6 +175,10 @@ def csv_piece(plan: CsvPlan, raw: bytes | bytearray, starts: np.ndarray, n: int,
         return None  # rows and lines do not line up (a lone `\r`): leave the block to the other plans
     kept = np.ones(n, dtype=bool)
     kept[misfits] = False
+    odd = ~kept | escaped_quote
+    odd[blanked] = False  # (not another shape: left to the other plans all the same)
+    if int(odd.sum()) > n // 20:
+        return None  # mostly other shapes: the split plan is the better tool for this block
     rows = np.flatnonzero(kept)
     ok = ~escaped_quote[rows]
     values: dict[str, pa.Array] = {}
