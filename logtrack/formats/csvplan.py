@@ -5,8 +5,8 @@ that `"` is the delimiter and that nothing is quoted, splits a whole block at it
 C++ pass: the odd columns are the quoted values as they are, the even ones the short unquoted
 stretches between them (`1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] `, ` 200 512 `). Those are
 then cut at their spaces with numpy (`Stretch`), each word a piece of the column's own bytes.
-This is the `"`-split plan of `template` done in bulk — about twice as fast as reading every
-space-separated field with the CSV reader, which also had to count each line's quotes first
+This is the `"`-split plan of `template` done in bulk. The reader's pass costs ≈40 % less than
+reading every space-separated field with quoting on, and no line's quotes need counting first
 (an unclosed quote there swallowed the next line; here a quote delimits nothing more).
 
 A line is read here only when it has the layout's number of quotes, none escaped (`\\"` is the
