@@ -26,6 +26,7 @@ from .identity import IdentityConfig, identify, load_or_create_salt
 from .pipeline import ParsedBatch, ParseOptions, RunStats, iter_parsed
 from .privacy import PrivacyConfig
 from .rules import RuleSet, load_rules
+from .rules.tally import Tally
 from .schema import ENRICHED_REQUESTS, EVENTS, REJECTS, SESSIONS, conform, empty
 from .sessions import SessionConfig, Sessionizer
 from .sources import Input
@@ -207,15 +208,17 @@ class Chain:
         t = time.perf_counter()
         requests = fit(requests, ENRICHED_REQUESTS)
         events = empty(EVENTS)
+        tally = None
         if self.ruleset is not None:
             if requests.num_rows:
-                events = self.ruleset.evaluate(requests)
+                events, tally = self.ruleset.evaluate_tallied(requests)
             # These sessions' requests have all been through the rules now (a session comes out
             # of the sessionizer with all its requests, in this step or the last slice's).
             self.ruleset.close_sessions(sessions["session_id"])
         events = fit(events, EVENTS)
         self._timed("rules", t)
-        self._count_events(events)
+        if tally is not None:
+            self._count_events(tally)
         sessions = self._with_event_counts(fit(sessions, SESSIONS))
         c = self.counts
         c.requests += requests.num_rows
@@ -224,16 +227,13 @@ class Chain:
         c.events += events.num_rows
         return StageOutput(requests, sessions, events, rejects)
 
-    def _count_events(self, events: pa.Table) -> None:
-        if events.num_rows == 0:
-            return
-        self.counts.events_by_name.update(
-            dict(zip(*_value_counts(events["event_name"]), strict=True)))
-        key_events = events.filter(pc.invert(pc.ends_with(events["event_name"], PAGE_VIEW)))
-        sids = key_events["session_id"].drop_null()
-        if len(sids):
-            vc = pc.value_counts(sids)
-            self._events_per_session.append(pa.table({"session_id": vc.field("values"), "n": vc.field("counts")}))
+    def _count_events(self, tally: Tally) -> None:
+        """Events per name, and key events (not page views) per session id until the session
+        comes out: counted on the rules' integer codes (`Tally`), not the events' strings."""
+        self.counts.events_by_name.update(tally.by_name())
+        per_session = tally.per_session(_is_key_event)
+        if per_session is not None:
+            self._events_per_session.append(per_session)
 
     def _with_event_counts(self, sessions: pa.Table) -> pa.Table:
         """Fill `events` (key events, i.e. not page views) and let a key event engage a session."""
@@ -254,9 +254,9 @@ class Chain:
         return sessions.set_column(sessions.schema.get_field_index("is_engaged"), "is_engaged", engaged)
 
 
-def _value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    vc = pc.value_counts(values)
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+def _is_key_event(name: str) -> bool:
+    """A key event engages its session and counts in its `events`: any event but a page view."""
+    return not name.endswith(PAGE_VIEW)
 
 
 def iter_events(inputs: list[Input], config: Config, parse: ParseOptions, state: Path, rules: list[str],
