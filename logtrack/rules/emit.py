@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..jsonarrow import escape as json_escape
 from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
+from .objects import block_objects, members
+from .objects import escape as _escape  # noqa: F401  (tests use it from here)
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
 Values = tuple[pa.Array, "np.ndarray | None"]
@@ -103,8 +104,8 @@ class PropertyCollector:
 
     Per (rule, property) only the values are computed, per distinct value where they come from
     an encoded source (`Values`). The map's entries are placed by arithmetic on offsets, without
-    sorting the (event, property) pairs, and the JSON objects are joined from the same entries
-    (`_objects`): kernels per batch, not per rule.
+    sorting the (event, property) pairs; the JSON objects are made per rule once per distinct
+    object (`objects.block_objects`) and gathered to the events at once.
     """
 
     def __init__(self) -> None:
@@ -128,21 +129,28 @@ class PropertyCollector:
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
         names: dict[str, int] = {}
         texts: list[pa.Array] = []
-        quoted: list[bool] = []  # per text: whether its JSON form is a quoted string
         # Per (block, property): first event, events' valid mask, texts start, key, index.
         parts: list[tuple[int, np.ndarray, int, int, np.ndarray | None]] = []
+        objects: list[pa.Array] = []  # each block's distinct JSON objects (`block_objects`)
+        event_object = np.empty(n, np.int64)
         counts = np.zeros(n, np.int64)
-        text_base = 0
+        text_base = object_base = 0
         for start, size, values in self.blocks:
+            block: list[tuple[pa.Array, np.ndarray | None]] = []
             for name, (arr, index) in values:
                 valid = _valid(arr)
                 if index is not None:
                     valid = valid[index]
                 counts[start:start + size] += valid
                 parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
-                texts.append(to_text(arr))
-                quoted.append(pa.types.is_string(arr.type))
+                text = to_text(arr)
+                texts.append(text)
+                block.append((members(name, text, pa.types.is_string(arr.type)), index))
                 text_base += len(arr)
+            found, at_object = block_objects(block, size)
+            objects.append(found)
+            event_object[start:start + size] = object_base + at_object
+            object_base += len(found)
         position = np.arange(n)
         if order is not None:
             position[order] = np.arange(n)
@@ -160,35 +168,11 @@ class PropertyCollector:
             rank[start + events] += 1
             value_index[slot] = first + (events if index is None else index[events])
             key_code[slot] = code
-        at = pa.array(value_index)
-        key_names = list(names)
-        offsets32 = pa.array(offsets.astype(np.int32))
-        all_texts = _concat(texts)
-        mapping = pa.MapArray.from_arrays(offsets32, pa.array(key_names, pa.string()).take(pa.array(key_code)),
-                                          all_texts.take(at))
-        lengths = np.array([len(t) for t in texts])
-        text_key = np.repeat(np.array([code for _, _, _, code, _ in parts]), lengths)
-        text_quoted = np.repeat(np.array(quoted), lengths)
-        return mapping, _objects(all_texts, text_quoted, key_names, text_key, at, offsets32)
-
-
-def _objects(texts: pa.Array, quoted: np.ndarray, names: list[str], key_code: np.ndarray,
-             at: pa.Array, offsets: pa.Array) -> pa.Array:
-    """Every event's JSON object from the map's entries (the texts at `at`, `offsets` per
-    event): `"name":value` members joined by commas, a string's value quoted and escaped. The
-    members are made per text (`key_code` and `quoted` per text; a property's texts are often
-    per distinct value), then taken per entry: a constant number of kernels for all events,
-    whatever the number of rules."""
-    if quoted.all():
-        json = pc.binary_join_element_wise('"', _escape(texts), '"', "")
-    elif quoted.any():
-        json = pc.if_else(pa.array(quoted), pc.binary_join_element_wise('"', _escape(texts), '"', ""), texts)
-    else:
-        json = texts
-    keys = pa.array([f'"{name}":' for name in names], pa.string()).take(pa.array(key_code))
-    members = pc.binary_join_element_wise(keys, json, "").take(at)
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, members), ",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
+        mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                          pa.array(list(names), pa.string()).take(pa.array(key_code)),
+                                          _concat(texts).take(pa.array(value_index)))
+        event_object = event_object if order is None else event_object[order]
+        return mapping, _concat(objects).take(pa.array(event_object))
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:
@@ -199,22 +183,6 @@ def _valid(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.ones(len(arr), dtype=bool)
     return arr.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _escape(values: pa.Array) -> pa.Array:
-    """`jsonarrow.escape`, skipped when no byte of the values needs escaping (a quote, a
-    backslash, a control character: ASCII bytes, never part of a multi-byte UTF-8 character).
-    A numpy scan of the bytes costs a third of the regex scan that escape starts with."""
-    if len(values) == values.null_count:
-        return values
-    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
-    data = values.buffers()[2]
-    if data is None:
-        return values
-    raw = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
-    if not ((raw < 32) | (raw == 34) | (raw == 92)).any():
-        return values
-    return json_escape(values)
 
 
 # ---- event ids -----------------------------------------------------------------------------------
