@@ -20,7 +20,7 @@ from .exclude import exclude_mask
 from .gather import gather
 from .match import pattern_mask, select
 from .model import And, Equals, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
-from .tally import Tally, lazy_encoding
+from .tally import Tally
 
 CONTEXT_COLUMNS = ("ts", "user_id", "anonymous_id", "session_id", "host", "client_ip", "user_agent",
                    "path", "query", "referer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
@@ -125,11 +125,10 @@ class RuleSet:
         first[[int(r[0]) for r in rule_out]] = np.minimum.reduceat(position, starts)
         # Properties are assembled straight in output order (no take of the built arrays).
         mapping, as_json = props.build(order)
-        users = user_props.build(order)[1]
-        if any(r.user_properties is not None for r in self.rules):
-            has = np.concatenate(has_user)[order]
-            users = pc.if_else(pa.array(has), users, pa.scalar(None, pa.string()))
-        else:
+        has = np.concatenate(has_user)[order]
+        if has.any():
+            users = pc.if_else(pa.array(has), user_props.build(order)[1], pa.scalar(None, pa.string()))
+        else:  # no emitted event has user properties (most batches): nothing to build
             users = pa.nulls(len(rows), pa.string())
         # The context columns, each gathered as its nulls and values allow (see gather.py); the
         # source's encoding serves its column and the event ids.
@@ -148,10 +147,10 @@ class RuleSet:
         present = {k: v for k, v in columns.items() if v is not None}
         events = schema.conform(pa.table(present), schema.EVENTS)
         # Session codes from the batch's encoding when a condition made it (first_in_session,
-        # once_per: session), else the events' own ids, encoded only if a count asks.
+        # once_per: session), else the events' own ids.
         encoded = ctx.cached_strings(("col", "session_id"))
         sessions = DictCol(encoded.values, encoded.indices[rows]) if encoded is not None \
-            else lazy_encoding(events.column("session_id"))
+            else events.column("session_id")
         return events, Tally(names, rule_idx, first, sessions)
 
     def _once_filter(self, name: str, per: str, ctx: BatchContext, rows: np.ndarray) -> np.ndarray:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .dictcol import DictCol, encode
+from .dictcol import DictCol
 
 
 @dataclass
@@ -24,13 +25,13 @@ class Tally:
 
     `rule_index` holds each event's rule (an index into `names`, in output order), `first` the
     output position of each rule's first event (len(events) for rules that emitted none), and
-    `sessions` each event's session id (indices aligned with the events; null at index `m`),
-    or a callable making that encoding when nothing encoded the batch's session ids."""
+    `sessions` each event's session id code (indices aligned with the events; null at index
+    `m`), or the events' session id column when nothing encoded the batch's session ids."""
 
     names: list[str]
     rule_index: np.ndarray
     first: np.ndarray
-    sessions: DictCol | Callable[[], DictCol]
+    sessions: DictCol | pa.Array | pa.ChunkedArray
 
     @classmethod
     def empty(cls, names: list[str]) -> Tally:
@@ -55,16 +56,18 @@ class Tally:
         wanted = np.array([counted(name) for name in self.names], dtype=bool)
         if not len(self.rule_index) or not wanted.any():
             return None
-        sessions = self.sessions if isinstance(self.sessions, DictCol) else self.sessions()
-        codes = sessions.indices[wanted[self.rule_index]]
-        counts = np.bincount(codes, minlength=sessions.m + 1)[:sessions.m]
+        keep = wanted[self.rule_index]
+        if not isinstance(self.sessions, DictCol):
+            # No codes: the counted events' ids are hashed (only theirs, not every event's).
+            ids = self.sessions.filter(pa.array(keep)).drop_null()
+            if not len(ids):
+                return None
+            vc = pc.value_counts(ids)
+            return pa.table({"session_id": vc.field("values"), "n": vc.field("counts")})
+        codes = self.sessions.indices[keep]
+        counts = np.bincount(codes, minlength=self.sessions.m + 1)[:self.sessions.m]
         present = np.flatnonzero(counts)
         if not len(present):
             return None
-        return pa.table({"session_id": sessions.values.take(pa.array(present)),
+        return pa.table({"session_id": self.sessions.values.take(pa.array(present)),
                          "n": pa.array(counts[present], pa.int64())})
-
-
-def lazy_encoding(column: pa.Array | pa.ChunkedArray) -> Callable[[], DictCol]:
-    """The encoding of an events column, made only if a count needs it."""
-    return lambda: encode(column)
