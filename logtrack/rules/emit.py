@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
-from .objects import block_objects, members
+from .objects import block_objects
 from .objects import escape as _escape  # noqa: F401  (tests use it from here)
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
@@ -78,9 +78,10 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
             values, index = _plus_null(subset.values), subset.indices
         elif strings is not None:
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
-            if len(values) > 2 * n:
-                # Few events for many distinct values: only the values they use are converted.
-                used, index = compact(index, strings.m)
+            # Only the values the events use are converted, texted and made JSON: a page view's
+            # paths are a third of the batch's (no assets, no API calls, no redirects).
+            used, index = compact(index, strings.m)
+            if len(used) < len(values):
                 values = values.take(pa.array(used))
         elif found is not None:
             values, index = found
@@ -136,7 +137,7 @@ class PropertyCollector:
         counts = np.zeros(n, np.int64)
         text_base = object_base = 0
         for start, size, values in self.blocks:
-            block: list[tuple[pa.Array, np.ndarray | None]] = []
+            block: list[tuple[str, pa.Array, bool, np.ndarray | None]] = []
             for name, (arr, index) in values:
                 valid = _valid(arr)
                 if index is not None:
@@ -145,7 +146,7 @@ class PropertyCollector:
                 parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
                 text = to_text(arr)
                 texts.append(text)
-                block.append((members(name, text, pa.types.is_string(arr.type)), index))
+                block.append((name, text, pa.types.is_string(arr.type), index))
                 text_base += len(arr)
             found, at_object = block_objects(block, size)
             objects.append(found)

@@ -19,30 +19,34 @@ import pyarrow.compute as pc
 from ..jsonarrow import escape as json_escape
 from .dictcol import compact
 
-Member = tuple[pa.Array, "np.ndarray | None"]
-"""A property's JSON members (`"name":value`, null where the value is missing), per event
-(None) or per text with each event's index into them."""
+Prop = tuple[str, pa.Array, bool, "np.ndarray | None"]
+"""A property's name, texts (null where the value is missing), whether its JSON values are
+quoted strings, and each event's index into the texts (None: one text per event)."""
 
 _NO_OBJECT = pa.array(["{}"], pa.string())
 
 
 def members(name: str, texts: pa.Array, quoted: bool) -> pa.Array:
     """`"name":value` for each text, a string value quoted and escaped (null stays null)."""
-    value = pc.binary_join_element_wise('"', escape(texts), '"', "") if quoted else texts
-    return pc.binary_join_element_wise(f'"{name}":', value, "")
+    if quoted:
+        return pc.binary_join_element_wise(f'"{name}":"', escape(texts), '"', "")
+    return pc.binary_join_element_wise(f'"{name}":', texts, "")
 
 
-def block_objects(props: list[Member], size: int) -> tuple[pa.Array, np.ndarray]:
+def block_objects(props: list[Prop], size: int) -> tuple[pa.Array, np.ndarray]:
     """The JSON objects of one rule's `size` events: (the distinct objects, each event's index
     into them). Members join in declaration order; missing ones are left out."""
     if not props:
         return _NO_OBJECT, np.zeros(size, np.int64)
     if len(props) == 1:
-        texts, index = props[0]
-        objects = pc.binary_join_element_wise("{", texts, "}", "").fill_null("{}")
-        return objects, (np.arange(size, dtype=np.int64) if index is None else index)
-    indexes = [np.arange(size, dtype=np.int64) if index is None else index for _, index in props]
-    radix = [len(texts) for texts, _ in props]
+        # One member: each text's object in one join, `{}` where the value is missing.
+        name, texts, quoted, index = props[0]
+        objects = pc.binary_join_element_wise(f'{{"{name}":"', escape(texts), '"}', "") if quoted \
+            else pc.binary_join_element_wise(f'{{"{name}":', texts, "}", "")
+        return objects.fill_null("{}"), (np.arange(size, dtype=np.int64) if index is None else index)
+    member = [members(name, texts, quoted) for name, texts, quoted, _ in props]
+    indexes = [np.arange(size, dtype=np.int64) if p[3] is None else p[3] for p in props]
+    radix = [len(texts) for texts in member]
     if math.prod(radix) < 1 << 62:
         # Each event's tuple of indices as one mixed-radix code: its distinct codes are the
         # distinct objects (a representative event each).
@@ -55,7 +59,7 @@ def block_objects(props: list[Member], size: int) -> tuple[pa.Array, np.ndarray]
     else:
         rep = event_object = np.arange(size, dtype=np.int64)
     k, count = len(props), len(rep)
-    parts = [texts.take(pa.array(index[rep])) for (texts, _), index in zip(props, indexes, strict=True)]
+    parts = [texts.take(pa.array(index[rep])) for texts, index in zip(member, indexes, strict=True)]
     valid = np.stack([_valid(p) for p in parts], axis=1)  # (objects, props)
     offsets = np.zeros(count + 1, np.int32)
     np.cumsum(valid.sum(axis=1), out=offsets[1:])
