@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -239,15 +240,18 @@ class Chain:
         """Fill `events` (key events, i.e. not page views) and let a key event engage a session."""
         if sessions.num_rows == 0 or not self._events_per_session:
             return sessions
-        pending = pa.concat_tables(self._events_per_session)
-        if len(self._events_per_session) > 1:
-            pending = pending.group_by("session_id", use_threads=False).aggregate([("n", "sum")]) \
-                .rename_columns(["session_id", "n"])
-        known = pending["session_id"].combine_chunks()
-        ids = sessions["session_id"].combine_chunks()
-        counts = pc.fill_null(pending["n"].combine_chunks().take(pc.index_in(ids, value_set=known)), 0)
+        # One hash lookup: each pending (session id, n) row's position among the sessions coming
+        # out (their ids are distinct: one row per session). Rows of one session from several
+        # steps add up in the scatter, so the pending rows need no group-by first.
+        pending = pa.concat_tables(self._events_per_session).combine_chunks()
+        at = pc.index_in(pending["session_id"], value_set=sessions["session_id"])
+        at = at.fill_null(-1).to_numpy(zero_copy_only=False)
+        done = at >= 0
+        n = np.zeros(sessions.num_rows, np.int64)
+        np.add.at(n, at[done], pending["n"].to_numpy()[done])
+        counts = pa.array(n)
         # Those sessions are complete: their counts are dropped.
-        rest = pending.filter(pc.invert(pc.is_in(known, value_set=ids)))
+        rest = pending.filter(pa.array(~done))
         self._events_per_session = [rest] if rest.num_rows else []
         engaged = pc.or_(pc.fill_null(sessions["is_engaged"], False), pc.greater(counts, 0))
         sessions = sessions.set_column(sessions.schema.get_field_index("events"), "events", counts)
