@@ -1,4 +1,4 @@
-"""`objects.block_objects`: JSON objects once per distinct tuple of property values, against a
+"""`objects.ObjectBuilder`: JSON objects once per distinct tuple of property values, against a
 plain per-event join."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logtrack.rules.objects import block_objects
+from logtrack.rules.objects import ObjectBuilder
 
 VALUE = st.one_of(st.none(), st.text(alphabet='ab"\\\né', max_size=4))
 
@@ -26,6 +26,30 @@ def _plain(props, size):
                 members[name] = text if quoted else json.loads(text)
         out.append(json.dumps(members, ensure_ascii=False, separators=(",", ":")))
     return out
+
+
+def block_objects(props, size, blocks=1):
+    """The events' objects of `blocks` rules with these properties (one after another), as
+    `PropertyCollector.build` drives the builder; returns the first rule's events' objects."""
+    builder = ObjectBuilder(size * blocks)
+    texts, keys, quoted, base = [], [], [], 0
+    for b in range(blocks):
+        ids = []
+        for k, (_, arr, q, index) in enumerate(props):
+            texts.append(arr)
+            keys += [k] * len(arr)
+            quoted += [q] * len(arr)
+            ids.append(base + (np.arange(size) if index is None else index))
+            base += len(arr)
+        if len(ids) == 1:
+            builder.single(b * size, ids[0])
+        elif ids:
+            builder.multi(b * size, ids)
+    all_texts = pa.concat_arrays(texts) if texts else pa.array([], pa.string())
+    out = builder.build(all_texts, [name for name, *_ in props], np.array(keys, np.int64),
+                        np.array(quoted, bool), None).to_pylist()
+    assert out == out[:size] * blocks
+    return out[:size]
 
 
 def _props(draw, count, size):
@@ -51,9 +75,7 @@ def _props(draw, count, size):
 def test_block_objects_equal_per_event_objects(data):
     size = data.draw(st.integers(0, 12))
     props = _props(data.draw, data.draw(st.integers(0, 4)), size)
-    objects, index = block_objects(props, size)
-    assert len(index) == size
-    assert objects.take(pa.array(index, pa.int64())).to_pylist() == _plain(props, size)
+    assert block_objects(props, size, data.draw(st.integers(1, 3))) == _plain(props, size)
 
 
 def test_too_many_combinations_for_one_code_join_per_event():
@@ -62,14 +84,25 @@ def test_too_many_combinations_for_one_code_join_per_event():
     size = 50
     props = [(f"p{k}", pa.array([f"v{k}-{i}" if i % 7 else None for i in range(300)]), True,
               rng.integers(0, 300, size)) for k in range(8)]
-    objects, index = block_objects(props, size)
-    assert len(objects) == size
-    assert objects.take(pa.array(index)).to_pylist() == _plain(props, size)
+    assert block_objects(props, size, 2) == _plain(props, size)
 
 
 def test_repeated_tuples_share_one_object():
-    props = [("a", pa.array(["x", "y"]), True, np.array([0, 1, 0, 0])),
-             ("b", pa.array(["1", None]), False, np.array([0, 1, 0, 1]))]
-    objects, index = block_objects(props, 4)
-    assert len(objects) == 3 and index[0] == index[2]
-    assert objects.take(pa.array(index)).to_pylist() == ['{"a":"x","b":1}', '{"a":"y"}', '{"a":"x","b":1}', '{"a":"x"}']
+    builder = ObjectBuilder(4)
+    builder.multi(0, [np.array([0, 1, 0, 0]), np.array([2, 3, 2, 3])])
+    assert builder.combo_count == 3
+    out = builder.build(pa.array(["x", "y", "1", None]), ["a", "b"], np.array([0, 0, 1, 1]),
+                        np.array([True, True, False, False]), None)
+    assert out.to_pylist() == ['{"a":"x","b":1}', '{"a":"y"}', '{"a":"x","b":1}', '{"a":"x"}']
+
+
+def test_rules_of_different_widths_and_single_ones_in_one_batch():
+    builder = ObjectBuilder(5)
+    builder.multi(0, [np.array([0, 1]), np.array([2, 2])])          # two properties
+    builder.single(2, np.array([3]))                                 # one
+    builder.multi(3, [np.array([0, 4]), np.array([2, 3]), np.array([4, 1])])  # three
+    texts = pa.array(["x", None, "1", "y", "z"])
+    out = builder.build(texts, ["a", "b", "c"], np.array([0, 0, 1, 2, 2]),
+                        np.array([True, True, False, True, True]), np.array([4, 3, 2, 1, 0]))
+    assert out.to_pylist() == ['{"c":"z","c":"y"}', '{"a":"x","b":1,"c":"z"}', '{"c":"y"}', '{"b":1}',
+                               '{"a":"x","b":1}']

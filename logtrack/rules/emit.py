@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
-from .objects import block_objects
+from .objects import ObjectBuilder
 from .objects import escape as _escape  # noqa: F401  (tests use it from here)
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
@@ -79,10 +79,9 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
             values, index = _plus_null(subset.values), subset.indices
         elif strings is not None:
             values, index = _with_null(ctx, (ref.kind, ref.name), strings), strings.indices[rows]
-            # Only the values the events use are converted, texted and made JSON: a page view's
-            # paths are a third of the batch's (no assets, no API calls, no redirects).
-            used, index = compact(index, strings.m)
-            if len(used) < len(values):
+            if len(values) > 2 * n:
+                # Few events for many distinct values: only the values they use are converted.
+                used, index = compact(index, strings.m)
                 values = values.take(pa.array(used))
         elif found is not None:
             values, index = found
@@ -106,8 +105,8 @@ class PropertyCollector:
 
     Per (rule, property) only the values are computed, per distinct value where they come from
     an encoded source (`Values`). The map's entries are placed by arithmetic on offsets, without
-    sorting the (event, property) pairs; the JSON objects are made per rule once per distinct
-    object (`objects.block_objects`) and gathered to the events at once.
+    sorting the (event, property) pairs; the JSON objects are made once per distinct object
+    (`objects.ObjectBuilder`: numpy per rule, Arrow kernels per batch) and gathered at once.
     """
 
     def __init__(self) -> None:
@@ -133,26 +132,26 @@ class PropertyCollector:
         texts: list[pa.Array] = []
         # Per (block, property): first event, events' valid mask, texts start, key, index.
         parts: list[tuple[int, np.ndarray, int, int, np.ndarray | None]] = []
-        objects: list[pa.Array] = []  # each block's distinct JSON objects (`block_objects`)
-        event_object = np.empty(n, np.int64)
+        quoted: list[bool] = []  # per text array: whether its JSON form is a quoted string
+        objects = ObjectBuilder(n)
         counts = np.zeros(n, np.int64)
-        text_base = object_base = 0
+        text_base = 0
         for start, size, values in self.blocks:
-            block: list[tuple[str, pa.Array, bool, np.ndarray | None]] = []
+            text_ids: list[np.ndarray] = []  # each property's global text id per event
             for name, (arr, index) in values:
                 valid = _valid(arr)
                 if index is not None:
                     valid = valid[index]
                 counts[start:start + size] += valid
                 parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
-                text = to_text(arr)
-                texts.append(text)
-                block.append((name, text, pa.types.is_string(arr.type), index))
+                texts.append(to_text(arr))
+                quoted.append(pa.types.is_string(arr.type))
+                text_ids.append(text_base + (np.arange(size, dtype=np.int64) if index is None else index))
                 text_base += len(arr)
-            found, at_object = block_objects(block, size)
-            objects.append(found)
-            event_object[start:start + size] = object_base + at_object
-            object_base += len(found)
+            if len(text_ids) == 1:
+                objects.single(start, text_ids[0])
+            elif text_ids:
+                objects.multi(start, text_ids)
         position = np.arange(n)
         if order is not None:
             position[order] = np.arange(n)
@@ -170,11 +169,13 @@ class PropertyCollector:
             rank[start + events] += 1
             value_index[slot] = first + (events if index is None else index[events])
             key_code[slot] = code
+        all_texts = _concat(texts)
         mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)),
                                           pa.array(list(names), pa.string()).take(pa.array(key_code)),
-                                          _concat(texts).take(pa.array(value_index)))
-        event_object = event_object if order is None else event_object[order]
-        return mapping, _concat(objects).take(pa.array(event_object))
+                                          all_texts.take(pa.array(value_index)))
+        lengths = [len(t) for t in texts]
+        text_key = np.repeat(np.array([code for _, _, _, code, _ in parts], np.int64), lengths)
+        return mapping, objects.build(all_texts, list(names), text_key, np.repeat(np.array(quoted), lengths), order)
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:

@@ -2,10 +2,11 @@
 
 A rule's events share few distinct property values (the page view's path, a product id, a
 search term): each property's texts are often per distinct value already (`emit.Values`), with
-each event's index into them. An event's object depends only on its tuple of indices, so the
-objects are built once per distinct tuple — a single-property rule's objects once per text —
-and every event takes its object in one gather at the end, where joining members per event
-cost three passes over all the entries.
+each event's index into them. An event's object depends only on which texts it uses, so the
+objects are built once per text for single-property rules and once per distinct combination of
+texts for the others; every event then takes its object in one gather. Per rule only numpy
+runs: the Arrow kernels run once per batch over all rules' texts (200 rules cost no more
+kernels than one).
 """
 
 from __future__ import annotations
@@ -19,62 +20,83 @@ import pyarrow.compute as pc
 from ..jsonarrow import escape as json_escape
 from .dictcol import compact
 
-Prop = tuple[str, pa.Array, bool, "np.ndarray | None"]
-"""A property's name, texts (null where the value is missing), whether its JSON values are
-quoted strings, and each event's index into the texts (None: one text per event)."""
 
-_NO_OBJECT = pa.array(["{}"], pa.string())
+class ObjectBuilder:
+    """Collects, rule by rule, which texts each event's object is made of, then builds the
+    distinct objects and gathers them to the events (`build`)."""
+
+    def __init__(self, n: int) -> None:
+        # Each event's object: a text id (single property), a combination id (several, offset
+        # by _MULTI), or -1 (no property).
+        self.event_object = np.full(n, -1, np.int64)
+        self.is_combo = np.zeros(n, bool)
+        self.combos: list[np.ndarray] = []  # per multi-property rule: (combinations, props) text ids
+        self.combo_count = 0
+
+    def single(self, start: int, text_ids: np.ndarray) -> None:
+        """Events `start…` of a one-property rule, each with its text's global id."""
+        self.event_object[start:start + len(text_ids)] = text_ids
+
+    def multi(self, start: int, text_ids: list[np.ndarray]) -> None:
+        """Events `start…` of a rule with several properties: each property's global text id
+        per event. The distinct tuples become one object each (a mixed-radix code per event)."""
+        size = len(text_ids[0])
+        spans = [int(ids.max()) - int(ids.min()) + 1 if size else 1 for ids in text_ids]
+        if math.prod(spans) < 1 << 62:
+            code = np.zeros(size, np.int64)
+            for ids, span in zip(text_ids, spans, strict=True):
+                code = code * span + (ids - (ids.min() if size else 0))
+            used, combo = compact(code, math.prod(spans) - 1)
+            rep = np.empty(len(used), np.int64)
+            rep[combo] = np.arange(size, dtype=np.int64)
+        else:
+            rep = combo = np.arange(size, dtype=np.int64)
+        self.combos.append(np.stack([ids[rep] for ids in text_ids], axis=1))
+        self.event_object[start:start + size] = self.combo_count + combo
+        self.is_combo[start:start + size] = True
+        self.combo_count += len(rep)
+
+    def build(self, texts: pa.Array, names: list[str], text_key: np.ndarray, quoted: np.ndarray,
+              order: np.ndarray | None) -> pa.Array:
+        """Every event's JSON object (event `order[i]` at position i when an order is given).
+        `texts` are all rules' property texts (null: value missing), `text_key` each text's
+        property name (an index into `names`), `quoted` whether its JSON value is a string."""
+        if quoted.all():
+            json = pc.binary_join_element_wise('"', escape(texts), '"', "")
+        elif quoted.any():
+            json = pc.if_else(pa.array(quoted), pc.binary_join_element_wise('"', escape(texts), '"', ""), texts)
+        else:
+            json = texts
+        keys = pa.array([f'"{name}":' for name in names], pa.string()).take(pa.array(text_key))
+        members = pc.binary_join_element_wise(keys, json, "")
+        parts = [pc.binary_join_element_wise("{", members, "}", "").fill_null("{}")]
+        where = self.event_object.copy()
+        if self.combos:
+            # Rules with fewer properties padded with -1 (no member) to the widest.
+            width = max(c.shape[1] for c in self.combos)
+            ids = np.concatenate([np.pad(c, ((0, 0), (0, width - c.shape[1])), constant_values=-1)
+                                  for c in self.combos])
+            parts.append(_joined(members, ids))
+            where[self.is_combo] += len(texts)
+        parts.append(pa.array(["{}"], pa.string()))
+        where[where < 0] = len(texts) + self.combo_count
+        if order is not None:
+            where = where[order]
+        return (parts[0] if len(parts) == 1 else pa.concat_arrays(parts)).take(pa.array(where))
 
 
-def members(name: str, texts: pa.Array, quoted: bool) -> pa.Array:
-    """`"name":value` for each text, a string value quoted and escaped (null stays null)."""
-    if quoted:
-        return pc.binary_join_element_wise(f'"{name}":"', escape(texts), '"', "")
-    return pc.binary_join_element_wise(f'"{name}":', texts, "")
-
-
-def block_objects(props: list[Prop], size: int) -> tuple[pa.Array, np.ndarray]:
-    """The JSON objects of one rule's `size` events: (the distinct objects, each event's index
-    into them). Members join in declaration order; missing ones are left out."""
-    if not props:
-        return _NO_OBJECT, np.zeros(size, np.int64)
-    if len(props) == 1:
-        # One member: each text's object in one join, `{}` where the value is missing.
-        name, texts, quoted, index = props[0]
-        objects = pc.binary_join_element_wise(f'{{"{name}":"', escape(texts), '"}', "") if quoted \
-            else pc.binary_join_element_wise(f'{{"{name}":', texts, "}", "")
-        return objects.fill_null("{}"), (np.arange(size, dtype=np.int64) if index is None else index)
-    member = [members(name, texts, quoted) for name, texts, quoted, _ in props]
-    indexes = [np.arange(size, dtype=np.int64) if p[3] is None else p[3] for p in props]
-    radix = [len(texts) for texts in member]
-    if math.prod(radix) < 1 << 62:
-        # Each event's tuple of indices as one mixed-radix code: its distinct codes are the
-        # distinct objects (a representative event each).
-        code = np.zeros(size, np.int64)
-        for index, base in zip(indexes, radix, strict=True):
-            code = code * base + index
-        used, event_object = compact(code, math.prod(radix) - 1)
-        rep = np.empty(len(used), np.int64)
-        rep[event_object] = np.arange(size, dtype=np.int64)
-    else:
-        rep = event_object = np.arange(size, dtype=np.int64)
-    k, count = len(props), len(rep)
-    parts = [texts.take(pa.array(index[rep])) for texts, index in zip(member, indexes, strict=True)]
-    valid = np.stack([_valid(p) for p in parts], axis=1)  # (objects, props)
+def _joined(members: pa.Array, ids: np.ndarray) -> pa.Array:
+    """`{…}` per row of `ids` (the text ids of one object's properties, in declaration order,
+    -1 for none): its valid members joined with commas, missing ones left out."""
+    count = len(ids)
+    valid = ids >= 0
+    if members.null_count:
+        valid &= members.is_valid().to_numpy(zero_copy_only=False)[np.maximum(ids, 0)]
     offsets = np.zeros(count + 1, np.int32)
     np.cumsum(valid.sum(axis=1), out=offsets[1:])
-    # The valid (object, prop) pairs in row-major order are each object's members in order;
-    # prop j of object i sits at j * count + i of the concatenated parts.
-    flat = np.flatnonzero(valid.ravel())
-    entries = pa.concat_arrays(parts).take(pa.array((flat % k) * count + flat // k))
+    entries = members.take(pa.array(ids[valid]))  # row-major: each object's members in order
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), entries), ",")
-    return pc.binary_join_element_wise("{", joined, "}", ""), event_object
-
-
-def _valid(arr: pa.Array) -> np.ndarray:
-    if arr.null_count == 0:
-        return np.ones(len(arr), dtype=bool)
-    return arr.is_valid().to_numpy(zero_copy_only=False)
+    return pc.binary_join_element_wise("{", joined, "}", "")
 
 
 def escape(values: pa.Array) -> pa.Array:
