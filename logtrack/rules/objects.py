@@ -26,8 +26,8 @@ class ObjectBuilder:
     distinct objects and gathers them to the events (`build`)."""
 
     def __init__(self, n: int) -> None:
-        # Each event's object: a text id (single property), a combination id (several, offset
-        # by _MULTI), or -1 (no property).
+        # Each event's object: a text id (one property), a combination id (several; `is_combo`
+        # marks those events), or -1 (no property).
         self.event_object = np.full(n, -1, np.int64)
         self.is_combo = np.zeros(n, bool)
         self.combos: list[np.ndarray] = []  # per multi-property rule: (combinations, props) text ids
