@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,6 +27,7 @@ from .identity import IdentityConfig, identify, load_or_create_salt
 from .pipeline import ParsedBatch, ParseOptions, RunStats, iter_parsed
 from .privacy import PrivacyConfig
 from .rules import RuleSet, load_rules
+from .rules.tally import Tally
 from .schema import ENRICHED_REQUESTS, EVENTS, REJECTS, SESSIONS, conform, empty
 from .sessions import SessionConfig, Sessionizer
 from .sources import Input
@@ -207,15 +209,17 @@ class Chain:
         t = time.perf_counter()
         requests = fit(requests, ENRICHED_REQUESTS)
         events = empty(EVENTS)
+        tally = None
         if self.ruleset is not None:
             if requests.num_rows:
-                events = self.ruleset.evaluate(requests)
+                events, tally = self.ruleset.evaluate_tallied(requests)
             # These sessions' requests have all been through the rules now (a session comes out
             # of the sessionizer with all its requests, in this step or the last slice's).
             self.ruleset.close_sessions(sessions["session_id"])
         events = fit(events, EVENTS)
         self._timed("rules", t)
-        self._count_events(events)
+        if tally is not None:
+            self._count_events(tally)
         sessions = self._with_event_counts(fit(sessions, SESSIONS))
         c = self.counts
         c.requests += requests.num_rows
@@ -224,39 +228,39 @@ class Chain:
         c.events += events.num_rows
         return StageOutput(requests, sessions, events, rejects)
 
-    def _count_events(self, events: pa.Table) -> None:
-        if events.num_rows == 0:
-            return
-        self.counts.events_by_name.update(
-            dict(zip(*_value_counts(events["event_name"]), strict=True)))
-        key_events = events.filter(pc.invert(pc.ends_with(events["event_name"], PAGE_VIEW)))
-        sids = key_events["session_id"].drop_null()
-        if len(sids):
-            vc = pc.value_counts(sids)
-            self._events_per_session.append(pa.table({"session_id": vc.field("values"), "n": vc.field("counts")}))
+    def _count_events(self, tally: Tally) -> None:
+        """Events per name, and key events (not page views) per session id until the session
+        comes out: counted on the rules' integer codes (`Tally`), not the events' strings."""
+        self.counts.events_by_name.update(tally.by_name())
+        per_session = tally.per_session(_is_key_event)
+        if per_session is not None:
+            self._events_per_session.append(per_session)
 
     def _with_event_counts(self, sessions: pa.Table) -> pa.Table:
         """Fill `events` (key events, i.e. not page views) and let a key event engage a session."""
         if sessions.num_rows == 0 or not self._events_per_session:
             return sessions
-        pending = pa.concat_tables(self._events_per_session)
-        if len(self._events_per_session) > 1:
-            pending = pending.group_by("session_id", use_threads=False).aggregate([("n", "sum")]) \
-                .rename_columns(["session_id", "n"])
-        known = pending["session_id"].combine_chunks()
-        ids = sessions["session_id"].combine_chunks()
-        counts = pc.fill_null(pending["n"].combine_chunks().take(pc.index_in(ids, value_set=known)), 0)
+        # One hash lookup: each pending (session id, n) row's position among the sessions coming
+        # out (their ids are distinct: one row per session). Rows of one session from several
+        # steps add up in the scatter, so the pending rows need no group-by first.
+        pending = pa.concat_tables(self._events_per_session).combine_chunks()
+        at = pc.index_in(pending["session_id"], value_set=sessions["session_id"])
+        at = at.fill_null(-1).to_numpy(zero_copy_only=False)
+        done = at >= 0
+        n = np.zeros(sessions.num_rows, np.int64)
+        np.add.at(n, at[done], pending["n"].to_numpy()[done])
+        counts = pa.array(n)
         # Those sessions are complete: their counts are dropped.
-        rest = pending.filter(pc.invert(pc.is_in(known, value_set=ids)))
+        rest = pending.filter(pa.array(~done))
         self._events_per_session = [rest] if rest.num_rows else []
         engaged = pc.or_(pc.fill_null(sessions["is_engaged"], False), pc.greater(counts, 0))
         sessions = sessions.set_column(sessions.schema.get_field_index("events"), "events", counts)
         return sessions.set_column(sessions.schema.get_field_index("is_engaged"), "is_engaged", engaged)
 
 
-def _value_counts(values: pa.Array | pa.ChunkedArray) -> tuple[list[str], list[int]]:
-    vc = pc.value_counts(values)
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+def _is_key_event(name: str) -> bool:
+    """A key event engages its session and counts in its `events`: any event but a page view."""
+    return not name.endswith(PAGE_VIEW)
 
 
 def iter_events(inputs: list[Input], config: Config, parse: ParseOptions, state: Path, rules: list[str],

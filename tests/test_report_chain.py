@@ -87,3 +87,16 @@ def test_report_runs_without_importing_pandas(tmp_path: Path) -> None:
     imported, sessions = res.stdout.split("\n")[:2]
     assert imported == "False"
     assert int(sessions) > 0
+
+
+def test_pending_key_event_counts_add_up_across_steps_and_open_sessions_stay_pending() -> None:
+    from logtrack.schema import SESSIONS, conform
+
+    chain = run.Chain.__new__(run.Chain)
+    chain._events_per_session = [pa.table({"session_id": ["a", "b"], "n": [2, 1]}),
+                                 pa.table({"session_id": ["c", "a"], "n": [4, 3]})]
+    sessions = conform(pa.table({"session_id": ["x", "a", "c"], "is_engaged": [False, False, None]}), SESSIONS)
+    out = chain._with_event_counts(sessions)
+    assert out["events"].to_pylist() == [0, 5, 4]
+    assert out["is_engaged"].to_pylist() == [False, True, True]
+    assert [t.to_pylist() for t in chain._events_per_session] == [[{"session_id": "b", "n": 1}]]

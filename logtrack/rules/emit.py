@@ -7,16 +7,18 @@ row by row. A property whose value is missing (an absent query parameter) is lef
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..jsonarrow import escape as json_escape
 from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
+from .objects import ObjectBuilder
+from .objects import escape as _escape  # noqa: F401  (tests use it from here)
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
 Values = tuple[pa.Array, "np.ndarray | None"]
@@ -103,8 +105,8 @@ class PropertyCollector:
 
     Per (rule, property) only the values are computed, per distinct value where they come from
     an encoded source (`Values`). The map's entries are placed by arithmetic on offsets, without
-    sorting the (event, property) pairs, and the JSON objects are joined from the same entries
-    (`_objects`): kernels per batch, not per rule.
+    sorting the (event, property) pairs; the JSON objects are made once per distinct object
+    (`objects.ObjectBuilder`: numpy per rule, Arrow kernels per batch) and gathered at once.
     """
 
     def __init__(self) -> None:
@@ -128,12 +130,14 @@ class PropertyCollector:
             return pa.MapArray.from_arrays(offsets, empty, empty), pa.repeat(pa.scalar("{}"), n)
         names: dict[str, int] = {}
         texts: list[pa.Array] = []
-        quoted: list[bool] = []  # per text: whether its JSON form is a quoted string
         # Per (block, property): first event, events' valid mask, texts start, key, index.
         parts: list[tuple[int, np.ndarray, int, int, np.ndarray | None]] = []
+        quoted: list[bool] = []  # per text array: whether its JSON form is a quoted string
+        objects = ObjectBuilder(n)
         counts = np.zeros(n, np.int64)
         text_base = 0
         for start, size, values in self.blocks:
+            text_ids: list[np.ndarray] = []  # each property's global text id per event
             for name, (arr, index) in values:
                 valid = _valid(arr)
                 if index is not None:
@@ -142,7 +146,12 @@ class PropertyCollector:
                 parts.append((start, valid, text_base, names.setdefault(name, len(names)), index))
                 texts.append(to_text(arr))
                 quoted.append(pa.types.is_string(arr.type))
+                text_ids.append(text_base + (np.arange(size, dtype=np.int64) if index is None else index))
                 text_base += len(arr)
+            if len(text_ids) == 1:
+                objects.single(start, text_ids[0])
+            elif text_ids:
+                objects.multi(start, text_ids)
         position = np.arange(n)
         if order is not None:
             position[order] = np.arange(n)
@@ -160,35 +169,13 @@ class PropertyCollector:
             rank[start + events] += 1
             value_index[slot] = first + (events if index is None else index[events])
             key_code[slot] = code
-        at = pa.array(value_index)
-        key_names = list(names)
-        offsets32 = pa.array(offsets.astype(np.int32))
         all_texts = _concat(texts)
-        mapping = pa.MapArray.from_arrays(offsets32, pa.array(key_names, pa.string()).take(pa.array(key_code)),
-                                          all_texts.take(at))
-        lengths = np.array([len(t) for t in texts])
-        text_key = np.repeat(np.array([code for _, _, _, code, _ in parts]), lengths)
-        text_quoted = np.repeat(np.array(quoted), lengths)
-        return mapping, _objects(all_texts, text_quoted, key_names, text_key, at, offsets32)
-
-
-def _objects(texts: pa.Array, quoted: np.ndarray, names: list[str], key_code: np.ndarray,
-             at: pa.Array, offsets: pa.Array) -> pa.Array:
-    """Every event's JSON object from the map's entries (the texts at `at`, `offsets` per
-    event): `"name":value` members joined by commas, a string's value quoted and escaped. The
-    members are made per text (`key_code` and `quoted` per text; a property's texts are often
-    per distinct value), then taken per entry: a constant number of kernels for all events,
-    whatever the number of rules."""
-    if quoted.all():
-        json = pc.binary_join_element_wise('"', _escape(texts), '"', "")
-    elif quoted.any():
-        json = pc.if_else(pa.array(quoted), pc.binary_join_element_wise('"', _escape(texts), '"', ""), texts)
-    else:
-        json = texts
-    keys = pa.array([f'"{name}":' for name in names], pa.string()).take(pa.array(key_code))
-    members = pc.binary_join_element_wise(keys, json, "").take(at)
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, members), ",")
-    return pc.binary_join_element_wise("{", joined, "}", "")
+        mapping = pa.MapArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                          pa.array(list(names), pa.string()).take(pa.array(key_code)),
+                                          all_texts.take(pa.array(value_index)))
+        lengths = [len(t) for t in texts]
+        text_key = np.repeat(np.array([code for _, _, _, code, _ in parts], np.int64), lengths)
+        return mapping, objects.build(all_texts, list(names), text_key, np.repeat(np.array(quoted), lengths), order)
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:
@@ -201,30 +188,18 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return arr.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _escape(values: pa.Array) -> pa.Array:
-    """`jsonarrow.escape`, skipped when no byte of the values needs escaping (a quote, a
-    backslash, a control character: ASCII bytes, never part of a multi-byte UTF-8 character).
-    A numpy scan of the bytes costs a third of the regex scan that escape starts with."""
-    if len(values) == values.null_count:
-        return values
-    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
-    data = values.buffers()[2]
-    if data is None:
-        return values
-    raw = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
-    if not ((raw < 32) | (raw == 34) | (raw == 92)).any():
-        return values
-    return json_escape(values)
-
-
 # ---- event ids -----------------------------------------------------------------------------------
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a fast, well-spread 64-bit mixing function (wraps on overflow)."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    """splitmix64's finalizer: a fast, well-spread 64-bit mixing function (wraps on overflow).
+    Mixes `x` in place (callers pass a temporary) and returns it: no new array per step."""
+    x += np.uint64(0x9E3779B97F4A7C15)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _digest(texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +228,10 @@ def event_ids(source: DictCol, line: pa.Array | pa.ChunkedArray, names: list[str
     ln = line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
     lo = _mix(s1 ^ _mix(ln ^ n1))
     hi = _mix(s2 ^ _mix(ln + n2) ^ lo)
-    raw = np.stack([hi, lo], axis=1).astype(">u8")
-    # bytes.hex runs in C over the whole buffer: ~10x faster than a lookup table in numpy.
-    hexed = raw.tobytes().hex().encode("ascii")
+    raw = np.empty((n, 2), dtype=">u8")  # big-endian (hi, lo) per event, converted on assignment
+    raw[:, 0] = hi
+    raw[:, 1] = lo
+    # hexlify runs in C over the whole buffer and returns bytes (no str to encode again).
+    hexed = binascii.hexlify(raw.view(np.uint8))
     offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed))

@@ -20,6 +20,7 @@ from .exclude import exclude_mask
 from .gather import gather
 from .match import pattern_mask, select
 from .model import And, Equals, FirstInSession, Node, Not, Or, Pattern, RuleFile, StrCond
+from .tally import Tally
 
 CONTEXT_COLUMNS = ("ts", "user_id", "anonymous_id", "session_id", "host", "client_ip", "user_agent",
                    "path", "query", "referer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
@@ -79,9 +80,13 @@ class RuleSet:
 
     def evaluate(self, table: pa.Table) -> pa.Table:
         """Events (exactly `schema.EVENTS`) for a batch of enriched, sessionized requests."""
+        return self.evaluate_tallied(table)[0]
+
+    def evaluate_tallied(self, table: pa.Table) -> tuple[pa.Table, Tally]:
+        """`evaluate`, and the events counted by rule and session id on integer codes."""
         n = table.num_rows
         if n == 0 or not self.rules:
-            return schema.empty(schema.EVENTS)
+            return schema.empty(schema.EVENTS), Tally.empty(self.event_names)
         # A bound method, not a closure over `ctx`: a closure stored in the context it refers to
         # is a reference cycle, which kept every cached column alive until the GC ran.
         ctx = BatchContext(table, first_in_session=self._first_in_session, literals=self._literals,
@@ -107,18 +112,23 @@ class RuleSet:
             rule_out.append(np.full(len(rows), index, dtype=np.int64))
             has_user.append(np.full(len(rows), rule.user_properties is not None))
         if not rows_out:
-            return schema.empty(schema.EVENTS)
+            return schema.empty(schema.EVENTS), Tally.empty(self.event_names)
         rows = np.concatenate(rows_out)
         rule_idx = np.concatenate(rule_out)
         order = np.lexsort((rule_idx, rows))  # input order, then rule order within a request
         rows, rule_idx = rows[order], rule_idx[order]
+        # Each emitting rule's first output position (its block's smallest), for the tally.
+        position = np.empty(len(order), np.int64)
+        position[order] = np.arange(len(order))
+        starts = np.cumsum([0] + [len(r) for r in rows_out[:-1]])
+        first = np.full(len(self.rules), len(order), np.int64)
+        first[[int(r[0]) for r in rule_out]] = np.minimum.reduceat(position, starts)
         # Properties are assembled straight in output order (no take of the built arrays).
         mapping, as_json = props.build(order)
-        users = user_props.build(order)[1]
-        if any(r.user_properties is not None for r in self.rules):
-            has = np.concatenate(has_user)[order]
-            users = pc.if_else(pa.array(has), users, pa.scalar(None, pa.string()))
-        else:
+        has = np.concatenate(has_user)[order]
+        if has.any():
+            users = pc.if_else(pa.array(has), user_props.build(order)[1], pa.scalar(None, pa.string()))
+        else:  # no emitted event has user properties (most batches): nothing to build
             users = pa.nulls(len(rows), pa.string())
         # The context columns, each gathered as its nulls and values allow (see gather.py); the
         # source's encoding serves its column and the event ids.
@@ -135,7 +145,13 @@ class RuleSet:
         columns["properties_json"] = as_json
         columns["user_properties_json"] = users
         present = {k: v for k, v in columns.items() if v is not None}
-        return schema.conform(pa.table(present), schema.EVENTS)
+        events = schema.conform(pa.table(present), schema.EVENTS)
+        # Session codes from the batch's encoding when a condition made it (first_in_session,
+        # once_per: session), else the events' own ids.
+        encoded = ctx.cached_strings(("col", "session_id"))
+        sessions = DictCol(encoded.values, encoded.indices[rows]) if encoded is not None \
+            else events.column("session_id")
+        return events, Tally(names, rule_idx, first, sessions)
 
     def _once_filter(self, name: str, per: str, ctx: BatchContext, rows: np.ndarray) -> np.ndarray:
         """Keep each key's earliest row not seen in earlier batches; rows without a key stay."""
