@@ -174,9 +174,7 @@ class PairSet:
         if self.seen is not None:
             self.seen.ravel()[keys * self.seen.shape[1] + values] = True
             return
-        part = (keys << 32) | values
-        part.sort()
-        part = _dedup(part)
+        part = distinct_sorted((keys << 32) | values)
         self.parts.append(part)
         self.rows += len(part)
         if self.rows > max(GATHER_ROWS, 2 * len(self.merged)):
@@ -208,16 +206,6 @@ class PairSet:
             return int(np.count_nonzero(self.seen.any(axis=0)))
         self._merge()
         return len(distinct_sorted(self.merged & 0xFFFFFFFF))
-
-
-def _dedup(ordered: np.ndarray) -> np.ndarray:
-    """A sorted array without repeats."""
-    if len(ordered) < 2:
-        return ordered
-    keep = np.empty(len(ordered), bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 class Grouping:
