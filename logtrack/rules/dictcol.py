@@ -16,6 +16,7 @@ class DictCol:
     `literals`, when known, are every literal the rules compare this source with: one hash
     lookup of the values then serves all of them (see `ids_equal`). `prefixes`, likewise, are
     the literal prefixes of the rules' patterns on this source (see `ids_with_prefix`).
+    `lookups` is how many rules may look up rows of all the batch (see `rows_for`).
     """
 
     # Prefix lookups answered by a scan each before the values are sorted once for all of them.
@@ -27,7 +28,7 @@ class DictCol:
     PREFIX_GROUP = 4
 
     def __init__(self, values: pa.Array, indices: np.ndarray, literals: tuple[str, ...] | None = None,
-                 prefixes: tuple[str, ...] | None = None) -> None:
+                 prefixes: tuple[str, ...] | None = None, lookups: int = 0) -> None:
         self.values = values
         self.indices = indices
         self.m = len(values)
@@ -37,7 +38,9 @@ class DictCol:
         self._literal_hits: tuple[np.ndarray, np.ndarray] | None = None
         self._prefix_scans = 0
         self._counts: np.ndarray | None = None
-        self._scans = 0
+        # `lookups`: how many rules are known to look rows up from this source; when they are
+        # more than the scans allowed, the rows are grouped by value id at the first lookup.
+        self._scans = self.FULL_SCANS if lookups > self.FULL_SCANS else 0
         self._by_id: tuple[np.ndarray, np.ndarray] | None = None
         # Byte length -> the known prefixes of that length, when enough share it.
         by_length: dict[int, list[str]] = {}

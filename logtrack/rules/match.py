@@ -66,6 +66,8 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
             return rows[id_mask(node, subset)[subset.indices]]
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
+        if rows is None:  # rules sharing a first test (`path: /search`) share its rows
+            return ctx.memo(("rows", node), lambda: strings.rows_for(ids, None))
         return strings.rows_for(ids, rows)
     if isinstance(node, Always):
         return _all(ctx) if rows is None else rows
