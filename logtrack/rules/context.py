@@ -117,6 +117,9 @@ class BatchContext:
             return None
         self._subset_rows[source] = spent
         subset = self._strings_at(source, rows, fold)
+        lookups = self._lookups.get((source, fold), 0)
+        if lookups:  # rules testing these rows again look their rows up by value id
+            subset = DictCol(subset.values, subset.indices, lookups=lookups)
         self._last_subset[(source, fold)] = rows, subset
         return subset
 
