@@ -26,7 +26,8 @@ class BatchContext:
     def __init__(self, table: pa.Table,
                  first_in_session: Callable[[BatchContext], np.ndarray] | None = None,
                  literals: dict[tuple[Source, str | None], tuple[str, ...]] | None = None,
-                 prefixes: dict[tuple[Source, str | None], tuple[str, ...]] | None = None) -> None:
+                 prefixes: dict[tuple[Source, str | None], tuple[str, ...]] | None = None,
+                 lookups: dict[tuple[Source, str | None], int] | None = None) -> None:
         self.table = table
         self.n = table.num_rows
         self._first = first_in_session
@@ -34,8 +35,9 @@ class BatchContext:
         # Every literal the rules compare each (source, fold) with: see DictCol.ids_equal.
         self._literals = literals or {}
         self._prefixes = prefixes or {}  # and every literal prefix of their patterns
+        self._lookups = lookups or {}  # how many rules test each (source, fold): DictCol.rows_for
         self._subset_rows: dict[Source, int] = {}  # rows `strings_at` served per source
-        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol, np.ndarray | None]] = {}
+        self._last_subset: dict[tuple[Source, str | None], tuple[np.ndarray, DictCol]] = {}
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Compute once per batch: masks and captures shared by rules with the same condition."""
@@ -90,8 +92,9 @@ class BatchContext:
             found = self._strings(source, fold)
             literals = self._literals.get((source, fold))
             prefixes = self._prefixes.get((source, fold))
-            if literals or prefixes:
-                return DictCol(found.values, found.indices, literals, prefixes)
+            lookups = self._lookups.get((source, fold), 0)
+            if literals or prefixes or lookups:
+                return DictCol(found.values, found.indices, literals, prefixes, lookups)
             return found
         return self.memo(("strings", source, fold), get)
 
@@ -114,7 +117,10 @@ class BatchContext:
             return None
         self._subset_rows[source] = spent
         subset = self._strings_at(source, rows, fold)
-        self._last_subset[(source, fold)] = rows, subset, None
+        lookups = self._lookups.get((source, fold), 0)
+        if lookups:  # rules testing these rows again look their rows up by value id
+            subset = DictCol(subset.values, subset.indices, lookups=lookups)
+        self._last_subset[(source, fold)] = rows, subset
         return subset
 
     def _reuse_subset(self, key: tuple[Source, str | None], rows: np.ndarray) -> DictCol | None:
@@ -125,12 +131,13 @@ class BatchContext:
             return None
         if len(rows) == len(last[0]) and np.array_equal(rows, last[0]):
             return last[1]
-        if last[2] is None:  # each row's position in the subset (-1: not in it), once
-            where = np.full(self.n, -1, np.int64)
-            where[last[0]] = np.arange(len(last[0]))
-            last = self._last_subset[key] = (last[0], last[1], where)
-        at = last[2][rows]
-        return DictCol(last[1].values, last[1].indices[at]) if (at >= 0).all() else None
+        if not len(rows):
+            return DictCol(last[1].values, last[1].indices[:0])
+        # Each row's position in the (ascending) subset rows by binary search: O(k log s) for
+        # k rows, where a position table over the batch costs a 1 M-entry array per rule.
+        at = np.searchsorted(last[0], rows)
+        at[at == len(last[0])] = 0
+        return DictCol(last[1].values, last[1].indices[at]) if np.array_equal(last[0][at], rows) else None
 
     def _strings_at(self, source: Source, rows: np.ndarray, fold: str | None) -> DictCol:
         base = self._strings_at(source, rows, None) if fold else None

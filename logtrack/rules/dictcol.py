@@ -16,6 +16,7 @@ class DictCol:
     `literals`, when known, are every literal the rules compare this source with: one hash
     lookup of the values then serves all of them (see `ids_equal`). `prefixes`, likewise, are
     the literal prefixes of the rules' patterns on this source (see `ids_with_prefix`).
+    `lookups` is how many rules may look up rows of all the batch (see `rows_for`).
     """
 
     # Prefix lookups answered by a scan each before the values are sorted once for all of them.
@@ -27,7 +28,7 @@ class DictCol:
     PREFIX_GROUP = 4
 
     def __init__(self, values: pa.Array, indices: np.ndarray, literals: tuple[str, ...] | None = None,
-                 prefixes: tuple[str, ...] | None = None) -> None:
+                 prefixes: tuple[str, ...] | None = None, lookups: int = 0) -> None:
         self.values = values
         self.indices = indices
         self.m = len(values)
@@ -37,8 +38,10 @@ class DictCol:
         self._literal_hits: tuple[np.ndarray, np.ndarray] | None = None
         self._prefix_scans = 0
         self._counts: np.ndarray | None = None
-        self._scans = 0
-        self._by_id: tuple[np.ndarray, np.ndarray] | None = None
+        # `lookups`: how many rules are known to look rows up from this source; when they are
+        # more than the scans allowed, the rows are grouped by value id at the first lookup.
+        self._scans = self.FULL_SCANS if lookups > self.FULL_SCANS else 0
+        self._by_id: tuple[np.ndarray, np.ndarray, int] | None = None
         # Byte length -> the known prefixes of that length, when enough share it.
         by_length: dict[int, list[str]] = {}
         for prefix in prefixes or ():
@@ -137,20 +140,38 @@ class DictCol:
         # Many rules start from this source: group the rows by value id once, then each rule
         # gathers the rows of its ids instead of scanning every row.
         if self._by_id is None:
-            starts = np.zeros(self.m + 2, np.int64)
-            np.cumsum(self.counts(), out=starts[1:])
-            self._by_id = _group_order(self.indices, self.m), starts
-        order, starts = self._by_id
+            self._by_id = self._group()
+        order, starts, shift = self._by_id
         ids = np.flatnonzero(id_mask)
-        begin, length = starts[ids], starts[ids + 1] - starts[ids]
+        # Buckets of 2**shift consecutive ids (one id each when the ids fit 16 bits).
+        buckets = np.unique(ids >> shift) if shift else ids
+        begin, length = starts[buckets], starts[buckets + 1] - starts[buckets]
         total = int(length.sum())
         if total == 0:
             return np.empty(0, np.int64)
-        if len(ids) == 1:  # one value's rows: in row order already (the grouping is stable)
-            return order[begin[0]:begin[0] + total].astype(np.int64, copy=False)
-        # Ragged gather: position k of id j's slice is begin[j] + k.
-        shift = np.repeat(begin - (np.cumsum(length) - length), length)
-        return np.sort(order[shift + np.arange(total)])
+        if len(buckets) == 1:  # one bucket's rows: in row order already (the grouping is stable)
+            found = order[begin[0]:begin[0] + total].astype(np.int64, copy=False)
+        else:  # ragged gather: position k of bucket j's slice is begin[j] + k
+            offset = np.repeat(begin - (np.cumsum(length) - length), length)
+            found = np.sort(order[offset + np.arange(total)]).astype(np.int64, copy=False)
+        return found[id_mask[self.indices[found]]] if shift else found
+
+    def _group(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(Row numbers ordered by value-id bucket, each bucket's start, the bucket shift).
+
+        Buckets are ids >> shift, shift the fewest bits that make them fit 16: numpy's stable
+        sort of 16-bit integers is one radix pass, O(n), where exact ids past 65535 take two
+        (or a comparison sort); a lookup then drops the rows of the bucket's other ids."""
+        shift = max(0, (self.m + 1).bit_length() - 16)
+        if shift > 4:  # buckets of many ids: exact grouping
+            order, shift, counts = _group_order(self.indices, self.m), 0, self.counts()
+        else:
+            bucket = (self.indices >> shift).astype(np.uint16)
+            order = np.argsort(bucket, kind="stable")
+            counts = self.counts() if not shift else np.bincount(bucket, minlength=(self.m >> shift) + 1)
+        starts = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        return order, starts, shift
 
 
 def _group_order(indices: np.ndarray, m: int) -> np.ndarray:

@@ -62,10 +62,12 @@ def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.
         return np.flatnonzero(mask) if rows is None else rows[mask[rows]]
     if isinstance(node, StrCond):
         subset = None if rows is None else ctx.strings_at(node.source, rows, node.fold)
-        if subset is not None:
-            return rows[id_mask(node, subset)[subset.indices]]
+        if subset is not None:  # rules testing the same rows' subset share its grouping by value
+            return rows[subset.rows_for(id_mask(node, subset), None)]
         strings = ctx.strings(node.source, node.fold)
         ids = ctx.memo(("ids", node), lambda: id_mask(node, strings))
+        if rows is None:  # rules sharing a first test (`path: /search`) share its rows
+            return ctx.memo(("rows", node), lambda: strings.rows_for(ids, None))
         return strings.rows_for(ids, rows)
     if isinstance(node, Always):
         return _all(ctx) if rows is None else rows

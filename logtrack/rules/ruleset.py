@@ -37,6 +37,7 @@ class RuleSet:
         self._needs_first = any(_uses_first(rule.when) for rule in self.rules)
         self._literals = _literals([rule.when for rule in self.rules])
         self._prefixes = _literals([rule.when for rule in self.rules], prefixes=True)
+        self._lookups = _lookups([rule.when for rule in self.rules])
         self.reset()
 
     def reset(self) -> None:
@@ -90,7 +91,7 @@ class RuleSet:
         # A bound method, not a closure over `ctx`: a closure stored in the context it refers to
         # is a reference cycle, which kept every cached column alive until the GC ran.
         ctx = BatchContext(table, first_in_session=self._first_in_session, literals=self._literals,
-                           prefixes=self._prefixes)
+                           prefixes=self._prefixes, lookups=self._lookups)
         if self._needs_first:
             ctx.first_in_session()  # advance the sessions-seen state exactly once per batch
         stopped = np.zeros(n, dtype=bool)
@@ -319,6 +320,18 @@ def _literals(nodes: list[Node], prefixes: bool = False) -> dict[tuple[tuple[str
     for node in nodes:
         walk(node)
     return {key: tuple(values) for key, values in found.items()}
+
+
+def _lookups(nodes: list[Node]) -> dict[tuple[tuple[str, str], str | None], int]:
+    """How many of the rules test each (source, fold) at their top level (alone or in an `And`):
+    each may look up that source's rows over the whole batch (`DictCol.rows_for`)."""
+    counts: dict[tuple[tuple[str, str], str | None], int] = {}
+    for node in nodes:
+        for child in node.children if isinstance(node, And) else (node,):
+            if isinstance(child, StrCond):
+                key = (child.source, child.fold)
+                counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _patterns(node: Node) -> list[Pattern]:
