@@ -63,12 +63,20 @@ def ref_values(ref: Ref, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> pa.
     return ctx.take(ref.name, rows)
 
 
-def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> Values:
-    """One property's typed values for `rows` (null where a referenced value is missing)."""
+def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray,
+                shared: SharedParams | None = None) -> Values:
+    """One property's typed values for `rows` (null where a referenced value is missing).
+    `shared`: parameters extracted once for the rows of several rules (`_shared_params`)."""
     n = len(rows)
     if prop.parts is None:
         return literal_array(prop.literal, prop.type, 1), np.zeros(n, np.int64)
     index = None
+    ref = _single_param(prop)
+    if ref is not None and shared and (ref.kind, ref.name) in shared:
+        values, index = shared[(ref.kind, ref.name)].at(rows, prop.type)
+        if prop.default is not None:
+            values = values.fill_null(pa.scalar(prop.default, ARROW_TYPES[prop.type]))
+        return values, index
     if len(prop.parts) == 1 and isinstance(prop.parts[0], Ref):
         ref = prop.parts[0]
         subset = ctx.strings_at((ref.kind, ref.name), rows) if ref.kind in ("query", "fields") else None
@@ -99,6 +107,72 @@ def prop_values(prop: Prop, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> 
     return values, index
 
 
+def _single_param(prop: Prop) -> Ref | None:
+    """The query parameter or field a property is made of alone (`"{query.n}"`), else None."""
+    if prop.parts is not None and len(prop.parts) == 1 and isinstance(prop.parts[0], Ref) \
+            and prop.parts[0].kind in ("query", "fields"):
+        return prop.parts[0]
+    return None
+
+
+class SharedParam:
+    """A query parameter or field at the union of several rules' events (`rows`, ascending):
+    each rule's events find their value by binary search, and the values are converted once
+    per declared type, where each rule would extract, encode and convert its own rows'."""
+
+    def __init__(self, rows: np.ndarray, strings: DictCol) -> None:
+        self.rows = rows
+        self.strings = strings
+        self._typed: dict[str, pa.Array] = {}
+
+    def at(self, rows: np.ndarray, typ: str) -> Values:
+        """(Typed values, each of `rows`' index into them) for `rows`, a subset of `self.rows`."""
+        if typ not in self._typed:
+            self._typed[typ] = cast_values(_plus_null(self.strings.values), typ)
+        values = self._typed[typ]
+        index = self.strings.indices[np.searchsorted(self.rows, rows)]
+        if len(values) > 2 * len(rows):
+            # Few events for many values: only the values they use go on (text, JSON).
+            used, index = compact(index, len(values) - 1)
+            values = values.take(pa.array(used))
+        return values, index
+
+
+SharedParams = dict[tuple[str, str], SharedParam]
+
+
+def _shared_params(pending: list[tuple[int, tuple[Prop, ...], Rule, BatchContext, np.ndarray]]) -> SharedParams:
+    """The query parameters and fields that properties of two or more emitting rules read alone,
+    each extracted once at the union of those rules' events (`BatchContext.strings_at`, or the
+    batch's own encoding when that is made or the rows are many)."""
+    wanted: dict[tuple[str, str], list[np.ndarray]] = {}
+    for _, props, _, _, rows in pending:
+        for key in dict.fromkeys((ref.kind, ref.name) for ref in map(_single_param, props) if ref is not None):
+            wanted.setdefault(key, []).append(rows)
+    out: SharedParams = {}
+    ctx = pending[0][3] if pending else None  # one batch: every rule's context is the same
+    for key, lists in wanted.items():
+        if len(lists) < 2 or ctx is None:
+            continue
+        union = _union(lists)
+        subset = ctx.strings_at(key, union)
+        if subset is not None:
+            out[key] = SharedParam(union, subset)
+        else:  # the batch's encoding: every row's value id
+            strings = ctx.strings(key)
+            out[key] = SharedParam(union, DictCol(strings.values, strings.indices[union]))
+    return out
+
+
+def _union(lists: list[np.ndarray]) -> np.ndarray:
+    """The ascending union of ascending row lists. A stable sort is a merge of sorted runs
+    here (timsort finds them), cheaper than `np.unique`'s quicksort or a mask over the batch."""
+    rows = np.sort(np.concatenate(lists), kind="stable")
+    if len(rows) > 1:
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    return rows
+
+
 class PropertyCollector:
     """Gathers the typed property values of every emitting rule of a batch, then builds the
     `properties` map and JSON objects for all events at once.
@@ -110,19 +184,31 @@ class PropertyCollector:
     """
 
     def __init__(self) -> None:
-        # One block per `add`: (first event, events, [(name, values)]).
+        # One block per `add`: (first event, events, [(name, values)]), filled by `_resolve`.
         self.blocks: list[tuple[int, int, list[tuple[str, Values]]]] = []
         self.total = 0
+        # Per `add`: (first event, props, rule, context, rows); values are computed at `build`,
+        # when every rule's rows are known (see `_shared_params`).
+        self._pending: list[tuple[int, tuple[Prop, ...], Rule, BatchContext, np.ndarray]] = []
 
     def add(self, props: tuple[Prop, ...] | None, rule: Rule, ctx: BatchContext, rows: np.ndarray) -> None:
         """Record the properties of `len(rows)` events emitted by `rule`, in emission order."""
-        values = [(prop.name, prop_values(prop, rule, ctx, rows)) for prop in props or ()]
-        self.blocks.append((self.total, len(rows), values))
+        self._pending.append((self.total, props or (), rule, ctx, rows))
         self.total += len(rows)
+
+    def _resolve(self) -> None:
+        """Compute the recorded blocks' property values (`prop_values`), the query parameters
+        and fields several rules read extracted once for all their rows."""
+        shared = _shared_params(self._pending)
+        for start, props, rule, ctx, rows in self._pending:
+            values = [(prop.name, prop_values(prop, rule, ctx, rows, shared)) for prop in props]
+            self.blocks.append((start, len(rows), values))
+        self._pending = []
 
     def build(self, order: np.ndarray | None = None) -> tuple[pa.MapArray, pa.Array]:
         """The `properties` map and JSON object of every recorded event: in emission order, or
         event `order[i]` at position i when an order is given."""
+        self._resolve()
         n = self.total
         if not any(values for _, _, values in self.blocks):
             offsets = pa.array(np.zeros(n + 1, np.int32))
