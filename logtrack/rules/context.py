@@ -129,7 +129,7 @@ class BatchContext:
         last = self._last_subset.get(key)
         if last is None or len(rows) > len(last[0]):
             return None
-        if len(rows) == len(last[0]) and np.array_equal(rows, last[0]):
+        if rows is last[0] or len(rows) == len(last[0]) and np.array_equal(rows, last[0]):
             return last[1]
         if not len(rows):
             return DictCol(last[1].values, last[1].indices[:0])

@@ -43,8 +43,17 @@ from .values import ARROW_TYPES, cast_values
 def select(node: Node, ctx: BatchContext, rows: np.ndarray | None = None) -> np.ndarray:
     """Sorted row numbers (int64) within `rows` (None = all rows) where `node` holds."""
     if isinstance(node, And):
+        # From the whole batch, the rows where a set of children hold are the same whatever
+        # rule tests them: rules sharing their first tests (`path: /search` and not a bot)
+        # share those rows, and each goes on from there (one gather over them, not one per rule).
+        applied: frozenset[Node] | None = frozenset() if rows is None else None
         for child in _by_selectivity(_and_order(node), ctx):
-            rows = select(child, ctx, rows)
+            if applied is None:
+                rows = select(child, ctx, rows)
+            else:
+                applied = applied | {child}
+                rows = select(child, ctx, rows) if len(applied) == 1 else \
+                    ctx.memo(("and", applied), lambda child=child, rows=rows: select(child, ctx, rows))
             if len(rows) == 0:
                 break
         return _all(ctx) if rows is None else rows
