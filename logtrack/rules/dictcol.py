@@ -244,10 +244,14 @@ def take_rows(col: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     return pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
 
 
+SINGLE_CHECK_MIN = 4096  # rows from which `encode` looks for a single value first
+
+
 def _single_value(arr: pa.Array | pa.ChunkedArray) -> pa.Array | None:
     """The one value of a string column without nulls that holds a single value (a batch of
     one log file's `source`), else None: one comparison per row instead of a hash per row."""
-    if not len(arr) or arr.null_count or not pa.types.is_string(arr.type):
+    # A small array (a rule's few rows): its hash costs less than the scalars of the checks.
+    if len(arr) < SINGLE_CHECK_MIN or arr.null_count or not pa.types.is_string(arr.type):
         return None
     first = arr[0]
     # A few rows first (scalars: a take from a chunked column would copy it whole): a column of
