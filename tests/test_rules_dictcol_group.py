@@ -30,3 +30,15 @@ def test_few_lookups_scan_without_grouping() -> None:
     col = DictCol(pa.array(["a", "b"]), np.array([0, 1, 2, 0]), lookups=1)
     np.testing.assert_array_equal(col.rows_for(np.array([True, False, True]), None), [0, 2, 3])
     assert col._by_id is None
+
+
+def test_small_columns_scan_even_when_many_rules_look_up() -> None:
+    indices = np.arange(DictCol.SMALL) % 3
+    col = DictCol(pa.array(["a", "b", "c"]), indices, lookups=DictCol.FULL_SCANS + 1)
+    np.testing.assert_array_equal(col.rows_for(np.array([False, True, False, False]), None),
+                                  np.flatnonzero(indices == 1))
+    assert col._by_id is None
+    big = DictCol(pa.array(["a", "b", "c"]), np.arange(DictCol.SMALL + 1) % 3, lookups=DictCol.FULL_SCANS + 1)
+    np.testing.assert_array_equal(big.rows_for(np.array([False, True, False, False]), None),
+                                  np.flatnonzero(big.indices == 1))
+    assert big._by_id is not None

@@ -23,6 +23,8 @@ class DictCol:
     PREFIX_SCANS = 8
     # Row lookups answered by a scan over every row before the rows are grouped by value id.
     FULL_SCANS = 16
+    # Rows up to which a scan beats grouping them (a rule's subset: one lookup, rarely more).
+    SMALL = 4096
     # Known prefixes of one byte length answered by one slice and hash lookup of the values
     # when at least this many share the length (a scan each is cheaper for fewer).
     PREFIX_GROUP = 4
@@ -135,7 +137,7 @@ class DictCol:
         if rows is not None:
             return rows[id_mask[self.indices[rows]]]
         self._scans += 1
-        if self._scans <= self.FULL_SCANS:
+        if self._scans <= self.FULL_SCANS or len(self.indices) <= self.SMALL:
             return np.flatnonzero(id_mask[self.indices])
         # Many rules start from this source: group the rows by value id once, then each rule
         # gathers the rows of its ids instead of scanning every row.
