@@ -42,3 +42,18 @@ def test_small_columns_scan_even_when_many_rules_look_up() -> None:
     np.testing.assert_array_equal(big.rows_for(np.array([False, True, False, False]), None),
                                   np.flatnonzero(big.indices == 1))
     assert big._by_id is not None
+
+
+def test_found_reads_index_in_hits_of_any_array() -> None:
+    from logtrack.rules.dictcol import _found
+
+    values = pa.array(["a", "x", None, "b", "a", "y"] * 3)
+    codes = pa.compute.index_in(values, value_set=pa.array(["b", "a"]))
+    for arr in (codes, codes.slice(3), codes.slice(0, 0), pa.nulls(4, pa.int32())):
+        hits, found = _found(arr)
+        expect = arr.fill_null(-1).to_numpy(zero_copy_only=False)
+        np.testing.assert_array_equal(hits, np.flatnonzero(expect >= 0))
+        np.testing.assert_array_equal(found, expect[expect >= 0])
+        assert found.dtype == np.int64
+    col = DictCol(values, np.arange(len(values)), literals=("b", "a"))
+    np.testing.assert_array_equal(np.sort(col.ids_equal(("a",))), [0, 4, 6, 10, 12, 16])

@@ -68,10 +68,7 @@ class DictCol:
     def _hits(self) -> tuple[np.ndarray, np.ndarray]:
         """(ids whose value is one of `literals`, the position of that literal), computed once."""
         if self._literal_hits is None:
-            codes = pc.index_in(self.values, value_set=pa.array(self.literals, pa.string()))
-            codes = codes.fill_null(-1).to_numpy(zero_copy_only=False)
-            hits = np.flatnonzero(codes >= 0)
-            self._literal_hits = hits, codes[hits]
+            self._literal_hits = _found(pc.index_in(self.values, value_set=pa.array(self.literals, pa.string())))
         return self._literal_hits
 
     def ids_equal(self, literals: tuple[str, ...]) -> np.ndarray:
@@ -114,10 +111,9 @@ class DictCol:
         width = len(group[0].encode("utf-8", "surrogatepass"))
         heads = pc.binary_slice(self.values.cast(pa.binary()), 0, width)
         wanted = pa.array([p.encode("utf-8", "surrogatepass") for p in group], pa.binary())
-        codes = pc.index_in(heads, value_set=wanted).fill_null(-1).to_numpy(zero_copy_only=False)
-        hits = np.flatnonzero(codes >= 0)
-        order = np.argsort(codes[hits], kind="stable")
-        bounds = np.searchsorted(codes[hits][order], np.arange(len(group) + 1))
+        hits, codes = _found(pc.index_in(heads, value_set=wanted))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(group) + 1))
         ids = hits[order]
         for k, prefix in enumerate(group):
             self._prefix_hits[prefix] = ids[bounds[k]:bounds[k + 1]]
@@ -174,6 +170,16 @@ class DictCol:
         starts = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=starts[1:])
         return order, starts, shift
+
+
+def _found(codes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(Positions where `index_in` found a value, the value set index found there), read from
+    the validity bitmap and the raw int32 buffer: filling the nulls first copies every entry."""
+    if len(codes) == codes.null_count:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    hits = np.flatnonzero(codes.is_valid().to_numpy(zero_copy_only=False))
+    raw = np.frombuffer(codes.buffers()[1], np.int32, len(codes), codes.offset * 4)
+    return hits, raw[hits].astype(np.int64)
 
 
 def _group_order(indices: np.ndarray, m: int) -> np.ndarray:
