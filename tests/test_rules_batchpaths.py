@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from logtrack.jsonarrow import escape as json_escape
 from logtrack.rules import requests_table, rules_from_text
 from logtrack.rules.context import BatchContext, encode, form_decode
-from logtrack.rules.emit import _escape
 from logtrack.rules.match import page_view_mask
+from logtrack.rules.objects import escape as _escape
 from logtrack.sessions import pageview_mask
 
 METHODS = st.sampled_from(["GET", "HEAD", "POST", "get", None])

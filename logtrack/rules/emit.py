@@ -18,7 +18,6 @@ from .context import BatchContext, DictCol, compact
 from .match import capture_indexed, capture_values
 from .model import Prop, Ref, Rule, node_captures
 from .objects import ObjectBuilder
-from .objects import escape as _escape  # noqa: F401  (tests use it from here)
 from .values import ARROW_TYPES, cast_values, literal_array, to_text
 
 Values = tuple[pa.Array, "np.ndarray | None"]
