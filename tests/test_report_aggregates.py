@@ -82,12 +82,16 @@ def write_run(out: Path, key: str, reqs: list, sessions: list, events: list, rej
         w.write("rejects", schema.conform(pa.table({"reason": reasons}), schema.REJECTS))
 
 
+def write_two_runs(out: Path, rejects: int = 3, events: bool = True, row_group_rows_b: int = 128 * 1024) -> Path:
+    """Runs A and B (the report tests' shared data set) into `out`."""
+    write_run(out, "runa", RUN_A, SESSIONS_A, EVENTS_A if events else [], rejects=rejects)
+    write_run(out, "runb", RUN_B, SESSIONS_B, EVENTS_B if events else [], row_group_rows=row_group_rows_b)
+    return out
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ds")
-    write_run(out, "runa", RUN_A, SESSIONS_A, EVENTS_A, rejects=3)
-    write_run(out, "runb", RUN_B, SESSIONS_B, EVENTS_B)
-    return out
+    return write_two_runs(tmp_path_factory.mktemp("ds"))
 
 
 def group_products(paths: pa.Array) -> pa.Array:

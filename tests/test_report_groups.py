@@ -1,4 +1,4 @@
-"""Grouping and Codebook (report/groups.py), PathMemo (report/scan.py): hand-computed figures, and
+"""Grouping and Codebook (report/groups.py): hand-computed figures, and
 build_reports giving the same reports on every path through them (gathered or per batch, one
 pre-aggregate or many, page visitors from the traffic scan or from a second scan)."""
 
@@ -13,11 +13,10 @@ import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_report_aggregates import RUN_A, RUN_B, SESSIONS_A, SESSIONS_B, group_products, write_run
+from test_report_aggregates import group_products, write_two_runs
 
 from logtrack.report import aggregates, build_reports, groups
 from logtrack.report.groups import Codebook, Grouping
-from logtrack.report.scan import PathMemo
 
 S = pa.string()
 TS = pa.timestamp("us", tz="UTC")
@@ -79,21 +78,9 @@ def test_codebook_numbers_each_string_once_and_maps_through_a_grouper() -> None:
     assert book.decode(pa.array([1, 0, None], pa.int32())).to_pylist() == ["/x", "/p/{id}", None]
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["/a", "/p/1", "/p/22", "/b/c", None]), max_size=12), max_size=5))
-def test_path_memo_answers_as_the_grouper(batches: list[list[str | None]]) -> None:
-    memo = PathMemo(group_products, limit=3)  # small: starts over now and then
-    for paths in batches:
-        array = pa.array(paths, S)
-        assert memo(array).to_pylist() == group_products(array).to_pylist()
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("groups")
-    write_run(out, "runa", RUN_A, SESSIONS_A, [], rejects=1)
-    write_run(out, "runb", RUN_B, SESSIONS_B, [])
-    return out
+    return write_two_runs(tmp_path_factory.mktemp("groups"), rejects=1, events=False)
 
 
 @pytest.mark.parametrize("grouper", [group_products, None])

@@ -9,16 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_report_aggregates import (
-    EVENTS_A,
-    EVENTS_B,
-    RUN_A,
-    RUN_B,
-    SESSIONS_A,
-    SESSIONS_B,
-    group_products,
-    write_run,
-)
+from test_report_aggregates import group_products, write_two_runs
 
 from logtrack.report import groups
 from logtrack.report.dense import Packing, slots
@@ -65,10 +56,7 @@ def test_pair_set_grows_only_the_side_that_overflows(monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("shared")
-    write_run(out, "runa", RUN_A, SESSIONS_A, EVENTS_A)
-    write_run(out, "runb", RUN_B, SESSIONS_B, EVENTS_B, row_group_rows=2)
-    return out
+    return write_two_runs(tmp_path_factory.mktemp("shared"), rejects=0, row_group_rows_b=2)
 
 
 @pytest.mark.parametrize("grouper", [None, group_products])

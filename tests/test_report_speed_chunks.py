@@ -9,16 +9,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from test_report_aggregates import (
-    EVENTS_A,
-    EVENTS_B,
-    RUN_A,
-    RUN_B,
-    SESSIONS_A,
-    SESSIONS_B,
-    group_products,
-    write_run,
-)
+from test_report_aggregates import group_products, write_two_runs
 
 from logtrack.report import build_reports, scan
 from logtrack.report.groups import Codebook, Interner
@@ -27,9 +18,7 @@ from logtrack.report.scan import chunks, part_files
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("chunks")
-    write_run(out, "runa", RUN_A, SESSIONS_A, EVENTS_A, rejects=3)
-    write_run(out, "runb", RUN_B, SESSIONS_B, EVENTS_B)
+    out = write_two_runs(tmp_path_factory.mktemp("chunks"))
     for path in out.rglob("*.parquet"):  # rewritten with a row group per row: several per file
         pq.write_table(pq.read_table(path), path, row_group_size=1)
     return out

@@ -273,39 +273,6 @@ def agent_tally(agents: pa.DictionaryArray, bot: np.ndarray) -> pa.RecordBatch:
                                       ["user_agent", "n", "bot"])
 
 
-class PathMemo:
-    """A path grouper that remembers its answers: each distinct path is grouped once per report
-    run instead of once per batch that holds it (the rules' template regexes over every batch's
-    distinct paths cost a third of the traffic scan). Holds at most `limit` paths, then starts over.
-
-    Any function of a string array that answers path by path can be memoized;
-    `result_type` is the type of its answers.
-    """
-
-    def __init__(self, grouper: PathGrouper, limit: int = 1 << 20, result_type: pa.DataType = STRING) -> None:
-        self.grouper, self.limit, self.type = grouper, limit, result_type
-        self.known = pa.array([], pa.string())
-        self.grouped = pa.array([], result_type)
-
-    def __call__(self, paths: pa.Array) -> pa.Array:
-        """The group (template) of every path in `paths` (null stays null)."""
-        paths = paths.cast(pa.string())
-        where = pc.index_in(paths, value_set=self.known)
-        missing = pc.and_(where.is_null(), paths.is_valid())
-        if pc.any(missing).as_py():
-            new = pc.unique(paths.filter(missing))
-            if len(self.known) + len(new) > self.limit:
-                # Start over with this batch's paths only (all of them: the ones known before too).
-                self.known, self.grouped = pa.array([], pa.string()), pa.array([], self.type)
-                new, where = pc.unique(paths.drop_null()), None
-            # Only the new paths are hashed again (the known ones were found above).
-            found = pc.add(pc.index_in(paths, value_set=new), pa.scalar(len(self.known), pa.int32()))
-            where = found if where is None else pc.coalesce(where, found)
-            self.known = pa.concat_arrays([self.known, new])
-            self.grouped = pa.concat_arrays([self.grouped, pa.array(self.grouper(new)).cast(self.type)])
-        return self.grouped.take(where)
-
-
 Agg = tuple[str | list[str], str, pc.FunctionOptions | None, str]
 
 
