@@ -32,7 +32,6 @@ PathGrouper = Callable[[pa.Array], pa.Array]
 CHUNK_ROWS = 256 * 1024
 DICT = pa.dictionary(pa.int32(), pa.string())
 PARTIAL_ROWS = 128 * 1024  # pre-aggregated rows gathered before the first merge
-STRING = pa.string()
 
 
 class Partials:
