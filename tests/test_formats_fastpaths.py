@@ -122,14 +122,6 @@ def test_csv_plan_block_with_a_repaired_line_keeps_the_lines_after_it() -> None:
     assert np.array_equal(parsed.requests.column("line").to_numpy(), np.arange(1, 31))
 
 
-@given(st.binary(max_size=200).map(lambda b: b.replace(b"x", b'"')), st.lists(st.integers(0, 200), max_size=12))
-def test_counts_between_bounds_agree_with_positions(data: bytes, cuts: list[int]) -> None:
-    buf = np.frombuffer(data, dtype=np.uint8)
-    bounds = np.array(sorted([0, len(data), *(min(c, len(data)) for c in cuts)]), dtype=np.int64)
-    expected = np.diff(np.searchsorted(np.flatnonzero(buf == 0x22), bounds))
-    assert strbuf.count_between(buf, 0x22, bounds).tolist() == expected.tolist()
-
-
 @given(st.lists(st.sampled_from(["200", "2000", "-", "", "٣", "20x", "0", "--", "99999", "١٢"]), min_size=1, max_size=20))
 def test_digit_fields_checked_from_the_buffers_agree_with_the_kernels(values: list[str]) -> None:
     from logtrack.formats.variables import COUNT, STATUS

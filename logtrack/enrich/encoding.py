@@ -74,11 +74,6 @@ def encode(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
     return memo("encode", single(col), _encode)
 
 
-def encoded_if_known(col: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray | None:
-    """The encoding `encode` already computed for this column, else None (nothing is computed)."""
-    return peek("encode", single(col))
-
-
 def _keys(fields: pa.Array) -> frozenset[str]:
     return frozenset(pc.unique(fields.keys).to_pylist())
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import ua_parser
 from ua_parser import Domain
 
@@ -184,17 +183,6 @@ def default_parser() -> UAParser:
         if _default is None:
             _default = UAParser()
         return _default
-
-
-def distinct_user_agents(column: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """Dictionary-encode a user agent column: (distinct strings, int32 indices into them)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
-    if pa.types.is_dictionary(column.type):
-        encoded = column
-    else:
-        encoded = pc.dictionary_encode(column.cast(pa.string()))
-    return encoded.dictionary, encoded.indices
 
 
 def parse_distinct(distinct: pa.Array, parser: UAParser | None = None) -> dict[str, pa.Array]:

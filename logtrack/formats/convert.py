@@ -123,12 +123,6 @@ def time_epoch(arr: pa.Array, unit: str = "s") -> pa.Array:
     return pc.cast(micros, pa.int64()).cast(TS)
 
 
-def time_w3c(date: pa.Array, time: pa.Array) -> pa.Array:
-    """W3C `date` + `time` columns (UTC by definition) to timestamps."""
-    joined = pc.binary_join_element_wise(nullify(date), nullify(time), " ")
-    return pc.coalesce(_strptime_distinct(joined, "%Y-%m-%d %H:%M:%S"), time_iso(joined))
-
-
 _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?\s*(Z|[+-]\d\d:?\d\d)?$")
 _CLF = re.compile(rf"^(\d\d)/({_MONTHS})/(\d{{4}}):(\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:\s*([+-]\d{{4}}))?$")
 
@@ -216,8 +210,6 @@ def _sum_list(text: str) -> float | None:
 
 REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z0-9_-]*) (?P<target>\S+)(?: (?P<protocol>[A-Za-z]+/[0-9.]+))?$"
 TARGET_RE = r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*))?(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?"
-
-
 
 
 def split_request(request: pa.Array) -> dict[str, pa.Array]:

@@ -65,29 +65,6 @@ def with_nulls(arr: pa.Array, mask: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(arr.type, len(arr), [bitmap, *arr.buffers()[1:]], offset=arr.offset)
 
 
-def count_between(buf: np.ndarray, byte: int, bounds: np.ndarray) -> np.ndarray:
-    """How many times `byte` occurs in each buf[bounds[i]:bounds[i+1]] (bounds ascending).
-
-    Counted by 64-bit words (one byte compare, then a popcount and a running sum per eight
-    bytes) instead of listing every position: a block's quotes are a hundred thousand.
-    """
-    if not np.little_endian:  # (the popcount arithmetic below takes a word's low bytes first)
-        return np.diff(np.searchsorted(np.flatnonzero(buf == byte), bounds))
-    size = len(buf)
-    padded = np.zeros((size + 7) // 8 * 8, dtype=np.uint8)
-    np.equal(buf, byte, out=padded[:size].view(bool))
-    words = padded.view(np.uint64)  # each byte of a word is 0 or 1: the popcount is the count
-    # (a 32-bit running sum while it cannot overflow: a quarter of the 64-bit one's time)
-    running = np.zeros(len(words) + 1, dtype=np.int32 if size < 1 << 31 else np.int64)
-    np.cumsum(np.bitwise_count(words), out=running[1:])
-    at = np.asarray(bounds, dtype=np.int64)
-    word, rest = at // 8, at % 8
-    # The bytes of a word before the bound: its low `rest` bytes (little-endian) ...
-    low = np.where(rest > 0, (np.uint64(1) << (rest.astype(np.uint64) * np.uint64(8))) - np.uint64(1), np.uint64(0))
-    partial = np.bitwise_count(words[np.minimum(word, len(words) - 1)] & low) if len(words) else np.zeros(len(at), np.uint8)
-    return np.diff(running[word] + partial).astype(np.int64)
-
-
 SPLICE_ROWS = 64  # at most this many replaced rows are spliced (a few numpy copies each)
 
 

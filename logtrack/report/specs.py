@@ -170,12 +170,6 @@ REPORT_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def column_description(report: str, column: str) -> str:
-    """The description of one report column ('' when it has none)."""
-    meta = REPORT_SCHEMAS[report].field(column).metadata or {}
-    return meta.get(b"description", b"").decode()
-
-
 def finish(name: str, table: pa.Table) -> pa.Table:
     """Cast `table` to the report's schema: its columns, in order, typed, documented."""
     schema = REPORT_SCHEMAS[name]

@@ -13,8 +13,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..jsonarrow import quote
-
 TRUE_WORDS = ("true", "1", "yes", "on", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "off", "n", "f")
 ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
@@ -93,13 +91,6 @@ def to_text(arr: pa.Array) -> pa.Array:
         # Arrow prints 3.0 as "3"; a float must read back as a float in JSON and in Python.
         text = pc.replace_substring_regex(text, r"^(-?[0-9]+)$", r"\1.0")
     return text
-
-
-def to_json(arr: pa.Array) -> pa.Array:
-    """JSON text of each value (null stays null): strings quoted and escaped, numbers bare."""
-    if not pa.types.is_string(arr.type):
-        return to_text(arr)
-    return quote(arr)
 
 
 def literal_array(value: Any, typ: str, n: int) -> pa.Array:
